@@ -1,0 +1,103 @@
+"""facesr command line. Every user mistake becomes one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from facesr.errors import FacesrError
+
+EXIT_USER_ERROR = 2
+
+
+def _add_sampling_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="sr3-x8", help="bundled model name or a folder made by save_pretrained (default: sr3-x8)")
+    p.add_argument("--sampler", default="ddim", choices=["ddim", "ancestral"], help="sampler (default: ddim)")
+    p.add_argument("--steps", type=int, default=50, help="network evaluations per face (default: 50)")
+    p.add_argument("--eta", type=float, default=None, help="DDIM stochasticity (default 0: deterministic)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed; the same seed gives the same output")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: auto)")
+    p.add_argument("--precision", default="bf16", choices=["bf16", "fp32", "fp16"], help="autocast precision (default: bf16)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facesr", description="Identity-preserving face super-resolution.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("demo", help="super-resolve the bundled sample faces and write a comparison sheet")
+    p.add_argument("-o", "--out", default="outputs/demo")
+    _add_sampling_options(p)
+
+    p = sub.add_parser("upscale", help="super-resolve LR face images (files, folders, globs)")
+    p.add_argument("inputs", nargs="+")
+    p.add_argument("-o", "--out", required=True, help="output folder; writes <out>/<input stem>.png")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (inputs are never replaced)")
+    _add_sampling_options(p)
+
+    p = sub.add_parser("evaluate", help="PSNR, SSIM and LR-consistency of SR images against HR")
+    p.add_argument("--sr", help="folder of SR images (matched to HR by file stem)")
+    p.add_argument("--hr", required=True, help="folder of HR images (searched recursively)")
+    p.add_argument("--lr", help="folder of the LR inputs (for consistency); default: made from HR with --op")
+    p.add_argument("--run", action="store_true", help="make LR from --hr, run --model on it, then evaluate")
+    p.add_argument("--protocol", default="all", choices=["all", "second"], help="'second': only the 2nd image of each identity folder (the probe)")
+    p.add_argument("--limit", type=int, default=0, help="evaluate only the first N images")
+    p.add_argument("--op", default=None, help="operator that made LR (default: the model's, else bicubic)")
+    p.add_argument("--scale", type=int, default=None)
+    p.add_argument("--y", action="store_true", help="PSNR/SSIM on Y (BT.601) instead of RGB")
+    p.add_argument("--crop", type=int, default=0, help="border pixels to crop before PSNR/SSIM")
+    p.add_argument("-o", "--out", default="outputs/eval", help="writes per_image.csv and summary.json here")
+    _add_sampling_options(p)
+
+    p = sub.add_parser("prepare", help="write SR3-style hr_/lr_/sr_ folders from HR images")
+    p.add_argument("src", nargs="+", help="HR images, folders or globs")
+    p.add_argument("out")
+    p.add_argument("--scale", type=int, default=8)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--op", default="bicubic")
+
+    p = sub.add_parser("train", help="train a model from a JSON experiment config")
+    p.add_argument("config")
+    p.add_argument("--data", nargs="+", help="training image folders (override data.train_dirs)")
+    p.add_argument("--out", help="run folder (default: runs/<name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
+    p.add_argument("--max-steps", type=int, help="stop at this step (overrides optim.max_steps)")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("export", help="write a checkpoint's EMA weights as a compact model folder")
+    p.add_argument("checkpoint")
+    p.add_argument("out")
+
+    sub.add_parser("models", help="list the bundled models")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from facesr import __version__
+
+        print(__version__)
+        return 0
+    if not args.command:
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        from facesr.runtime import configure_cpu
+
+        configure_cpu()
+        from facesr import commands
+
+        return getattr(commands, "cmd_" + args.command.replace("-", "_"))(args) or 0
+    except FacesrError as exc:
+        print(f"facesr {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"facesr {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

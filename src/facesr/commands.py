@@ -1,0 +1,126 @@
+"""The CLI's sub-commands: argument handling around facesr.pipelines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def cmd_train(args) -> int:
+    from facesr.train.config import load_experiment
+    from facesr.train.loop import train
+
+    cfg = load_experiment(args.config)
+    if args.data:
+        cfg.data.train_dirs = tuple(args.data)
+    out = Path(args.out or f"runs/{cfg.name}")
+    result = train(cfg, out, resume=args.resume, max_steps=args.max_steps, progress=not args.no_progress)
+    if result["stopped_by"]:
+        print(f"stopped by {result['stopped_by']} at step {result['step']}; checkpoint {result['checkpoint']}")
+        print(f"continue with: facesr train {args.config} --out {out} --resume")
+    else:
+        print(f"trained to step {result['step']} in {result['seconds']:.0f} s; checkpoint {result['checkpoint']}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from facesr.models.hub import load_model
+
+    model = load_model(args.checkpoint, use_ema=True)
+    state = json.loads((Path(args.checkpoint) / "state.json").read_text()) if (Path(args.checkpoint) / "state.json").exists() else {}
+    model.save_pretrained(args.out, ema_state=model.state_dict(), include_raw=False, card={"trained_steps": state.get("step")})
+    print(f"wrote {args.out} (EMA weights)")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from facesr.models.hub import bundled_models
+
+    rows = bundled_models()
+    if not rows:
+        print("no bundled models installed")
+        return 0
+    print(f"{'name':<16} {'method':<8} {'scale':<6} {'input':<8} {'output':<8} {'operator':<12} size")
+    for r in rows:
+        print(f"{r['name']:<16} {r['method']:<8} x{r['scale']:<5} {r['input']:<8} {r['output']:<8} {r['operator']:<12} {r['size_mb']} MB")
+    return 0
+
+
+def _sampling(args):
+    from facesr.pipelines.upscale import SamplingOptions
+
+    if args.steps < 1:
+        from facesr.errors import FacesrError
+
+        raise FacesrError(f"--steps must be at least 1, got {args.steps}")
+    return SamplingOptions(args.sampler, args.steps, args.eta, args.seed, args.batch_size, args.precision)
+
+
+def _model(args):
+    from facesr.models.hub import load_model
+    from facesr.runtime import resolve_device
+
+    device = resolve_device(args.device)
+    return load_model(args.model, device), device
+
+
+def _stderr(msg: str) -> None:
+    import sys
+
+    print(msg, file=sys.stderr)
+
+
+def cmd_demo(args) -> int:
+    from facesr.pipelines.demo import run_demo
+
+    model, device = _model(args)
+    run_demo(model, _sampling(args), device, args.out)
+    return 0
+
+
+def cmd_upscale(args) -> int:
+    from facesr.data.io import expand_inputs
+    from facesr.pipelines.upscale import upscale_files
+
+    paths = expand_inputs(args.inputs)
+    opts = _sampling(args)
+    model, device = _model(args)
+    result = upscale_files(model, paths, args.out, opts, device, on_error=_stderr)
+    print(f"wrote {len(result['outputs'])} image(s) to {args.out} ({result['seconds_per_face']:.2f} s per face)")
+    if result["failures"]:
+        _stderr(f"{len(result['failures'])} input(s) failed; see {Path(args.out) / 'facesr-run.json'}")
+        return 1
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from facesr.data.resample import make_operator
+    from facesr.errors import FacesrError
+    from facesr.pipelines import evaluate
+
+    if args.run:
+        model, device = _model(args)
+        if args.op and args.op != model.cfg.operator or args.scale and args.scale != model.cfg.scale:
+            raise FacesrError(f"--run makes LR with the model's own operator ({model.cfg.operator} x{model.cfg.scale}); drop --op/--scale")
+        hr = evaluate.select_hr(args.hr, args.protocol, args.limit)
+        done = lambda n, total: print(f"\r{n}/{total} faces", end="", flush=True)
+        result = evaluate.run_and_evaluate(model, hr, _sampling(args), device, args.out, args.y, args.crop, _stderr, done)
+        print()
+    else:
+        if not args.sr:
+            raise FacesrError("give --sr DIR (images to score) or --run (make them with --model)")
+        op = make_operator(args.op or "bicubic", args.scale or 8)
+        result = evaluate.evaluate_folders(args.sr, args.hr, op, args.lr, args.y, args.crop, args.out, _stderr)
+    metrics = result["summary"]["metrics"]
+    for k, v in metrics.items():
+        print(f"{k:<22} {v['mean']:.4f} ± {v['std']:.4f}  (n={v['n']})")
+    print(f"per-image CSV and summary JSON in {args.out}")
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    from facesr.data.prepare import prepare
+
+    meta = prepare(args.src, args.out, args.scale, args.size, args.op, on_error=_stderr)
+    print(f"wrote {meta['images']} image(s) to {args.out} (hr_{meta['hr_size']}, lr_{meta['lr_size']}, sr_{meta['lr_size']}_{meta['hr_size']})")
+    return 1 if meta["skipped"] else 0

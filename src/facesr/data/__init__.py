@@ -1,0 +1,1 @@
+"""Image IO and validation, resampling operators, datasets."""

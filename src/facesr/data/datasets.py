@@ -1,0 +1,123 @@
+"""Datasets of (HR, upsampled LR) pairs.
+
+- ``HRFolderDataset``: HR images; LR made on the fly by an operator, quantised to
+  8 bits as a stored LR file would be. The LR is made from the whole image and
+  then an aligned patch is cropped from HR and from up(LR), so patches see
+  exactly the condition a full image sees at inference.
+- ``PreparedDataset``: SR3-style folders ``hr_<H>/``, ``lr_<h>/``, ``sr_<h>_<H>/``.
+
+Randomness comes from an explicit ``torch.Generator`` so training resumes exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from facesr.data.io import list_images, read_image, to_tensor
+from facesr.data.resample import Resampler, quantize
+from facesr.errors import FacesrError, InputError
+
+log = logging.getLogger(__name__)
+
+
+class HRFolderDataset:
+    def __init__(self, roots, operator: Resampler, hr_size: int, patch_size: int = 0, hflip: bool = True):
+        self.files: list[Path] = []
+        for root in roots:
+            if not Path(root).is_dir():
+                raise FacesrError(f"{root}: training folder not found")
+            self.files.extend(list_images(root, recursive=True))
+        if not self.files:
+            raise FacesrError(f"no images found in {', '.join(map(str, roots))}")
+        self.operator = operator
+        self.hr_size = hr_size
+        self.patch_size = patch_size or hr_size
+        if self.patch_size % operator.scale or self.patch_size > hr_size:
+            raise FacesrError(f"patch_size {self.patch_size} must divide by the scale and fit in {hr_size}")
+        self.hflip = hflip
+        self.bad: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def load_hr(self, index: int) -> torch.Tensor:
+        path = self.files[index]
+        img = to_tensor(read_image(path))
+        if img.shape[-2:] != (self.hr_size, self.hr_size):
+            raise InputError(path, f"expected {self.hr_size}x{self.hr_size}, got {img.shape[2]}x{img.shape[1]}")
+        return img
+
+    def item(self, index: int, generator: torch.Generator) -> dict:
+        """HR patch and up(LR) patch for ``index``; unreadable files are skipped (logged once)."""
+        for offset in range(len(self.files)):
+            i = (index + offset) % len(self.files)
+            if i in self.bad:
+                continue
+            try:
+                hr = self.load_hr(i)
+                break
+            except InputError as exc:
+                self.bad.add(i)
+                log.warning("skipping training image %s", exc)
+        else:
+            raise FacesrError("no readable training images")
+        lr = quantize(self.operator.down(hr[None]))
+        up = self.operator.up(lr).clamp(0, 1)[0]
+        p, s = self.patch_size, self.operator.scale
+        cells = (self.hr_size - p) // s + 1
+        y, x = (torch.randint(0, cells, (2,), generator=generator) * s).tolist()
+        hr, up = hr[:, y : y + p, x : x + p], up[:, y : y + p, x : x + p]
+        if self.hflip and torch.rand((), generator=generator) < 0.5:
+            hr, up = hr.flip(-1), up.flip(-1)
+        return {"hr": hr, "up": up}
+
+    def batch(self, indices, generator: torch.Generator) -> dict:
+        items = [self.item(i, generator) for i in indices]
+        return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+class EpochSampler:
+    """Index of the p-th sample seen in training: a fresh permutation every epoch.
+
+    Depends only on (seed, p), so a resumed run draws the same data.
+    """
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed = n, seed
+        self._epoch, self._perm = -1, None
+
+    def __call__(self, position: int) -> int:
+        epoch, k = divmod(position, self.n)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
+        return int(self._perm[k])
+
+
+class PreparedDataset:
+    """SR3-style prepared folders, matched by file stem."""
+
+    def __init__(self, root, lr_size: int, hr_size: int):
+        root = Path(root)
+        self.hr_dir, self.lr_dir = root / f"hr_{hr_size}", root / f"lr_{lr_size}"
+        self.sr_dir = root / f"sr_{lr_size}_{hr_size}"
+        for d in (self.hr_dir, self.lr_dir):
+            if not d.is_dir():
+                raise FacesrError(f"{d}: folder not found (expected the layout written by 'facesr prepare')")
+        self.names = [p.name for p in list_images(self.lr_dir)]
+        missing = [n for n in self.names if not (self.hr_dir / n).exists()]
+        if missing:
+            raise FacesrError(f"{self.hr_dir}: no HR image for {missing[0]} ({len(missing)} missing)")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int) -> dict:
+        name = self.names[i]
+        out = {"name": name, "hr": to_tensor(read_image(self.hr_dir / name)), "lr": to_tensor(read_image(self.lr_dir / name))}
+        if (self.sr_dir / name).exists():
+            out["up"] = to_tensor(read_image(self.sr_dir / name))
+        return out

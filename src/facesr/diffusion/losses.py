@@ -1,0 +1,26 @@
+"""Training losses for diffusion models."""
+
+from __future__ import annotations
+
+import torch
+
+from facesr.diffusion.schedules import DDPMSchedule
+
+
+def sr3_eps_loss(eps_fn, x0, schedule: DDPMSchedule, generator=None, kind="l1", per_batch_t=False):
+    """SR3's continuous noise-level training.
+
+    t ~ U{0..T-1} (one per sample; one per batch with ``per_batch_t`` for parity),
+    sqrt_gamma ~ U(sqrt(ab_t), sqrt(ab_{t-1})), x_t = sqrt_gamma x0 + sqrt(1 - gamma) eps,
+    and the loss is the mean |eps_hat - eps| (L1) or squared error (L2).
+    """
+    B = x0.shape[0]
+    t = torch.randint(0, schedule.timesteps, (1 if per_batch_t else B,), generator=generator).expand(B)
+    lo, hi = schedule.sqrt_alpha_bar[t], schedule.sqrt_alpha_bar_prev[t]
+    u = torch.rand(B, generator=generator, dtype=torch.float64)
+    sqrt_gamma = (lo + (hi - lo) * u).to(device=x0.device, dtype=torch.float32)
+    noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+    g = sqrt_gamma.view(-1, 1, 1, 1)
+    x_t = g * x0 + torch.sqrt(1 - g**2) * noise
+    err = eps_fn(x_t, sqrt_gamma).float() - noise
+    return err.abs().mean() if kind == "l1" else (err**2).mean()

@@ -1,0 +1,80 @@
+"""SR3's discrete DDPM noise schedules and the quantities derived from them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from facesr.errors import FacesrError
+
+
+@dataclass
+class DDPMConfig:
+    schedule: str = "linear"  # "linear" (SR3 16->128) or "cosine" (MF-SR3)
+    timesteps: int = 2000
+    linear_start: float = 1e-6
+    linear_end: float = 1e-2
+    cosine_s: float = 8e-3
+
+
+def make_betas(cfg: DDPMConfig) -> torch.Tensor:
+    """Betas in float64, as in SR3's ``make_beta_schedule``."""
+    T = cfg.timesteps
+    if cfg.schedule == "linear":
+        return torch.linspace(cfg.linear_start, cfg.linear_end, T, dtype=torch.float64)
+    if cfg.schedule == "cosine":
+        steps = torch.arange(T + 1, dtype=torch.float64) / T + cfg.cosine_s
+        f = torch.cos(steps / (1 + cfg.cosine_s) * math.pi / 2) ** 2
+        alpha_bar = f / f[0]
+        return (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=0.999)
+    raise FacesrError(f"unknown noise schedule {cfg.schedule!r}; choose 'linear' or 'cosine'")
+
+
+class DDPMSchedule:
+    """alpha_bar_t for t = 0..T-1 (0-based, alpha_bar_{-1} := 1) and the posterior."""
+
+    def __init__(self, cfg: DDPMConfig):
+        self.cfg = cfg
+        self.betas = make_betas(cfg)
+        self.alphas = 1 - self.betas
+        self.alpha_bar = torch.cumprod(self.alphas, 0)
+        self.alpha_bar_prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alpha_bar[:-1]])
+        # sqrt(alpha_bar) at the upper end of each step's interval: sqrt_gamma ~ U(lo, hi)
+        self.sqrt_alpha_bar = self.alpha_bar.sqrt()
+        self.sqrt_alpha_bar_prev = self.alpha_bar_prev.sqrt()
+
+    @property
+    def timesteps(self) -> int:
+        return self.cfg.timesteps
+
+    def posterior(self, t: int):
+        """q(x_{t-1} | x_t, x0) = N(c0 * x0 + ct * x_t, var), SR3/DDPM eq. 7."""
+        b, ab, ab_prev = self.betas[t], self.alpha_bar[t], self.alpha_bar_prev[t]
+        c0 = b * ab_prev.sqrt() / (1 - ab)
+        ct = (1 - ab_prev) * self.alphas[t].sqrt() / (1 - ab)
+        var = b * (1 - ab_prev) / (1 - ab)
+        return c0, ct, var
+
+    def sigmas(self) -> torch.Tensor:
+        """VE-coordinate noise levels sigma_t = sqrt((1 - ab) / ab), increasing in t."""
+        return ((1 - self.alpha_bar) / self.alpha_bar).sqrt()
+
+    def sigma_grid(self, steps: int | None = None) -> torch.Tensor:
+        """Decreasing grid of ``steps`` levels from sigma_{T-1} down to sigma_0, then 0.
+
+        With steps = T this is SR3's full ancestral chain; fewer steps pick
+        evenly spaced timesteps (DDIM / respaced DDPM).
+        """
+        T = self.timesteps
+        steps = T if steps is None else steps
+        if not 1 <= steps <= T:
+            raise FacesrError(f"steps must be between 1 and {T}, got {steps}")
+        idx = torch.linspace(T - 1, 0, steps, dtype=torch.float64).round().long()
+        idx = torch.unique_consecutive(idx)
+        return torch.cat([self.sigmas()[idx], torch.zeros(1, dtype=torch.float64)])
+
+
+def sigma_to_sqrt_alpha_bar(sigma: torch.Tensor) -> torch.Tensor:
+    return 1 / torch.sqrt(1 + sigma**2)

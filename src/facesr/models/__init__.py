@@ -1,0 +1,1 @@
+"""Networks and the saved-model format (config.json plus safetensors)."""

@@ -1,0 +1,1 @@
+"""What a user runs: upscale files, evaluate against HR, the demo."""

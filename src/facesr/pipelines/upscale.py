@@ -1,0 +1,106 @@
+"""Super-resolve image files in batches; a bad file is reported and the rest still run."""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from facesr.data.io import atomic_write_text, read_image, to_tensor, to_uint8, write_image
+from facesr.errors import FacesrError, InputError
+
+
+@dataclass
+class SamplingOptions:
+    sampler: str = "ddim"
+    steps: int = 50
+    eta: float | None = None
+    seed: int = 0
+    batch_size: int = 16
+    precision: str = "bf16"
+
+
+def image_generator(seed: int, key: str) -> torch.Generator:
+    """Noise for one image depends on (seed, its name) only, not on batching."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + zlib.crc32(key.encode())) % (2**63))
+
+
+def super_resolve_tensors(model, lrs: list[torch.Tensor], keys: list[str], opts: SamplingOptions, device) -> list[torch.Tensor]:
+    """LR tensors (3, h, w) to SR tensors; batches group images of equal size."""
+    out: list[torch.Tensor | None] = [None] * len(lrs)
+    by_size: dict[tuple, list[int]] = {}
+    for i, lr in enumerate(lrs):
+        by_size.setdefault(tuple(lr.shape), []).append(i)
+    for idx in by_size.values():
+        for start in range(0, len(idx), opts.batch_size):
+            chunk = idx[start : start + opts.batch_size]
+            lr = torch.stack([lrs[i] for i in chunk]).to(device)
+            gens = [image_generator(opts.seed, keys[i]) for i in chunk]
+            sr = model.super_resolve(lr, opts.sampler, opts.steps, opts.eta, gens, precision=opts.precision)
+            for i, img in zip(chunk, sr.cpu()):
+                out[i] = img
+    return out
+
+
+def output_names(paths: list[Path]) -> list[str]:
+    """<stem>.png, with -2, -3 ... where two inputs share a stem."""
+    seen: dict[str, int] = {}
+    names = []
+    for p in paths:
+        n = seen.get(p.stem, 0) + 1
+        seen[p.stem] = n
+        names.append(f"{p.stem}.png" if n == 1 else f"{p.stem}-{n}.png")
+    return names
+
+
+def upscale_files(model, paths: list[Path], out_dir, opts: SamplingOptions, device, on_error=print, on_done=None) -> dict:
+    out_dir = Path(out_dir)
+    inputs = {p.resolve() for p in paths}
+    jobs, failures = [], []
+    for path, name in zip(paths, output_names(paths)):
+        target = out_dir / name
+        if target.resolve() in inputs:
+            failures.append(f"{path}: output {target} would overwrite an input; choose another -o")
+            on_error(failures[-1])
+            continue
+        try:
+            jobs.append((path, target, to_tensor(read_image(path))))
+        except InputError as exc:
+            failures.append(str(exc))
+            on_error(str(exc))
+    expected = model.cfg.hr_size // model.cfg.scale
+    for path, _, lr in jobs:
+        if lr.shape[-2:] != (expected, expected):
+            on_error(f"warning: {path}: {lr.shape[2]}x{lr.shape[1]} input; {model.source} was trained on {expected}x{expected} faces")
+    t0 = time.time()
+    written = []
+    for start in range(0, len(jobs), opts.batch_size * 4):
+        part = jobs[start : start + opts.batch_size * 4]
+        try:
+            srs = super_resolve_tensors(model, [j[2] for j in part], [j[0].name for j in part], opts, device)
+        except FacesrError as exc:
+            for path, _, _ in part:
+                failures.append(f"{path}: {exc}")
+                on_error(failures[-1])
+            continue
+        for (path, target, _), sr in zip(part, srs):
+            write_image(target, to_uint8(sr))
+            written.append(str(target))
+            if on_done:
+                on_done(path, target)
+    seconds = time.time() - t0
+    manifest = {
+        "model": getattr(model, "source", None),
+        "options": asdict(opts),
+        "device": str(device),
+        "outputs": written,
+        "failures": failures,
+        "seconds": round(seconds, 3),
+        "seconds_per_face": round(seconds / max(1, len(written)), 4),
+    }
+    atomic_write_text(out_dir / "facesr-run.json", json.dumps(manifest, indent=2) + "\n")
+    return manifest

@@ -1,0 +1,51 @@
+"""Safe CPU defaults, applied before torch starts its thread pool.
+
+On a small machine PyTorch's default of one OpenMP thread per core stalls badly
+when another process holds a core; facesr therefore uses a passive wait policy
+and leaves one core free unless the user sets FACESR_NUM_THREADS.
+"""
+
+import os
+
+
+def default_num_threads() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores - 1, 8))
+
+
+def configure_cpu() -> int:
+    """Set thread count and OpenMP wait policy; returns the thread count used."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    requested = os.environ.get("FACESR_NUM_THREADS")
+    threads = int(requested) if requested else default_num_threads()
+    import torch
+
+    torch.set_num_threads(threads)
+    return threads
+
+
+def resolve_device(name: str | None) -> "torch.device":
+    import torch
+
+    from facesr.errors import FacesrError
+
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise FacesrError(f"--device {name}: no CUDA device is available on this machine")
+    return torch.device(name)
+
+
+def autocast(device: "torch.device", precision: str):
+    """Autocast context for 'bf16', 'fp16' or 'fp32' (no-op)."""
+    import contextlib
+
+    import torch
+
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return torch.autocast(device.type, dtype=dtype)

@@ -1,0 +1,1 @@
+"""Training: typed experiment config, checkpoints, the accelerate loop."""

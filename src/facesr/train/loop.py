@@ -1,0 +1,146 @@
+"""The training loop: Adam, linear warm-up, gradient clipping, EMA, accelerate.
+
+The same code trains on a CPU, one GPU or several (``accelerate launch``).
+Data order and augmentation depend only on the seed and the step, so ``resume``
+continues exactly where a killed or interrupted run stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import time
+from pathlib import Path
+
+import torch
+
+from facesr.data.datasets import EpochSampler, HRFolderDataset
+from facesr.errors import FacesrError
+from facesr.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from facesr.train.config import ExperimentConfig
+
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM; the loop checkpoints and exits at the next step."""
+
+    def __init__(self):
+        self.signal = None
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signal = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def ema_state_dict(model, ema) -> dict:
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    state.update({n: s.detach().clone() for n, s in zip(names, ema.shadow_params)})
+    return state
+
+
+def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int | None = None,
+          progress: bool = True, log=print) -> dict:
+    from accelerate import Accelerator
+    from diffusers.training_utils import EMAModel
+    from tqdm import tqdm
+
+    from facesr.models.sr3 import SR3
+
+    if not cfg.data.train_dirs:
+        raise FacesrError("no training data: set data.train_dirs in the config or pass --data")
+    run_dir = Path(run_dir)
+    o = cfg.optim
+    total_steps = max_steps or o.max_steps
+    accel = Accelerator(mixed_precision=o.mixed_precision, cpu=not torch.cuda.is_available())
+    rank, world = accel.process_index, accel.num_processes
+
+    torch.manual_seed(o.seed)  # initial weights are part of the experiment
+    model = SR3(cfg.model)
+    dataset = HRFolderDataset(cfg.data.train_dirs, model.operator, cfg.model.hr_size, cfg.data.patch_size, cfg.data.hflip)
+    optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, betas=tuple(o.betas))
+    ema = EMAModel(model.parameters(), decay=o.ema_decay)
+    generator = torch.Generator().manual_seed(o.seed * 1000 + rank)
+    step = 0
+
+    ckpt = latest_checkpoint(run_dir) if resume else None
+    if resume and ckpt is None:
+        log(f"{run_dir}: no checkpoint to resume from; starting at step 0")
+    if ckpt is not None:
+        state, ema_tensors = load_checkpoint(ckpt, model, optimizer, generator)
+        names = [n for n, p in model.named_parameters() if p.requires_grad]
+        ema.shadow_params = [ema_tensors[n].clone() for n in names]
+        ema.optimization_step = state["ema_step"]
+        step = state["step"]
+        log(f"resumed from {ckpt} at step {step}")
+    elif not resume and latest_checkpoint(run_dir) is not None:
+        raise FacesrError(f"{run_dir} already holds checkpoints: pass --resume, or choose another --out")
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "experiment.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    model, optimizer = accel.prepare(model, optimizer)
+    raw = accel.unwrap_model(model)
+    ema.to(accel.device)
+    sampler = EpochSampler(len(dataset), o.seed)
+    log_path = run_dir / "log.csv"
+    new_log = not log_path.exists()
+    log_file = open(log_path, "a", newline="")
+    writer = csv.writer(log_file)
+    if new_log:
+        writer.writerow(["step", "loss", "lr", "steps_per_s", "elapsed_s"])
+
+    def checkpoint():
+        if accel.is_main_process:
+            return save_checkpoint(run_dir, step, raw, ema_state_dict(raw, ema), optimizer, {"ema_step": ema.optimization_step},
+                                   generator, cfg.to_dict(), o.keep_checkpoints)
+
+    bar = tqdm(total=total_steps, initial=step, disable=not (progress and accel.is_main_process), unit="step", dynamic_ncols=True)
+    losses, t_log, t0 = [], time.time(), time.time()
+    stopped_by = None
+    with _StopFlag() as stop:
+        while step < total_steps:
+            first = step * o.batch_size * world + rank * o.batch_size
+            batch = dataset.batch([sampler(first + j) for j in range(o.batch_size)], generator)
+            lr = o.lr * min(1.0, (step + 1) / max(1, o.warmup_steps))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with accel.autocast():
+                loss = raw.loss(batch["hr"].to(accel.device), batch["up"].to(accel.device), generator)
+            if not torch.isfinite(loss):
+                raise FacesrError(f"loss became {loss.item()} at step {step}; lower the learning rate")
+            accel.backward(loss)
+            if o.grad_clip > 0:
+                accel.clip_grad_norm_(model.parameters(), o.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            ema.step(raw.parameters())
+            step += 1
+            losses.append(loss.item())
+            bar.update(1)
+            if step % o.log_every == 0 or step == total_steps:
+                now = time.time()
+                rate = len(losses) / max(now - t_log, 1e-9)
+                mean_loss = sum(losses) / len(losses)
+                writer.writerow([step, f"{mean_loss:.6f}", f"{lr:.3e}", f"{rate:.3f}", f"{now - t0:.1f}"])
+                log_file.flush()
+                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.1e}")
+                losses, t_log = [], now
+            if step % o.checkpoint_every == 0 or step == total_steps:
+                checkpoint()
+            if stop.signal:
+                stopped_by = stop.signal
+                checkpoint()
+                break
+    bar.close()
+    log_file.close()
+    accel.end_training()
+    return {"step": step, "stopped_by": stopped_by, "checkpoint": str(latest_checkpoint(run_dir)), "seconds": time.time() - t0}

@@ -1,0 +1,37 @@
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("FACESR_NUM_THREADS", "1")
+
+SAMPLES = Path(__file__).resolve().parents[1] / "src" / "facesr" / "samples" / "faces"
+
+TINY = {
+    "name": "tiny",
+    "method": "sr3",
+    "model": {
+        "unet": {"block_out_channels": [32, 32], "layers_per_block": 1, "attention_levels": [],
+                 "norm_num_groups": 32, "cond_images": 1},
+        "diffusion": {"schedule": "linear", "timesteps": 100},
+        "operator": "bicubic", "scale": 8, "hr_size": 128, "target": "residual",
+    },
+    "data": {"train_dirs": [], "patch_size": 32, "hflip": True},
+    "optim": {"batch_size": 2, "lr": 1e-3, "warmup_steps": 2, "max_steps": 4, "checkpoint_every": 2,
+              "log_every": 1, "seed": 3, "mixed_precision": "no"},
+}
+
+
+@pytest.fixture
+def tiny_config(tmp_path) -> Path:
+    cfg = json.loads(json.dumps(TINY))
+    cfg["data"]["train_dirs"] = [str(SAMPLES)]
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+@pytest.fixture
+def sample_faces() -> Path:
+    return SAMPLES

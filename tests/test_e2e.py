@@ -1,0 +1,114 @@
+"""End to end: train a tiny model a few steps, resume exactly, sample, evaluate."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from facesr.cli import main
+from facesr.data.io import read_image
+
+pytestmark = pytest.mark.slow
+
+
+def _weights(ckpt: Path) -> dict:
+    return load_file(str(ckpt / "model.safetensors"))
+
+
+def _latest(run: Path) -> Path:
+    return run / "checkpoints" / (run / "checkpoints" / "latest").read_text().strip()
+
+
+def test_train_resume_is_exact(tiny_config, tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert main(["train", str(tiny_config), "--out", str(straight), "--no-progress"]) == 0
+    assert main(["train", str(tiny_config), "--out", str(split), "--max-steps", "2", "--no-progress"]) == 0
+    assert json.loads((_latest(split) / "state.json").read_text())["step"] == 2
+    assert main(["train", str(tiny_config), "--out", str(split), "--resume", "--no-progress"]) == 0
+    a, b = _weights(_latest(straight)), _weights(_latest(split))
+    assert _latest(straight).name == _latest(split).name == "step-00000004"
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k].numpy(), b[k].numpy()), k
+    ema_a, ema_b = load_file(str(_latest(straight) / "ema.safetensors")), load_file(str(_latest(split) / "ema.safetensors"))
+    assert all(np.array_equal(ema_a[k].numpy(), ema_b[k].numpy()) for k in ema_a)
+    rows = (straight / "log.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("step,loss") and len(rows) == 5
+
+
+def test_train_refuses_to_clobber_a_run(tiny_config, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(tiny_config), "--out", str(run), "--max-steps", "2", "--no-progress"]) == 0
+    assert main(["train", str(tiny_config), "--out", str(run), "--no-progress"]) == 2
+    assert "already holds checkpoints" in capsys.readouterr().err
+
+
+def test_sigterm_checkpoints_and_resumes(tiny_config, tmp_path):
+    cfg = json.loads(tiny_config.read_text())
+    cfg["optim"].update(max_steps=100000, checkpoint_every=100000)
+    tiny_config.write_text(json.dumps(cfg))
+    run = tmp_path / "run"
+    env = {**os.environ, "FACESR_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "facesr.cli", "train", str(tiny_config), "--out", str(run), "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    log = run / "log.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and len(log.read_text().splitlines()) > 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "stopped by SIGTERM" in out
+    step = json.loads((_latest(run) / "state.json").read_text())["step"]
+    assert step >= 3
+    assert main(["train", str(tiny_config), "--out", str(run), "--resume", "--max-steps", str(step + 1), "--no-progress"]) == 0
+    assert json.loads((_latest(run) / "state.json").read_text())["step"] == step + 1
+
+
+def test_upscale_evaluate_demo_from_checkpoint(tiny_config, tmp_path, sample_faces, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(tiny_config), "--out", str(run), "--max-steps", "2", "--no-progress"]) == 0
+    ckpt = _latest(run)
+    model = tmp_path / "exported"
+    assert main(["export", str(ckpt), str(model)]) == 0
+    assert not (model / "model.safetensors").exists() and (model / "ema.safetensors").exists()
+
+    # evaluate --run: LR made with the model's operator, SR saved, bicubic measured alongside
+    ev = tmp_path / "eval"
+    assert main(["evaluate", "--run", "--hr", str(sample_faces), "--model", str(model), "--steps", "3",
+                 "--limit", "3", "-o", str(ev), "--precision", "fp32"]) == 0
+    summary = json.loads((ev / "summary.json").read_text())
+    assert summary["images"] == 3 and summary["steps"] == 3
+    assert summary["protocol"]["operator"] == {"name": "bicubic", "scale": 8}
+    assert {"psnr", "ssim", "consistency", "bicubic_psnr"} <= set(summary["metrics"])
+    assert summary["metrics"]["bicubic_consistency"]["mean"] > 0  # down(up(LR)) blurs: bicubic is not consistent
+    lr_files = sorted((ev / "lr").glob("*.png"))
+    assert len(lr_files) == 3 and read_image(lr_files[0]).shape == (16, 16, 3)
+
+    # upscale the LR files; the same seed gives the same pixels, whatever the batch size
+    out1, out2 = tmp_path / "up1", tmp_path / "up2"
+    assert main(["upscale", str(ev / "lr"), "-o", str(out1), "--model", str(model), "--steps", "2", "--batch-size", "3"]) == 0
+    assert main(["upscale", *map(str, lr_files), "-o", str(out2), "--model", str(model), "--steps", "2", "--batch-size", "1"]) == 0
+    for f in lr_files:
+        a, b = read_image(out1 / f.name), read_image(out2 / f.name)
+        assert a.shape == (128, 128, 3) and np.array_equal(a, b)
+
+    # evaluate existing folders: the SR written by --run scores what summary.json says
+    ev2 = tmp_path / "eval2"
+    assert main(["evaluate", "--sr", str(ev / "sr"), "--hr", str(sample_faces), "--lr", str(ev / "lr"), "-o", str(ev2)]) == 0
+    again = json.loads((ev2 / "summary.json").read_text())["metrics"]
+    assert abs(again["psnr"]["mean"] - summary["metrics"]["psnr"]["mean"]) < 1e-9
+    assert abs(again["consistency"]["mean"] - summary["metrics"]["consistency"]["mean"]) < 1e-9
+
+    demo = tmp_path / "demo"
+    assert main(["demo", "--model", str(model), "--steps", "2", "-o", str(demo)]) == 0
+    sheet = read_image(demo / "sheet.png")
+    assert sheet.shape[1] == 4 * 132 + 4 and len(list((demo / "sr").glob("*.png"))) == 6
+    assert "PSNR" in capsys.readouterr().out
