@@ -113,3 +113,28 @@ def test_models_lists_bundled(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "sr3-x8" in out and "16x16" in out and "128x128" in out
+
+
+def test_prepared_folder_is_a_dataset_and_a_training_root(tmp_path, sample_faces):
+    from facesr.data.datasets import HRFolderDataset, PreparedDataset
+    from facesr.data.resample import make_operator
+
+    out = tmp_path / "prep"
+    assert main(["prepare", str(sample_faces), str(out), "--op", "tf-bilinear"]) == 0
+    ds = PreparedDataset(out, 16, 128)
+    item = ds[0]
+    assert len(ds) == 6 and item["hr"].shape == (3, 128, 128) and item["lr"].shape == (3, 16, 16)
+    assert item["up"].shape == (3, 128, 128)
+    train = HRFolderDataset([out], make_operator("tf-bilinear", 8), 128, 64)
+    assert len(train) == 6 and all("hr_128" in str(f) for f in train.files)
+
+
+def test_evaluate_reads_the_operator_of_prepared_data(tmp_path, capsys, sample_faces):
+    out = tmp_path / "prep"
+    assert main(["prepare", str(sample_faces), str(out), "--op", "tf-bilinear"]) == 0
+    # score the bicubic-upsampled images against HR; the operator comes from degradation.json
+    assert main(["evaluate", "--sr", str(out / "sr_16_128"), "--hr", str(out / "hr_128"), "--lr", str(out / "lr_16"),
+                 "-o", str(tmp_path / "ev")]) == 0
+    assert "tf-bilinear x8 from" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert summary["protocol"]["operator"] == {"name": "tf-bilinear", "scale": 8}

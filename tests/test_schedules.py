@@ -144,3 +144,11 @@ def test_sigma_to_sqrt_alpha_bar_inverts_sigmas():
 def test_unknown_schedule():
     with pytest.raises(FacesrError, match="sigmoid"):
         DDPMSchedule(DDPMConfig("sigmoid", 50))
+
+
+@pytest.mark.parametrize("strength, steps", [(0.5, 10), (0.3, 1), (1.0, 7)])
+def test_sigma_grid_warm_start_begins_at_strength(strength, steps):
+    sched = DDPMSchedule(DDPMConfig("linear", 101))
+    grid = sched.sigma_grid(steps, strength)
+    assert grid[0] == sched.sigmas()[round(strength * 100)]
+    assert len(grid) == steps + 1 and grid[-1] == 0 and bool((grid[:-1] > grid[1:]).all())

@@ -15,6 +15,10 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", default="ddim", choices=["ddim", "ancestral"], help="sampler (default: ddim)")
     p.add_argument("--steps", type=int, default=50, help="network evaluations per face (default: 50)")
     p.add_argument("--eta", type=float, default=None, help="DDIM stochasticity (default 0: deterministic)")
+    p.add_argument("--strength", type=float, default=1.0,
+                   help="1: sample from pure noise; < 1: warm start from bicubic noised to that fraction of the schedule")
+    p.add_argument("--samples", type=int, default=1,
+                   help="average this many samples per face (posterior-mean estimate; samples x steps network evaluations)")
     p.add_argument("--seed", type=int, default=0, help="noise seed; the same seed gives the same output")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: auto)")
@@ -32,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("upscale", help="super-resolve LR face images (files, folders, globs)")
     p.add_argument("inputs", nargs="+")
-    p.add_argument("-o", "--out", required=True, help="output folder; writes <out>/<input stem>.png")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (inputs are never replaced)")
+    p.add_argument("-o", "--out", required=True, help="output folder; writes <out>/<input stem>.png (inputs are never replaced)")
+    p.add_argument("--uncertainty", action="store_true",
+                   help="also write <stem>.std.png, the per-pixel spread of the samples as a heat map (needs --samples > 1)")
     _add_sampling_options(p)
 
     p = sub.add_parser("evaluate", help="PSNR, SSIM and LR-consistency of SR images against HR")

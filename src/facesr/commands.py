@@ -49,11 +49,12 @@ def cmd_models(args) -> int:
 def _sampling(args):
     from facesr.pipelines.upscale import SamplingOptions
 
-    if args.steps < 1:
-        from facesr.errors import FacesrError
+    from facesr.errors import FacesrError
 
-        raise FacesrError(f"--steps must be at least 1, got {args.steps}")
-    return SamplingOptions(args.sampler, args.steps, args.eta, args.seed, args.batch_size, args.precision)
+    if args.steps < 1 or args.samples < 1 or args.batch_size < 1:
+        raise FacesrError("--steps, --samples and --batch-size must be at least 1")
+    return SamplingOptions(args.sampler, args.steps, args.eta, args.seed, args.batch_size, args.precision,
+                           args.strength, args.samples)
 
 
 def _model(args):
@@ -82,10 +83,14 @@ def cmd_upscale(args) -> int:
     from facesr.data.io import expand_inputs
     from facesr.pipelines.upscale import upscale_files
 
+    from facesr.errors import FacesrError
+
     paths = expand_inputs(args.inputs)
     opts = _sampling(args)
+    if args.uncertainty and opts.samples < 2:
+        raise FacesrError("--uncertainty needs --samples 2 or more")
     model, device = _model(args)
-    result = upscale_files(model, paths, args.out, opts, device, on_error=_stderr)
+    result = upscale_files(model, paths, args.out, opts, device, on_error=_stderr, uncertainty=args.uncertainty)
     print(f"wrote {len(result['outputs'])} image(s) to {args.out} ({result['seconds_per_face']:.2f} s per face)")
     if result["failures"]:
         _stderr(f"{len(result['failures'])} input(s) failed; see {Path(args.out) / 'facesr-run.json'}")
@@ -109,7 +114,13 @@ def cmd_evaluate(args) -> int:
     else:
         if not args.sr:
             raise FacesrError("give --sr DIR (images to score) or --run (make them with --model)")
-        op = make_operator(args.op or "bicubic", args.scale or 8)
+        found = None if args.op or args.scale else evaluate.find_operator(args.sr, args.lr)
+        if found:
+            op, source = found
+        else:
+            op = make_operator(args.op or "bicubic", args.scale or 8)
+            source = "--op/--scale" if args.op or args.scale else "default (no degradation.json or run manifest found)"
+        print(f"operator {op.name} x{op.scale} from {source}")
         result = evaluate.evaluate_folders(args.sr, args.hr, op, args.lr, args.y, args.crop, args.out, _stderr)
     metrics = result["summary"]["metrics"]
     for k, v in metrics.items():

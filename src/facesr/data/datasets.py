@@ -27,9 +27,12 @@ class HRFolderDataset:
     def __init__(self, roots, operator: Resampler, hr_size: int, patch_size: int = 0, hflip: bool = True):
         self.files: list[Path] = []
         for root in roots:
-            if not Path(root).is_dir():
+            root = Path(root)
+            if not root.is_dir():
                 raise FacesrError(f"{root}: training folder not found")
-            self.files.extend(list_images(root, recursive=True))
+            prepared = root / f"hr_{hr_size}"
+            # a folder written by 'facesr prepare': only its HR images are training targets
+            self.files.extend(list_images(prepared if prepared.is_dir() else root, recursive=True))
         if not self.files:
             raise FacesrError(f"no images found in {', '.join(map(str, roots))}")
         self.operator = operator

@@ -61,17 +61,21 @@ class DDPMSchedule:
         """VE-coordinate noise levels sigma_t = sqrt((1 - ab) / ab), increasing in t."""
         return ((1 - self.alpha_bar) / self.alpha_bar).sqrt()
 
-    def sigma_grid(self, steps: int | None = None) -> torch.Tensor:
-        """Decreasing grid of ``steps`` levels from sigma_{T-1} down to sigma_0, then 0.
+    def sigma_grid(self, steps: int | None = None, strength: float = 1.0) -> torch.Tensor:
+        """Decreasing grid of ``steps`` levels from sigma_{t0} down to sigma_0, then 0.
 
-        With steps = T this is SR3's full ancestral chain; fewer steps pick
-        evenly spaced timesteps (DDIM / respaced DDPM).
+        t0 = round(strength * (T - 1)); strength 1 starts from pure noise. With
+        steps = T this is SR3's full ancestral chain; fewer steps pick evenly
+        spaced timesteps (DDIM / respaced DDPM).
         """
         T = self.timesteps
         steps = T if steps is None else steps
-        if not 1 <= steps <= T:
-            raise FacesrError(f"steps must be between 1 and {T}, got {steps}")
-        idx = torch.linspace(T - 1, 0, steps, dtype=torch.float64).round().long()
+        if not 0 < strength <= 1:
+            raise FacesrError(f"strength must be in (0, 1], got {strength}")
+        t0 = round(strength * (T - 1))
+        if not 1 <= steps <= t0 + 1:
+            raise FacesrError(f"steps must be between 1 and {t0 + 1} at strength {strength}, got {steps}")
+        idx = torch.linspace(t0, 0, steps, dtype=torch.float64).round().long()
         idx = torch.unique_consecutive(idx)
         return torch.cat([self.sigmas()[idx], torch.zeros(1, dtype=torch.float64)])
 

@@ -82,6 +82,10 @@ class SR3(PretrainedMixin, nn.Module):
         return lambda x0: torch.maximum(torch.minimum(x0, hi), lo)
 
     # --- training --------------------------------------------------------------------
+    def forward(self, hr, up, generator=None, vector=None):
+        """The training loss; called through the (possibly DDP-wrapped) module so gradients sync."""
+        return self.loss(hr, up, generator, vector)
+
     def loss(self, hr, up, generator=None, vector=None):
         """SR3 epsilon loss with continuous noise levels sqrt(gamma) ~ U(sqrt_ab_t, sqrt_ab_{t-1})."""
         from facesr.diffusion.losses import sr3_eps_loss
@@ -105,10 +109,14 @@ class SR3(PretrainedMixin, nn.Module):
         return EpsDenoiser(eps_fn, self.clip_fn(up) if clip else None)
 
     @torch.no_grad()
-    def super_resolve(self, lr, sampler="ddim", steps=50, eta=None, generator=None, vector=None, precision="fp32"):
+    def super_resolve(self, lr, sampler="ddim", steps=50, eta=None, generator=None, vector=None,
+                      precision="fp32", strength=1.0, init=None):
         """LR (B, 3, h, w) in [0, 1] to SR (B, 3, h*s, w*s) in [0, 1] with ``steps`` network calls.
 
         ``generator``: one torch.Generator, or a list with one per sample.
+        ``strength`` < 1 warm-starts: sampling begins at timestep strength * (T - 1) from a
+        noised fast estimate ``init`` (an HR-size image in [0, 1]; default: bicubic up(LR)),
+        skipping the high-noise steps where an epsilon network is least reliable.
         """
         if sampler not in SAMPLERS:
             raise FacesrError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
@@ -116,8 +124,13 @@ class SR3(PretrainedMixin, nn.Module):
         div = self.net.downsampling
         if up.shape[-1] % div or up.shape[-2] % div:
             raise FacesrError(f"output size {tuple(up.shape[-2:])} must be divisible by {div}")
-        sigmas = self.schedule.sigma_grid(steps)
-        x = randn_like(up, generator) * float(torch.sqrt(1 + sigmas[0] ** 2))  # DDPM prior N(0, I), VE coordinates
+        sigmas = self.schedule.sigma_grid(steps, strength)
+        noise = randn_like(up, generator)
+        if strength < 1:
+            start = self.encode(up if init is None else init.to(up), up)
+            x = start + float(sigmas[0]) * noise  # q(x_t0 | x0 = estimate), VE coordinates
+        else:
+            x = noise * float(torch.sqrt(1 + sigmas[0] ** 2))  # DDPM prior N(0, I), VE coordinates
         kwargs = {"eta": eta} if sampler == "ddim" and eta is not None else {}
         x0 = SAMPLERS[sampler](self.denoiser(up, vector, precision=precision), x, sigmas, generator=generator, **kwargs)
         return self.decode(x0, up).clamp(0, 1)

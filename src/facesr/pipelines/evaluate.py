@@ -86,6 +86,32 @@ def protocol_card(operator: Resampler, y: bool, crop: int) -> dict:
     }
 
 
+def find_operator(sr_dir, lr_dir=None) -> tuple[Resampler, str] | None:
+    """The operator recorded next to the data: prepare's degradation.json, an evaluation's
+    summary.json, or the model named in an upscale run's facesr-run.json."""
+    from facesr.data.resample import operator_from_dict
+
+    places = []
+    if lr_dir:
+        places += [Path(lr_dir) / "degradation.json", Path(lr_dir).parent / "degradation.json"]
+    places += [Path(sr_dir).parent / "summary.json", Path(sr_dir) / "facesr-run.json"]
+    for place in places:
+        if not place.is_file():
+            continue
+        try:
+            data = json.loads(place.read_text())
+            if "operator" in data:
+                return operator_from_dict(data["operator"]), str(place)
+            if "protocol" in data:
+                return operator_from_dict(data["protocol"]["operator"]), str(place)
+            if data.get("model"):
+                cfg = json.loads((Path(data["model"]) / "config.json").read_text())["config"]
+                return operator_from_dict({"name": cfg["operator"], "scale": cfg["scale"]}), f"{place} (model {data['model']})"
+        except (OSError, KeyError, ValueError, TypeError):
+            continue
+    return None
+
+
 def evaluate_folders(sr_dir, hr_dir, operator: Resampler, lr_dir=None, y=False, crop=0, out_dir=None, on_error=print) -> dict:
     sr_files = {p.stem: p for p in list_images(sr_dir, recursive=True)}
     if not sr_files:
@@ -156,8 +182,10 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
         "model": getattr(model, "source", None),
         "sampler": opts.sampler,
         "steps": opts.steps,
-        "network_evaluations": opts.steps,
+        "samples": opts.samples,
+        "network_evaluations": opts.network_evaluations,
         "eta": opts.eta,
+        "strength": opts.strength,
         "seed": opts.seed,
         "precision": opts.precision,
         "batch_size": opts.batch_size,

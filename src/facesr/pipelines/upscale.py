@@ -22,6 +22,12 @@ class SamplingOptions:
     seed: int = 0
     batch_size: int = 16
     precision: str = "bf16"
+    strength: float = 1.0  # < 1: warm start from noised bicubic
+    samples: int = 1  # > 1: average that many samples (posterior-mean estimate), K x steps evaluations
+
+    @property
+    def network_evaluations(self) -> int:
+        return self.samples * self.steps
 
 
 def image_generator(seed: int, key: str) -> torch.Generator:
@@ -29,21 +35,45 @@ def image_generator(seed: int, key: str) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + zlib.crc32(key.encode())) % (2**63))
 
 
-def super_resolve_tensors(model, lrs: list[torch.Tensor], keys: list[str], opts: SamplingOptions, device) -> list[torch.Tensor]:
-    """LR tensors (3, h, w) to SR tensors; batches group images of equal size."""
-    out: list[torch.Tensor | None] = [None] * len(lrs)
-    by_size: dict[tuple, list[int]] = {}
-    for i, lr in enumerate(lrs):
-        by_size.setdefault(tuple(lr.shape), []).append(i)
-    for idx in by_size.values():
-        for start in range(0, len(idx), opts.batch_size):
-            chunk = idx[start : start + opts.batch_size]
-            lr = torch.stack([lrs[i] for i in chunk]).to(device)
-            gens = [image_generator(opts.seed, keys[i]) for i in chunk]
-            sr = model.super_resolve(lr, opts.sampler, opts.steps, opts.eta, gens, precision=opts.precision)
-            for i, img in zip(chunk, sr.cpu()):
-                out[i] = img
-    return out
+def super_resolve_tensors(model, lrs: list[torch.Tensor], keys: list[str], opts: SamplingOptions, device,
+                          with_std: bool = False):
+    """LR tensors (3, h, w) to SR tensors; batches group images of equal size.
+
+    With ``opts.samples`` = K > 1 each image is the mean of K samples (seeds seed..seed+K-1);
+    ``with_std`` also returns the per-pixel standard deviation over the K samples.
+    """
+    out: list = [None] * len(lrs)
+    std: list = [None] * len(lrs)
+    jobs = [(i, k) for i in range(len(lrs)) for k in range(opts.samples)]
+    by_size: dict[tuple, list] = {}
+    for i, k in jobs:
+        by_size.setdefault(tuple(lrs[i].shape), []).append((i, k))
+    sums: dict[int, torch.Tensor] = {}
+    squares: dict[int, torch.Tensor] = {}
+    for group in by_size.values():
+        for start in range(0, len(group), opts.batch_size):
+            chunk = group[start : start + opts.batch_size]
+            lr = torch.stack([lrs[i] for i, _ in chunk]).to(device)
+            gens = [image_generator(opts.seed + k, keys[i]) for i, k in chunk]
+            sr = model.super_resolve(lr, opts.sampler, opts.steps, opts.eta, gens, precision=opts.precision,
+                                     strength=opts.strength).cpu().double()
+            for (i, _), img in zip(chunk, sr):
+                sums[i] = sums.get(i, 0) + img
+                squares[i] = squares.get(i, 0) + img**2
+    for i in range(len(lrs)):
+        mean = sums[i] / opts.samples
+        out[i] = mean.float()
+        std[i] = (squares[i] / opts.samples - mean**2).clamp(min=0).sqrt().float()
+    return (out, std) if with_std else out
+
+
+def std_heatmap(std: torch.Tensor, full_scale: float = 0.1) -> "np.ndarray":
+    """Per-pixel std (mean over channels) as a black-red-yellow-white uint8 heat map; full_scale maps to white."""
+    import numpy as np
+
+    v = (std.mean(0) / full_scale).clamp(0, 1).numpy()
+    rgb = np.stack([np.clip(3 * v, 0, 1), np.clip(3 * v - 1, 0, 1), np.clip(3 * v - 2, 0, 1)], -1)
+    return (rgb * 255).round().astype(np.uint8)
 
 
 def output_names(paths: list[Path]) -> list[str]:
@@ -57,7 +87,9 @@ def output_names(paths: list[Path]) -> list[str]:
     return names
 
 
-def upscale_files(model, paths: list[Path], out_dir, opts: SamplingOptions, device, on_error=print, on_done=None) -> dict:
+def upscale_files(model, paths: list[Path], out_dir, opts: SamplingOptions, device, on_error=print, on_done=None,
+                  uncertainty: bool = False) -> dict:
+    """Write <out>/<stem>.png for each input (and <stem>.std.png with ``uncertainty``, which needs samples > 1)."""
     out_dir = Path(out_dir)
     inputs = {p.resolve() for p in paths}
     jobs, failures = [], []
@@ -81,14 +113,16 @@ def upscale_files(model, paths: list[Path], out_dir, opts: SamplingOptions, devi
     for start in range(0, len(jobs), opts.batch_size * 4):
         part = jobs[start : start + opts.batch_size * 4]
         try:
-            srs = super_resolve_tensors(model, [j[2] for j in part], [j[0].name for j in part], opts, device)
+            srs, stds = super_resolve_tensors(model, [j[2] for j in part], [j[0].name for j in part], opts, device, with_std=True)
         except FacesrError as exc:
             for path, _, _ in part:
                 failures.append(f"{path}: {exc}")
                 on_error(failures[-1])
             continue
-        for (path, target, _), sr in zip(part, srs):
+        for (path, target, _), sr, std in zip(part, srs, stds):
             write_image(target, to_uint8(sr))
+            if uncertainty:
+                write_image(target.with_suffix(".std.png"), std_heatmap(std))
             written.append(str(target))
             if on_done:
                 on_done(path, target)
@@ -96,6 +130,7 @@ def upscale_files(model, paths: list[Path], out_dir, opts: SamplingOptions, devi
     manifest = {
         "model": getattr(model, "source", None),
         "options": asdict(opts),
+        "network_evaluations_per_face": opts.network_evaluations,
         "device": str(device),
         "outputs": written,
         "failures": failures,

@@ -41,6 +41,14 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
+def _any_process(accel, flag: bool) -> bool:
+    """True if ``flag`` is set on any process (a signal may reach only one of them)."""
+    if accel.num_processes == 1:
+        return flag
+    t = torch.tensor([float(flag)], device=accel.device)
+    return bool(accel.reduce(t, reduction="sum").item() > 0)
+
+
 def ema_state_dict(model, ema) -> dict:
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -85,25 +93,26 @@ def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int |
     elif not resume and latest_checkpoint(run_dir) is not None:
         raise FacesrError(f"{run_dir} already holds checkpoints: pass --resume, or choose another --out")
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "experiment.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    main = accel.is_main_process
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "experiment.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     model, optimizer = accel.prepare(model, optimizer)
     raw = accel.unwrap_model(model)
     ema.to(accel.device)
     sampler = EpochSampler(len(dataset), o.seed)
-    log_path = run_dir / "log.csv"
-    new_log = not log_path.exists()
-    log_file = open(log_path, "a", newline="")
-    writer = csv.writer(log_file)
-    if new_log:
+    log_file = open(run_dir / "log.csv", "a", newline="") if main else None
+    writer = csv.writer(log_file) if main else None
+    if main and log_file.tell() == 0:
         writer.writerow(["step", "loss", "lr", "steps_per_s", "elapsed_s"])
 
     def checkpoint():
-        if accel.is_main_process:
-            return save_checkpoint(run_dir, step, raw, ema_state_dict(raw, ema), optimizer, {"ema_step": ema.optimization_step},
+        accel.wait_for_everyone()
+        if main:
+            save_checkpoint(run_dir, step, raw, ema_state_dict(raw, ema), optimizer, {"ema_step": ema.optimization_step},
                                    generator, cfg.to_dict(), o.keep_checkpoints)
 
-    bar = tqdm(total=total_steps, initial=step, disable=not (progress and accel.is_main_process), unit="step", dynamic_ncols=True)
+    bar = tqdm(total=total_steps, initial=step, disable=not (progress and main), unit="step", dynamic_ncols=True)
     losses, t_log, t0 = [], time.time(), time.time()
     stopped_by = None
     with _StopFlag() as stop:
@@ -114,7 +123,7 @@ def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int |
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with accel.autocast():
-                loss = raw.loss(batch["hr"].to(accel.device), batch["up"].to(accel.device), generator)
+                loss = model(batch["hr"].to(accel.device), batch["up"].to(accel.device), generator)
             if not torch.isfinite(loss):
                 raise FacesrError(f"loss became {loss.item()} at step {step}; lower the learning rate")
             accel.backward(loss)
@@ -126,7 +135,7 @@ def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int |
             step += 1
             losses.append(loss.item())
             bar.update(1)
-            if step % o.log_every == 0 or step == total_steps:
+            if main and (step % o.log_every == 0 or step == total_steps):
                 now = time.time()
                 rate = len(losses) / max(now - t_log, 1e-9)
                 mean_loss = sum(losses) / len(losses)
@@ -136,11 +145,12 @@ def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int |
                 losses, t_log = [], now
             if step % o.checkpoint_every == 0 or step == total_steps:
                 checkpoint()
-            if stop.signal:
-                stopped_by = stop.signal
+            if _any_process(accel, stop.signal is not None):
+                stopped_by = stop.signal or "a signal to another process"
                 checkpoint()
                 break
     bar.close()
-    log_file.close()
+    if log_file:
+        log_file.close()
     accel.end_training()
     return {"step": step, "stopped_by": stopped_by, "checkpoint": str(latest_checkpoint(run_dir)), "seconds": time.time() - t0}

@@ -1,0 +1,118 @@
+"""SR3 model: target encoding, warm start, sample averaging, save/load."""
+
+import numpy as np
+import pytest
+import torch
+
+from facesr.cli import main
+from facesr.data.io import read_image
+from facesr.diffusion.schedules import DDPMConfig
+from facesr.errors import FacesrError
+from facesr.models.conditional_unet import UNetConfig
+from facesr.models.hub import load_model, save_pretrained
+from facesr.models.sr3 import SR3, SR3Config
+from facesr.pipelines.upscale import SamplingOptions, super_resolve_tensors
+
+
+def tiny(target="residual", vector_dim=0, cond_images=1):
+    torch.manual_seed(0)
+    unet = UNetConfig(block_out_channels=(32, 32), attention_levels=(), vector_dim=vector_dim, cond_images=cond_images)
+    return SR3(SR3Config(unet=unet, diffusion=DDPMConfig(timesteps=50), target=target)).eval()
+
+
+@pytest.mark.parametrize("target", ["image", "residual"])
+def test_encode_decode_round_trip_and_clip(target):
+    m = tiny(target)
+    hr, up = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    x0 = m.encode(hr, up)
+    assert torch.allclose(m.decode(x0, up), hr, atol=1e-6)
+    clipped = m.decode(m.clip_fn(up)(x0 * 100), up)
+    assert clipped.min() >= -1e-6 and clipped.max() <= 1 + 1e-6
+
+
+def test_residual_of_bicubic_is_zero():
+    m = tiny()
+    up = torch.rand(1, 3, 8, 8)
+    assert torch.count_nonzero(m.encode(up, up)) == 0
+
+
+def test_warm_start_at_the_lowest_level_returns_nearly_bicubic():
+    m = tiny()
+    lr = torch.rand(2, 3, 4, 4)
+    up = m.condition(lr)
+    # t0 = 1: sigma_1 of the linear schedule is ~1.4e-3, so the noised start is almost bicubic
+    sr = m.super_resolve(lr, steps=2, strength=1 / 49, generator=torch.Generator().manual_seed(0))
+    assert sr.shape == (2, 3, 32, 32)
+    assert (sr - up).abs().max() < 0.05
+
+
+def test_warm_start_from_a_given_estimate():
+    m = tiny()
+    lr = torch.rand(1, 3, 4, 4)
+    init = torch.full((1, 3, 32, 32), 0.5)
+    sr = m.super_resolve(lr, steps=2, strength=1 / 49, init=init, generator=torch.Generator().manual_seed(0))
+    assert (sr - 0.5).abs().max() < 0.05
+
+
+def test_strength_and_steps_are_checked():
+    m = tiny()
+    with pytest.raises(FacesrError):
+        m.super_resolve(torch.rand(1, 3, 4, 4), steps=10, strength=0.1)  # only 5 timesteps left
+    with pytest.raises(FacesrError):
+        m.super_resolve(torch.rand(1, 3, 4, 4), steps=1, strength=0)
+
+
+def test_sample_average_is_the_mean_of_seeded_samples():
+    m = tiny()
+    lrs = [torch.rand(3, 4, 4, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    keys = ["a", "b", "c"]
+    opts = dict(steps=3, batch_size=4, precision="fp32")
+    mean, std = super_resolve_tensors(m, lrs, keys, SamplingOptions(samples=3, seed=5, **opts), "cpu", with_std=True)
+    singles = [super_resolve_tensors(m, lrs, keys, SamplingOptions(samples=1, seed=5 + k, **opts), "cpu") for k in range(3)]
+    for i in range(3):
+        stack = torch.stack([s[i] for s in singles])
+        assert torch.allclose(mean[i], stack.mean(0), atol=1e-5)
+        assert torch.allclose(std[i], stack.std(0, unbiased=False), atol=1e-4)
+    assert all(s.max() > 0 for s in std)  # different seeds give different samples
+
+
+def test_vector_and_multi_image_conditioning_hooks():
+    m = tiny(vector_dim=8, cond_images=3)
+    x = torch.rand(2, 3, 16, 16)
+    g = torch.rand(2)
+    cond = torch.rand(2, 9, 16, 16)
+    v1, v2 = torch.zeros(2, 8), torch.ones(2, 8)
+    with torch.no_grad():
+        a, b = m.net(x, g, cond, v1), m.net(x, g, cond, v2)
+    assert a.shape == (2, 3, 16, 16) and not torch.allclose(a, b)
+    with pytest.raises(FacesrError):
+        m.net(x, g, cond)  # the vector is required
+    with pytest.raises(FacesrError):
+        m.net(x, g, cond[:, :3], v1)  # three condition images expected
+
+
+def test_save_and_load_prefers_ema(tmp_path):
+    m = tiny()
+    ema = {k: v + 1 if v.is_floating_point() else v for k, v in m.state_dict().items()}
+    save_pretrained(m, tmp_path / "m", ema_state=ema)
+    loaded = load_model(str(tmp_path / "m"))
+    raw = load_model(str(tmp_path / "m"), use_ema=False)
+    k = "net.unet.conv_in.weight"
+    assert torch.equal(loaded.state_dict()[k], ema[k]) and torch.equal(raw.state_dict()[k], m.state_dict()[k])
+    assert loaded.cfg == m.cfg
+
+
+def test_uncertainty_map_cli(tmp_path, capsys):
+    from PIL import Image
+
+    m = tiny()
+    save_pretrained(m, tmp_path / "m")
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (4, 4, 3), dtype=np.uint8)).save(src / "f.png")
+    out = tmp_path / "out"
+    assert main(["upscale", str(src), "-o", str(out), "--model", str(tmp_path / "m"), "--steps", "2", "--uncertainty"]) == 2
+    assert "--samples" in capsys.readouterr().err
+    assert main(["upscale", str(src), "-o", str(out), "--model", str(tmp_path / "m"), "--steps", "2",
+                 "--samples", "3", "--uncertainty"]) == 0
+    assert read_image(out / "f.png").shape == (32, 32, 3) and read_image(out / "f.std.png").shape == (32, 32, 3)
