@@ -77,15 +77,18 @@ def test_upscale_evaluate_demo_from_checkpoint(tiny_config, tmp_path, sample_fac
     assert main(["train", str(tiny_config), "--out", str(run), "--max-steps", "2", "--no-progress"]) == 0
     ckpt = _latest(run)
     model = tmp_path / "exported"
-    assert main(["export", str(ckpt), str(model)]) == 0
+    assert main(["export", str(ckpt), str(model), "--steps", "3", "--samples", "2", "--strength", "0.5"]) == 0
     assert not (model / "model.safetensors").exists() and (model / "ema.safetensors").exists()
+    assert json.loads((model / "config.json").read_text())["sampling"] == {"steps": 3, "strength": 0.5, "samples": 2}
 
-    # evaluate --run: LR made with the model's operator, SR saved, bicubic measured alongside
+    # evaluate --run: LR made with the model's operator, SR saved, bicubic measured alongside;
+    # the sampling recipe recorded at export is the default
     ev = tmp_path / "eval"
-    assert main(["evaluate", "--run", "--hr", str(sample_faces), "--model", str(model), "--steps", "3",
+    assert main(["evaluate", "--run", "--hr", str(sample_faces), "--model", str(model),
                  "--limit", "3", "-o", str(ev), "--precision", "fp32"]) == 0
     summary = json.loads((ev / "summary.json").read_text())
-    assert summary["images"] == 3 and summary["steps"] == 3
+    assert summary["images"] == 3 and summary["steps"] == 3 and summary["samples"] == 2
+    assert summary["network_evaluations"] == 6 and summary["strength"] == 0.5
     assert summary["protocol"]["operator"] == {"name": "bicubic", "scale": 8}
     assert {"psnr", "ssim", "consistency", "bicubic_psnr"} <= set(summary["metrics"])
     assert summary["metrics"]["bicubic_consistency"]["mean"] > 0  # down(up(LR)) blurs: bicubic is not consistent
@@ -95,6 +98,7 @@ def test_upscale_evaluate_demo_from_checkpoint(tiny_config, tmp_path, sample_fac
     # upscale the LR files; the same seed gives the same pixels, whatever the batch size
     out1, out2 = tmp_path / "up1", tmp_path / "up2"
     assert main(["upscale", str(ev / "lr"), "-o", str(out1), "--model", str(model), "--steps", "2", "--batch-size", "3"]) == 0
+    assert json.loads((out1 / "facesr-run.json").read_text())["options"]["steps"] == 2  # given beats recommended
     assert main(["upscale", *map(str, lr_files), "-o", str(out2), "--model", str(model), "--steps", "2", "--batch-size", "1"]) == 0
     for f in lr_files:
         a, b = read_image(out1 / f.name), read_image(out2 / f.name)

@@ -21,11 +21,12 @@ def load_model(name_or_path: str = "sr3-x8", device: str = "auto", use_ema: bool
     return _load(name_or_path, resolve_device(device), use_ema)
 
 
-def upscale(images, model="sr3-x8", sampler="ddim", steps=50, eta=None, seed=0, batch_size=16,
-            precision="bf16", device="auto", strength=1.0, samples=1) -> list[np.ndarray]:
+def upscale(images, model="sr3-x8", sampler=None, steps=None, eta=None, seed=0, batch_size=16,
+            precision="bf16", device="auto", strength=None, samples=None) -> list[np.ndarray]:
     """Super-resolve images (paths or uint8 RGB arrays); returns uint8 RGB arrays in order.
 
-    strength < 1 warm-starts from noised bicubic; samples > 1 averages that many samples.
+    Sampling options left as None take the model's recommended recipe. strength < 1
+    warm-starts from noised bicubic; samples > 1 averages that many samples.
     """
     from facesr.data.io import read_image, to_tensor, to_uint8
     from facesr.pipelines.upscale import SamplingOptions, super_resolve_tensors
@@ -36,7 +37,8 @@ def upscale(images, model="sr3-x8", sampler="ddim", steps=50, eta=None, seed=0, 
         model = _load(model, dev)
     arrays = [read_image(x) if isinstance(x, (str, Path)) else np.asarray(x, dtype=np.uint8) for x in images]
     keys = [str(x) if isinstance(x, (str, Path)) else f"array-{i}" for i, x in enumerate(images)]
-    opts = SamplingOptions(sampler, steps, eta, seed, batch_size, precision, strength, samples)
+    opts = SamplingOptions.for_model(model, sampler=sampler, steps=steps, eta=eta, strength=strength, samples=samples,
+                                     seed=seed, batch_size=batch_size, precision=precision)
     srs = super_resolve_tensors(model, [to_tensor(a) for a in arrays], keys, opts, dev)
     return [to_uint8(s) for s in srs]
 

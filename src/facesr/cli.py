@@ -12,17 +12,22 @@ EXIT_USER_ERROR = 2
 
 def _add_sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="sr3-x8", help="bundled model name or a folder made by save_pretrained (default: sr3-x8)")
-    p.add_argument("--sampler", default="ddim", choices=["ddim", "ancestral"], help="sampler (default: ddim)")
-    p.add_argument("--steps", type=int, default=50, help="network evaluations per face (default: 50)")
-    p.add_argument("--eta", type=float, default=None, help="DDIM stochasticity (default 0: deterministic)")
-    p.add_argument("--strength", type=float, default=1.0,
-                   help="1: sample from pure noise; < 1: warm start from bicubic noised to that fraction of the schedule")
-    p.add_argument("--samples", type=int, default=1,
-                   help="average this many samples per face (posterior-mean estimate; samples x steps network evaluations)")
+    _add_recipe_options(p, "(default: the model's recommended setting, see 'facesr models')")
     p.add_argument("--seed", type=int, default=0, help="noise seed; the same seed gives the same output")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: auto)")
     p.add_argument("--precision", default="bf16", choices=["bf16", "fp32", "fp16"], help="autocast precision (default: bf16)")
+
+
+def _add_recipe_options(p: argparse.ArgumentParser, default_note: str) -> None:
+    """Sampler, steps, eta, strength, samples: a model's recommended sampling recipe."""
+    p.add_argument("--sampler", choices=["ddim", "ancestral"], help=f"sampler {default_note}")
+    p.add_argument("--steps", type=int, help=f"network evaluations per sample {default_note}")
+    p.add_argument("--eta", type=float, help=f"DDIM stochasticity, 0 = deterministic {default_note}")
+    p.add_argument("--strength", type=float,
+                   help=f"1: sample from pure noise; < 1: warm start from bicubic noised to that fraction of the schedule {default_note}")
+    p.add_argument("--samples", type=int,
+                   help=f"average this many samples per face (posterior-mean estimate; samples x steps evaluations) {default_note}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write a checkpoint's EMA weights as a compact model folder")
     p.add_argument("checkpoint")
     p.add_argument("out")
+    _add_recipe_options(p, "(recorded as the model's recommended setting)")
 
     sub.add_parser("models", help="list the bundled models")
     return parser

@@ -28,7 +28,9 @@ def cmd_export(args) -> int:
 
     model = load_model(args.checkpoint, use_ema=True)
     state = json.loads((Path(args.checkpoint) / "state.json").read_text()) if (Path(args.checkpoint) / "state.json").exists() else {}
-    model.save_pretrained(args.out, ema_state=model.state_dict(), include_raw=False, card={"trained_steps": state.get("step")})
+    recipe = {k: v for k, v in _recipe(args).items() if v is not None}
+    model.save_pretrained(args.out, ema_state=model.state_dict(), include_raw=False,
+                          card={"trained_steps": state.get("step")}, sampling=recipe or None)
     print(f"wrote {args.out} (EMA weights)")
     return 0
 
@@ -40,21 +42,25 @@ def cmd_models(args) -> int:
     if not rows:
         print("no bundled models installed")
         return 0
-    print(f"{'name':<16} {'method':<8} {'scale':<6} {'input':<8} {'output':<8} {'operator':<12} size")
+    print(f"{'name':<16} {'method':<8} {'scale':<6} {'input':<8} {'output':<8} {'operator':<12} {'size':<9} recommended sampling")
     for r in rows:
-        print(f"{r['name']:<16} {r['method']:<8} x{r['scale']:<5} {r['input']:<8} {r['output']:<8} {r['operator']:<12} {r['size_mb']} MB")
+        recipe = ", ".join(f"{k} {v}" for k, v in r["sampling"].items()) or "-"
+        print(f"{r['name']:<16} {r['method']:<8} x{r['scale']:<5} {r['input']:<8} {r['output']:<8} {r['operator']:<12} "
+              f"{str(r['size_mb']) + ' MB':<9} {recipe}")
     return 0
 
 
-def _sampling(args):
+def _recipe(args) -> dict:
+    from facesr.pipelines.upscale import RECIPE_KEYS
+
+    return {k: getattr(args, k) for k in RECIPE_KEYS}
+
+
+def _sampling(args, model):
     from facesr.pipelines.upscale import SamplingOptions
 
-    from facesr.errors import FacesrError
-
-    if args.steps < 1 or args.samples < 1 or args.batch_size < 1:
-        raise FacesrError("--steps, --samples and --batch-size must be at least 1")
-    return SamplingOptions(args.sampler, args.steps, args.eta, args.seed, args.batch_size, args.precision,
-                           args.strength, args.samples)
+    return SamplingOptions.for_model(model, **_recipe(args), seed=args.seed, batch_size=args.batch_size,
+                                     precision=args.precision)
 
 
 def _model(args):
@@ -75,7 +81,7 @@ def cmd_demo(args) -> int:
     from facesr.pipelines.demo import run_demo
 
     model, device = _model(args)
-    run_demo(model, _sampling(args), device, args.out)
+    run_demo(model, _sampling(args, model), device, args.out)
     return 0
 
 
@@ -86,10 +92,10 @@ def cmd_upscale(args) -> int:
     from facesr.errors import FacesrError
 
     paths = expand_inputs(args.inputs)
-    opts = _sampling(args)
+    model, device = _model(args)
+    opts = _sampling(args, model)
     if args.uncertainty and opts.samples < 2:
         raise FacesrError("--uncertainty needs --samples 2 or more")
-    model, device = _model(args)
     result = upscale_files(model, paths, args.out, opts, device, on_error=_stderr, uncertainty=args.uncertainty)
     print(f"wrote {len(result['outputs'])} image(s) to {args.out} ({result['seconds_per_face']:.2f} s per face)")
     if result["failures"]:
@@ -109,7 +115,7 @@ def cmd_evaluate(args) -> int:
             raise FacesrError(f"--run makes LR with the model's own operator ({model.cfg.operator} x{model.cfg.scale}); drop --op/--scale")
         hr = evaluate.select_hr(args.hr, args.protocol, args.limit)
         done = lambda n, total: print(f"\r{n}/{total} faces", end="", flush=True)
-        result = evaluate.run_and_evaluate(model, hr, _sampling(args), device, args.out, args.y, args.crop, _stderr, done)
+        result = evaluate.run_and_evaluate(model, hr, _sampling(args, model), device, args.out, args.y, args.crop, _stderr, done)
         print()
     else:
         if not args.sr:

@@ -46,8 +46,12 @@ def load_safetensors(path: Path) -> dict:
         raise FacesrError(f"{path}: cannot read weights ({exc})") from None
 
 
-def save_pretrained(model, folder, ema_state: dict | None = None, include_raw: bool = True, card: dict | None = None):
-    """Write config.json, model.safetensors (if include_raw) and ema.safetensors (if given)."""
+def save_pretrained(model, folder, ema_state: dict | None = None, include_raw: bool = True, card: dict | None = None,
+                    sampling: dict | None = None):
+    """Write config.json, model.safetensors (if include_raw) and ema.safetensors (if given).
+
+    ``sampling``: the recommended sampling recipe (sampler, steps, eta, strength, samples).
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     meta = {"format": "pt"}
@@ -61,6 +65,9 @@ def save_pretrained(model, folder, ema_state: dict | None = None, include_raw: b
     config["facesr_version"] = __version__
     if card:
         config["card"] = card
+    sampling = sampling or getattr(model, "sampling", None)
+    if sampling:
+        config["sampling"] = sampling
     atomic_write_text(folder / "config.json", json.dumps(config, indent=2) + "\n")
 
 
@@ -98,6 +105,7 @@ def load_model(name_or_path: str, device="cpu", use_ema: bool = True):
         )
     model.source = str(folder)
     model.card = config.get("card", {})
+    model.sampling = config.get("sampling", {})
     return model.to(device).eval()
 
 
@@ -120,6 +128,7 @@ def bundled_models() -> list[dict]:
                 "output": f"{hr}x{hr}",
                 "operator": inner.get("operator"),
                 "size_mb": round(size_mb, 1),
+                "sampling": config.get("sampling", {}),
             }
         )
     return rows
@@ -128,8 +137,8 @@ def bundled_models() -> list[dict]:
 class PretrainedMixin:
     """save_pretrained / from_pretrained for models that define config_dict()."""
 
-    def save_pretrained(self, folder, ema_state=None, include_raw=True, card=None):
-        save_pretrained(self, folder, ema_state, include_raw, card)
+    def save_pretrained(self, folder, ema_state=None, include_raw=True, card=None, sampling=None):
+        save_pretrained(self, folder, ema_state, include_raw, card, sampling)
 
     @classmethod
     def from_pretrained(cls, folder, device="cpu", use_ema=True):

@@ -14,6 +14,9 @@ from facesr.data.io import atomic_write_text, read_image, to_tensor, to_uint8, w
 from facesr.errors import FacesrError, InputError
 
 
+RECIPE_KEYS = ("sampler", "steps", "eta", "strength", "samples")
+
+
 @dataclass
 class SamplingOptions:
     sampler: str = "ddim"
@@ -28,6 +31,16 @@ class SamplingOptions:
     @property
     def network_evaluations(self) -> int:
         return self.samples * self.steps
+
+    @classmethod
+    def for_model(cls, model, **given) -> "SamplingOptions":
+        """The model's recommended recipe (config.json "sampling"), overridden by ``given`` values that are not None."""
+        values = {k: v for k, v in getattr(model, "sampling", {}).items() if k in RECIPE_KEYS}
+        values.update({k: v for k, v in given.items() if v is not None})
+        opts = cls(**values)
+        if opts.steps < 1 or opts.samples < 1 or opts.batch_size < 1:
+            raise FacesrError("steps, samples and batch size must be at least 1")
+        return opts
 
 
 def image_generator(seed: int, key: str) -> torch.Generator:
