@@ -53,7 +53,7 @@ def main() -> None:
 
         def step():
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                loss = model.loss(hr, up, torch.Generator().manual_seed(0))
+                loss = model({"hr": hr, "up": up}, torch.Generator().manual_seed(0))
             loss.backward()
             opt.step()
             opt.zero_grad()

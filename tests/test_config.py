@@ -24,7 +24,7 @@ def custom_sr3():
 
 
 def custom_experiment():
-    return ExperimentConfig(name="x", model=custom_sr3(), data=DataConfig(train_dirs=("a", "b/c"), patch_size=32),
+    return ExperimentConfig(name="x", model=json.loads(json.dumps(to_dict(custom_sr3()))), data=DataConfig(train_dirs=("a", "b/c"), patch_size=32),
                             optim=OptimConfig(batch_size=3, lr=3e-4, betas=(0.8, 0.95), mixed_precision="no"))
 
 
@@ -38,11 +38,13 @@ def test_json_round_trip(cfg):
 
 def test_round_trip_restores_types():
     again = json_round_trip(custom_experiment())
-    assert isinstance(again.model, SR3Config) and isinstance(again.model.unet, UNetConfig)
-    assert isinstance(again.model.diffusion, DDPMConfig) and isinstance(again.optim, OptimConfig)
+    model = again.build_model()
+    assert isinstance(model.cfg, SR3Config) and isinstance(model.cfg.unet, UNetConfig)
+    assert isinstance(model.cfg.diffusion, DDPMConfig) and isinstance(again.optim, OptimConfig)
+    assert model.cfg == custom_sr3()
     assert again.data.train_dirs == ("a", "b/c") and isinstance(again.data.train_dirs, tuple)
     assert again.optim.betas == (0.8, 0.95) and isinstance(again.optim.betas, tuple)
-    assert again.model.unet.block_out_channels == (32, 32, 64)
+    assert model.cfg.unet.block_out_channels == (32, 32, 64)
 
 
 def test_ints_become_floats_in_float_fields():
@@ -62,13 +64,15 @@ def test_partial_dict_keeps_defaults():
                                          ({"optim": {"lr": 1e-4, "bogus_key": 2}}, "config.optim")])
 def test_unknown_keys_are_rejected(data, where):
     with pytest.raises(FacesrError) as info:
-        from_dict(ExperimentConfig, data)
+        from_dict(ExperimentConfig, data).build_model()  # the model section is checked by its method's config
     assert "bogus_key" in str(info.value) and str(info.value).startswith(where + ":")
 
 
 def test_non_object_is_rejected():
     with pytest.raises(FacesrError, match="expected an object"):
-        from_dict(ExperimentConfig, {"model": [1, 2]})
+        from_dict(ExperimentConfig, {"data": [1, 2]})
+    with pytest.raises(FacesrError, match="expected an object"):
+        from_dict(ExperimentConfig, {"model": [1, 2]}).build_model()
 
 
 def test_invalid_values_become_facesr_errors():

@@ -25,7 +25,7 @@ def test_pixel_shuffle_factors(scale, factors):
 @pytest.mark.parametrize("arch", ["msrresnet", "edsr"])
 @pytest.mark.parametrize("scale", [2, 3, 4, 8])
 def test_output_shape_any_scale(arch, scale):
-    net = build_regression_net(RegressionNetConfig(arch=arch, num_feat=16, num_blocks=2, scale=scale))
+    net = build_regression_net(RegressionNetConfig(arch=arch, num_feat=16, num_blocks=2), scale)
     with torch.no_grad():
         assert net(torch.rand(2, 3, 6, 5)).shape == (2, 3, 6 * scale, 5 * scale)
 
@@ -54,4 +54,4 @@ def test_bad_config():
     with pytest.raises(FacesrError):
         RegressionNetConfig(arch="srcnn")
     with pytest.raises(FacesrError):
-        RegressionNetConfig(scale=0)
+        build_regression_net(RegressionNetConfig(), 0)

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 class HRFolderDataset:
-    def __init__(self, roots, operator: Resampler, hr_size: int, patch_size: int = 0, hflip: bool = True):
+    def __init__(self, roots, operator: Resampler, hr_size: int, patch_size: int = 0, hflip: bool = True, augment=None):
         self.files: list[Path] = []
         for root in roots:
             root = Path(root)
@@ -41,6 +41,7 @@ class HRFolderDataset:
         if self.patch_size % operator.scale or self.patch_size > hr_size:
             raise FacesrError(f"patch_size {self.patch_size} must divide by the scale and fit in {hr_size}")
         self.hflip = hflip
+        self.augment = augment  # DataConfig-like: rot90, brightness, contrast, jitter_prob
         self.bad: set[int] = set()
 
     def __len__(self) -> int:
@@ -67,19 +68,49 @@ class HRFolderDataset:
                 log.warning("skipping training image %s", exc)
         else:
             raise FacesrError("no readable training images")
+        if self.augment is not None:
+            hr = augment_hr(hr, self.augment, generator)
         lr = quantize(self.operator.down(hr[None]))
         up = self.operator.up(lr).clamp(0, 1)[0]
+        lr = lr[0]
         p, s = self.patch_size, self.operator.scale
         cells = (self.hr_size - p) // s + 1
         y, x = (torch.randint(0, cells, (2,), generator=generator) * s).tolist()
-        hr, up = hr[:, y : y + p, x : x + p], up[:, y : y + p, x : x + p]
+        item = {"hr": hr[:, y : y + p, x : x + p], "up": up[:, y : y + p, x : x + p],
+                "lr": lr[:, y // s : (y + p) // s, x // s : (x + p) // s]}
         if self.hflip and torch.rand((), generator=generator) < 0.5:
-            hr, up = hr.flip(-1), up.flip(-1)
-        return {"hr": hr, "up": up}
+            item = {k: v.flip(-1) for k, v in item.items()}
+        return item
 
     def batch(self, indices, generator: torch.Generator) -> dict:
         items = [self.item(i, generator) for i in indices]
         return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+LUMA = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+
+
+def augment_hr(hr: torch.Tensor, aug, generator: torch.Generator) -> torch.Tensor:
+    """The DeepFaceSR augmentations on the HR image, before LR is made (dossier 4.4).
+
+    Random 90-degree rotation; brightness x U(lo, hi) and then contrast x U(lo, hi)
+    around the RGB luma mean, each with probability ``jitter_prob``. Unlike the seed,
+    this works on RGB floats (the seed jittered BGR data as RGB, quantised to uint8).
+    """
+    if aug.rot90:
+        k = int(torch.randint(0, 4, (1,), generator=generator))
+        hr = torch.rot90(hr, k, dims=(-2, -1))
+    for kind in ("brightness", "contrast"):
+        bounds = getattr(aug, kind)
+        if bounds is None or float(torch.rand((), generator=generator)) >= aug.jitter_prob:
+            continue
+        factor = bounds[0] + (bounds[1] - bounds[0]) * float(torch.rand((), generator=generator))
+        if kind == "brightness":
+            hr = (hr * factor).clamp(0, 1)
+        else:
+            mean = (hr * LUMA).sum(0).mean()
+            hr = ((hr - mean) * factor + mean).clamp(0, 1)
+    return hr
 
 
 class EpochSampler:

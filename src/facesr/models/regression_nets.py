@@ -63,13 +63,11 @@ class RegressionNetConfig:
     arch: str = "msrresnet"  # or "edsr"
     num_feat: int = 64
     num_blocks: int = 16
-    scale: int = 8
     res_scale: float = 1.0  # EDSR only
 
     def __post_init__(self):
         if self.arch not in ("msrresnet", "edsr"):
             raise FacesrError(f"arch must be 'msrresnet' or 'edsr', got {self.arch!r}")
-        pixel_shuffle_factors(self.scale)
 
 
 class MSRResNet(nn.Module):
@@ -115,10 +113,11 @@ class EDSR(nn.Module):
         return self.conv_last(self.upsample(res)) / self.img_range + self.mean
 
 
-def build_regression_net(cfg: RegressionNetConfig) -> nn.Module:
+def build_regression_net(cfg: RegressionNetConfig, scale: int) -> nn.Module:
+    pixel_shuffle_factors(scale)
     if cfg.arch == "msrresnet":
-        return MSRResNet(cfg.num_feat, cfg.num_blocks, cfg.scale)
-    return EDSR(cfg.num_feat, cfg.num_blocks, cfg.scale, cfg.res_scale)
+        return MSRResNet(cfg.num_feat, cfg.num_blocks, scale)
+    return EDSR(cfg.num_feat, cfg.num_blocks, scale, cfg.res_scale)
 
 
 def count_parameters(net: nn.Module) -> int:

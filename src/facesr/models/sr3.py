@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from facesr.config import from_dict, to_dict
-from facesr.data.resample import make_operator
+from facesr.data.resample import make_operator, quantize
 from facesr.diffusion.denoiser import EpsDenoiser
 from facesr.diffusion.samplers import SAMPLERS, randn_like
 from facesr.diffusion.schedules import DDPMConfig, DDPMSchedule
@@ -50,6 +50,7 @@ class SR3Config:
 
 class SR3(PretrainedMixin, nn.Module):
     method = "sr3"
+    config_class = SR3Config
 
     def __init__(self, cfg: SR3Config):
         super().__init__()
@@ -81,10 +82,15 @@ class SR3(PretrainedMixin, nn.Module):
         hi = self.encode(torch.ones_like(up), up)
         return lambda x0: torch.maximum(torch.minimum(x0, hi), lo)
 
+    def degrade(self, hr: torch.Tensor, keys=None, seed: int = 0):
+        """LR for HR images with the model's operator, quantised to 8 bits; deterministic (record None)."""
+        return quantize(self.operator.down(hr)), None
+
     # --- training --------------------------------------------------------------------
-    def forward(self, hr, up, generator=None, vector=None):
-        """The training loss; called through the (possibly DDP-wrapped) module so gradients sync."""
-        return self.loss(hr, up, generator, vector)
+    def forward(self, batch: dict, generator=None):
+        """The training loss of a batch {"hr", "up", ...}; called through the (possibly
+        DDP-wrapped) module so that gradients are synchronised."""
+        return self.loss(batch["hr"], batch["up"], generator, batch.get("vector"))
 
     def loss(self, hr, up, generator=None, vector=None):
         """SR3 epsilon loss with continuous noise levels sqrt(gamma) ~ U(sqrt_ab_t, sqrt_ab_{t-1})."""

@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw
 
 from facesr.data.io import list_images, read_image, to_tensor, to_uint8, write_image
 from facesr.metrics import psnr
-from facesr.pipelines.evaluate import make_lr
+from facesr.pipelines.evaluate import model_lr
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples" / "faces"
 COLUMNS = ("LR (nearest)", "bicubic", "SR", "HR")
@@ -42,7 +42,7 @@ def run_demo(model, opts, device, out_dir, log=print) -> dict:
     op = model.operator
     paths = list_images(SAMPLES_DIR)
     hrs = [read_image(p) for p in paths]
-    lrs = [make_lr(hr, op) for hr in hrs]
+    lrs = [model_lr(model, hr, p.name)[0] for hr, p in zip(hrs, paths)]
     srs = super_resolve_tensors(model, [to_tensor(lr) for lr in lrs], [p.name for p in paths], opts, device)
     rows, results = [], []
     for path, hr, lr, sr_t in zip(paths, hrs, lrs, srs):

@@ -47,6 +47,12 @@ def make_lr(hr: np.ndarray, operator: Resampler) -> np.ndarray:
     return to_uint8(quantize(operator.down(to_tensor(hr)[None]))[0])
 
 
+def model_lr(model, hr: np.ndarray, key: str) -> tuple[np.ndarray, dict | None]:
+    """LR the way ``model`` expects it: its operator, or its seeded blind degradation (record returned)."""
+    lr, records = model.degrade(to_tensor(hr)[None], [key])
+    return to_uint8(lr[0]), (records[0] if records else None)
+
+
 def image_metrics(sr: np.ndarray, hr: np.ndarray, lr: np.ndarray | None, operator, y=False, crop=0) -> dict:
     row = {"psnr": psnr(sr, hr, y, crop), "ssim": ssim(sr, hr, y, crop)}
     if lr is not None:
@@ -75,14 +81,15 @@ def write_report(out_dir, rows: list[dict], summary: dict) -> None:
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
-def protocol_card(operator: Resampler, y: bool, crop: int) -> dict:
+def protocol_card(operator: Resampler, y: bool, crop: int, degradation: str | None = None) -> dict:
     return {
         "operator": operator.to_dict(),
+        "degradation": degradation or "deterministic operator",
         "colour": "Y (BT.601 studio swing)" if y else "RGB",
         "crop_border": crop,
         "images": "uint8 (clamp, x255, round)",
         "ssim": "Gaussian 11x11 sigma 1.5, valid region, mean over channels",
-        "consistency": "MSE(D(SR), LR) on the 0-255 scale at LR size, D = operator",
+        "consistency": "MSE(D(SR), LR) on the 0-255 scale at LR size, D = operator (not defined for blind LR)",
     }
 
 
@@ -144,17 +151,21 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
 
     op = model.operator
     out_dir = Path(out_dir)
-    items = []
+    items, records = [], {}
     for path in hr_paths:
         try:
             hr = read_image(path)
             if hr.shape[:2] != (model.cfg.hr_size, model.cfg.hr_size):
                 raise InputError(path, f"expected a {model.cfg.hr_size}x{model.cfg.hr_size} HR face, got {hr.shape[1]}x{hr.shape[0]}")
-            items.append((path, hr, make_lr(hr, op)))
+            lr, record = model_lr(model, hr, path.name)
+            items.append((path, hr, lr))
+            if record is not None:
+                records[path.name] = record
         except InputError as exc:
             on_error(str(exc))
     if not items:
         raise FacesrError("no HR image could be read")
+    deterministic = not records  # consistency needs the deterministic operator that made LR
     stems = [p.stem for p, _, _ in items]
     unique = len(set(stems)) == len(stems)
     names = stems if unique else [f"{p.parent.name}__{p.stem}" for p, _, _ in items]
@@ -171,8 +182,9 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
             bic = to_uint8(op.up(to_tensor(lr)[None])[0])
             write_image(out_dir / "sr" / f"{name}.png", sr)
             write_image(out_dir / "lr" / f"{name}.png", lr)
-            row = {"name": name, **image_metrics(sr, hr, lr, op, y, crop)}
-            row.update({f"bicubic_{k}": v for k, v in image_metrics(bic, hr, lr, op, y, crop).items()})
+            lr_for_consistency = lr if deterministic else None
+            row = {"name": name, **image_metrics(sr, hr, lr_for_consistency, op, y, crop)}
+            row.update({f"bicubic_{k}": v for k, v in image_metrics(bic, hr, lr_for_consistency, op, y, crop).items()})
             row["seconds"] = dt / len(part)
             rows.append(row)
         if progress:
@@ -194,8 +206,11 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
         "cpu": platform.processor() or platform.machine(),
         "images": len(rows),
         "seconds_per_face": t_total / len(rows),
-        "protocol": protocol_card(op, y, crop),
+        "protocol": protocol_card(op, y, crop, getattr(model.cfg, "degradation", None)),
         "metrics": summarise(rows, keys),
     }
+    if records:
+        atomic_write_text(out_dir / "lr_params.json", json.dumps(records) + "\n")
+        summary["lr_params"] = "lr_params.json (per-image degradation parameters; regenerate LR exactly)"
     write_report(out_dir, rows, summary)
     return {"rows": rows, "summary": summary}

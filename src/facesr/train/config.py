@@ -1,12 +1,12 @@
-"""Experiment configuration: model, data and optimisation, serialised as JSON."""
+"""Experiment configuration: method, model, data and optimisation, serialised as JSON."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from facesr.config import from_dict, load_json, to_dict
 from facesr.errors import FacesrError
-from facesr.models.sr3 import SR3Config
 
 
 @dataclass
@@ -14,6 +14,10 @@ class DataConfig:
     train_dirs: tuple[str, ...] = ()
     patch_size: int = 64  # 0 = whole image
     hflip: bool = True
+    rot90: bool = False  # rotate by a random multiple of 90 degrees
+    brightness: tuple[float, float] | None = None  # e.g. [0.7, 1.3], applied with probability jitter_prob
+    contrast: tuple[float, float] | None = None
+    jitter_prob: float = 0.5
 
 
 @dataclass
@@ -22,6 +26,10 @@ class OptimConfig:
     lr: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_steps: int = 1000
+    schedule: str = "constant"  # or "cosine_restarts"
+    periods: tuple[int, ...] = (150_000, 150_000)  # cosine_restarts: lengths of the cosine cycles
+    restart_weights: tuple[float, ...] = (1.0, 1.0)
+    eta_min: float = 1e-7
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     max_steps: int = 100_000
@@ -34,24 +42,50 @@ class OptimConfig:
     def __post_init__(self):
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise FacesrError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
+        if self.schedule not in ("constant", "cosine_restarts"):
+            raise FacesrError(f"schedule must be 'constant' or 'cosine_restarts', got {self.schedule!r}")
+        if len(self.periods) != len(self.restart_weights) or any(p < 1 for p in self.periods):
+            raise FacesrError("periods and restart_weights must have the same length, periods positive")
         if self.batch_size < 1 or self.max_steps < 1 or self.checkpoint_every < 1:
             raise FacesrError("batch_size, max_steps and checkpoint_every must be positive")
+
+
+def learning_rate(o: OptimConfig, step: int) -> float:
+    """Learning rate for the update at ``step`` (0-based): linear warm-up times the schedule.
+
+    cosine_restarts (BasicSR CosineAnnealingRestartLR): within cycle i of length P_i,
+    lr = eta_min + w_i (lr - eta_min) (1 + cos(pi t / P_i)) / 2; after the last cycle, eta_min.
+    """
+    warm = min(1.0, (step + 1) / max(1, o.warmup_steps))
+    if o.schedule == "constant":
+        return o.lr * warm
+    t = step
+    for period, weight in zip(o.periods, o.restart_weights):
+        if t < period:
+            return warm * (o.eta_min + weight * (o.lr - o.eta_min) * (1 + math.cos(math.pi * t / period)) / 2)
+        t -= period
+    return warm * o.eta_min
 
 
 @dataclass
 class ExperimentConfig:
     name: str = "experiment"
     method: str = "sr3"
-    model: SR3Config = field(default_factory=SR3Config)
+    model: dict = field(default_factory=dict)  # the method's own config (SR3Config, RegressionConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
     def to_dict(self) -> dict:
         return to_dict(self)
 
+    def build_model(self, where: str = "config"):
+        from facesr.models.hub import method_class
+
+        cls = method_class(self.method)
+        return cls(from_dict(cls.config_class, self.model, f"{where}.model"))
+
 
 def load_experiment(path) -> ExperimentConfig:
     cfg = from_dict(ExperimentConfig, load_json(path), str(path))
-    if cfg.method != "sr3":
-        raise FacesrError(f"{path}: method {cfg.method!r} cannot be trained yet (known: sr3)")
+    cfg.build_model(str(path))  # validate the model section now, with the file named
     return cfg

@@ -18,7 +18,7 @@ import torch
 from facesr.data.datasets import EpochSampler, HRFolderDataset
 from facesr.errors import FacesrError
 from facesr.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from facesr.train.config import ExperimentConfig
+from facesr.train.config import ExperimentConfig, learning_rate
 
 
 class _StopFlag:
@@ -62,8 +62,6 @@ def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int |
     from diffusers.training_utils import EMAModel
     from tqdm import tqdm
 
-    from facesr.models.sr3 import SR3
-
     if not cfg.data.train_dirs:
         raise FacesrError("no training data: set data.train_dirs in the config or pass --data")
     run_dir = Path(run_dir)
@@ -73,8 +71,9 @@ def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int |
     rank, world = accel.process_index, accel.num_processes
 
     torch.manual_seed(o.seed)  # initial weights are part of the experiment
-    model = SR3(cfg.model)
-    dataset = HRFolderDataset(cfg.data.train_dirs, model.operator, cfg.model.hr_size, cfg.data.patch_size, cfg.data.hflip)
+    model = cfg.build_model()
+    dataset = HRFolderDataset(cfg.data.train_dirs, model.operator, model.cfg.hr_size, cfg.data.patch_size, cfg.data.hflip,
+                              augment=cfg.data)
     optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, betas=tuple(o.betas))
     ema = EMAModel(model.parameters(), decay=o.ema_decay)
     generator = torch.Generator().manual_seed(o.seed * 1000 + rank)
@@ -119,11 +118,11 @@ def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int |
         while step < total_steps:
             first = step * o.batch_size * world + rank * o.batch_size
             batch = dataset.batch([sampler(first + j) for j in range(o.batch_size)], generator)
-            lr = o.lr * min(1.0, (step + 1) / max(1, o.warmup_steps))
+            lr = learning_rate(o, step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with accel.autocast():
-                loss = model(batch["hr"].to(accel.device), batch["up"].to(accel.device), generator)
+                loss = model({k: v.to(accel.device) for k, v in batch.items()}, generator)
             if not torch.isfinite(loss):
                 raise FacesrError(f"loss became {loss.item()} at step {step}; lower the learning rate")
             accel.backward(loss)
