@@ -1,10 +1,13 @@
-"""Quality table: bicubic vs a model at several step counts on an identity-folder test set.
+"""Quality table: bicubic vs a model under several sampling recipes on an identity-folder test set.
 
-Protocol (dev/lfw): for every person, HR = the second image (sorted), LR = the model's operator
-(bicubic x8) of it, quantised to 8 bits. Each setting runs `facesr evaluate --run` and the table is
-built from the summary.json files, so every number can be traced to its per-image CSV.
+Protocol: for every identity folder, HR = its second image (sorted), LR = the model's own operator
+applied to HR and quantised to 8 bits. Each recipe runs `facesr evaluate --run` (CSV + summary.json
+under --out), and the Markdown table is built from those summaries, so every number can be traced to
+its per-image CSV. A recipe is SAMPLER:STEPS:STRENGTH:SAMPLES, optionally @N to use only the first
+N faces (bicubic is then reported on the same N faces).
 
-    python benchmarks/quality.py --hr ../shared/data/dev/lfw --steps 10 50 --limit-for 1000=20
+    python benchmarks/quality.py --hr ../shared/data/dev/lfw --model sr3-x8 \
+        --recipe ddim:10:0.5:4 ddim:10:1:1 ddim:50:1:1 ancestral:1000:1:1@20
 """
 
 from __future__ import annotations
@@ -16,58 +19,71 @@ import sys
 from pathlib import Path
 
 
-def run(hr: str, model: str, steps: int, limit: int, out: Path, sampler: str, batch: int) -> dict:
-    if not (out / "summary.json").exists():
-        cmd = [sys.executable, "-m", "facesr.cli", "evaluate", "--run", "--hr", hr, "--protocol", "second",
-               "--model", model, "--steps", str(steps), "--sampler", sampler, "--batch-size", str(batch), "-o", str(out)]
-        if limit:
-            cmd += ["--limit", str(limit)]
+def parse_recipe(text: str) -> dict:
+    body, _, limit = text.partition("@")
+    sampler, steps, strength, samples = body.split(":")
+    return {"sampler": sampler, "steps": int(steps), "strength": float(strength), "samples": int(samples),
+            "limit": int(limit or 0), "tag": text.replace(":", "_").replace("@", "_n")}
+
+
+def run(args, r: dict) -> dict:
+    out = Path(args.out) / r["tag"]
+    if not (out / "summary.json").exists() or args.force:
+        cmd = [sys.executable, "-m", "facesr.cli", "evaluate", "--run", "--hr", args.hr, "--protocol", "second",
+               "--model", args.model, "--sampler", r["sampler"], "--steps", str(r["steps"]), "--strength", str(r["strength"]),
+               "--samples", str(r["samples"]), "--batch-size", str(args.batch_size), "--seed", str(args.seed), "-o", str(out)]
+        if r["limit"]:
+            cmd += ["--limit", str(r["limit"])]
         print(" ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
     return json.loads((out / "summary.json").read_text())
 
 
 def fmt(m: dict, key: str, digits: int = 2) -> str:
-    return f"{m[key]['mean']:.{digits}f} ± {m[key]['std']:.{digits}f}"
+    return f"{m[key]['mean']:.{digits}f} ± {m[key]['std']:.{digits}f}" if key in m else "–"
+
+
+def table(args, results: list[tuple[dict, dict]]) -> str:
+    first = results[0][1]
+    proto = first["protocol"]
+    lines = [
+        f"Test set `{args.hr}` (second image of each identity folder); LR = {proto['operator']['name']} "
+        f"x{proto['operator']['scale']} of HR, 8-bit. Metrics: {proto['colour']}, crop {proto['crop_border']}, "
+        f"{proto['images']}; consistency = {proto['consistency']}. Seed {first['seed']}, {first['precision']}, "
+        f"batch {first['batch_size']}, {first['device']}, {first['threads']} thread(s).",
+        "",
+        "| method | sampler | steps | strength | samples | network evaluations | faces | PSNR (dB) | SSIM | consistency | s / face |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    seen_sets = set()
+    for r, s in results:
+        m = s["metrics"]
+        if s["images"] not in seen_sets:
+            seen_sets.add(s["images"])
+            lines.append(f"| bicubic | – | – | – | – | 0 | {s['images']} | {fmt(m, 'bicubic_psnr')} | "
+                         f"{fmt(m, 'bicubic_ssim', 4)} | {fmt(m, 'bicubic_consistency')} | – |")
+        lines.append(f"| {args.model} | {r['sampler']} | {r['steps']} | {r['strength']} | {r['samples']} | "
+                     f"{s['network_evaluations']} | {s['images']} | {fmt(m, 'psnr')} | {fmt(m, 'ssim', 4)} | "
+                     f"{fmt(m, 'consistency')} | {s['seconds_per_face']:.2f} |")
+    lines += ["", f"Command: `python benchmarks/quality.py --hr {args.hr} --model {args.model} --recipe {' '.join(args.recipe)}`"]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--hr", required=True)
     p.add_argument("--model", default="sr3-x8")
-    p.add_argument("--sampler", default="ddim")
-    p.add_argument("--steps", type=int, nargs="+", default=[10, 50])
-    p.add_argument("--limit-for", nargs="*", default=[], help="STEPS=N: evaluate only the first N faces at that setting")
+    p.add_argument("--recipe", nargs="+", required=True, help="SAMPLER:STEPS:STRENGTH:SAMPLES[@N]")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="outputs/quality")
-    p.add_argument("--table", default="benchmarks/QUALITY.md")
+    p.add_argument("--table", default=None, help="also write the Markdown table to this file")
+    p.add_argument("--force", action="store_true", help="re-run recipes whose summary.json exists")
     args = p.parse_args()
-    limits = {int(k): int(v) for k, v in (s.split("=") for s in args.limit_for)}
-    settings = sorted(set(args.steps) | set(limits))
-    rows = []
-    for steps in settings:
-        s = run(args.hr, args.model, steps, limits.get(steps, 0), Path(args.out) / f"{args.sampler}-{steps}", args.sampler, args.batch_size)
-        rows.append((steps, s))
-    first = rows[0][1]
-    lines = [
-        f"| method | faces | PSNR (dB) | SSIM | consistency | seconds per face |",
-        "|---|---|---|---|---|---|",
-    ]
-    for steps, s in rows:
-        m = s["metrics"]
-        lines.append(f"| bicubic (same faces as the next row) | {s['images']} | {fmt(m, 'bicubic_psnr')} | {fmt(m, 'bicubic_ssim', 4)} | {fmt(m, 'bicubic_consistency')} | – |")
-        lines.append(f"| {args.model}, {args.sampler} {steps} steps | {s['images']} | {fmt(m, 'psnr')} | {fmt(m, 'ssim', 4)} | {fmt(m, 'consistency')} | {s['seconds_per_face']:.2f} |")
-    proto = first["protocol"]
-    header = [
-        f"Test set `{args.hr}`, protocol: second image of each identity folder; operator {proto['operator']}; "
-        f"{proto['colour']}, crop {proto['crop_border']}, {proto['images']}; consistency = {proto['consistency']}.",
-        f"Sampling: seed {first['seed']}, precision {first['precision']}, batch {first['batch_size']}, device {first['device']}, "
-        f"{first['threads']} thread(s). Command: `python benchmarks/quality.py --hr {args.hr} --model {args.model} "
-        f"--steps {' '.join(map(str, args.steps))}" + (f" --limit-for {' '.join(args.limit_for)}" if args.limit_for else "") + "`.",
-        "",
-    ]
-    text = "\n".join(header + lines) + "\n"
-    Path(args.table).write_text(text)
+    results = [(r, run(args, r)) for r in map(parse_recipe, args.recipe)]
+    text = table(args, results)
+    if args.table:
+        Path(args.table).write_text(text)
     print(text)
 
 

@@ -38,7 +38,7 @@ def test_train_export_evaluate(tmp_path, sample_faces, degradation, scale):
     ev = tmp_path / "ev"
     assert main(["evaluate", "--run", "--hr", str(sample_faces), "--model", str(tmp_path / "m"), "--limit", "2", "-o", str(ev)]) == 0
     summary = json.loads((ev / "summary.json").read_text())
-    assert summary["images"] == 2 and "psnr" in summary["metrics"]
+    assert summary["images"] == 2 and "psnr" in summary["metrics"] and summary["network_evaluations"] == 1
     assert summary["protocol"]["degradation"] == (degradation or "deterministic operator")
     if degradation:
         # blind LR: no consistency (no deterministic operator); the drawn parameters are recorded

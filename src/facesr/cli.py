@@ -21,8 +21,8 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
 
 def _add_recipe_options(p: argparse.ArgumentParser, default_note: str) -> None:
     """Sampler, steps, eta, strength, samples: a model's recommended sampling recipe."""
-    p.add_argument("--sampler", choices=["ddim", "ancestral"], help=f"sampler {default_note}")
-    p.add_argument("--steps", type=int, help=f"network evaluations per sample {default_note}")
+    p.add_argument("--sampler", choices=["ddim", "ancestral", "euler", "heun", "dpmpp-2m"], help=f"sampler {default_note}")
+    p.add_argument("--steps", type=int, help=f"noise levels per sample (= network evaluations; heun: 2 x steps - 1) {default_note}")
     p.add_argument("--eta", type=float, help=f"DDIM stochasticity, 0 = deterministic {default_note}")
     p.add_argument("--strength", type=float,
                    help=f"1: sample from pure noise; < 1: warm start from bicubic noised to that fraction of the schedule {default_note}")

@@ -79,6 +79,40 @@ class DDPMSchedule:
         idx = torch.unique_consecutive(idx)
         return torch.cat([self.sigmas()[idx], torch.zeros(1, dtype=torch.float64)])
 
+    def karras_grid(self, steps: int, strength: float = 1.0) -> torch.Tensor:
+        """``steps`` Karras levels (``karras_sigmas``) from sigma_{t0} down to sigma_0, then 0.
+
+        Same start t0 = round(strength * (T - 1)) as ``sigma_grid``; the levels are
+        continuous, which ``EpsDenoiser`` accepts (the network is trained on continuous gamma).
+        """
+        if not 0 < strength <= 1:
+            raise FacesrError(f"strength must be in (0, 1], got {strength}")
+        if steps < 1:
+            raise FacesrError(f"steps must be at least 1, got {steps}")
+        sig = self.sigmas()
+        t0 = round(strength * (self.timesteps - 1))
+        if t0 == 0 and steps > 1:
+            raise FacesrError(f"strength {strength} starts at the lowest noise level; only steps=1 is possible")
+        return karras_sigmas(steps, float(sig[0]), float(sig[t0]))
+
+
+def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
+    """Karras et al. 2022, eq. 5: sigma_i = (smax^(1/rho) + i/(n-1) (smin^(1/rho) - smax^(1/rho)))^rho.
+
+    ``n`` levels decreasing from sigma_max to sigma_min (float64), then a final 0.
+    """
+    if n < 1:
+        raise FacesrError(f"steps must be at least 1, got {n}")
+    if not 0 < sigma_min <= sigma_max or rho <= 0:
+        raise FacesrError(f"need 0 < sigma_min <= sigma_max and rho > 0, got {sigma_min}, {sigma_max}, {rho}")
+    ramp = torch.linspace(0, 1, n, dtype=torch.float64)
+    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    sigmas = (hi + ramp * (lo - hi)) ** rho
+    sigmas[0] = sigma_max  # exact endpoints despite the power round trip
+    if n > 1:
+        sigmas[-1] = sigma_min
+    return torch.cat([sigmas, torch.zeros(1, dtype=torch.float64)])
+
 
 def sigma_to_sqrt_alpha_bar(sigma: torch.Tensor) -> torch.Tensor:
     return 1 / torch.sqrt(1 + sigma**2)

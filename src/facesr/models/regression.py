@@ -91,6 +91,9 @@ class RegressionSR(PretrainedMixin, nn.Module):
         with autocast(lr.device, precision):
             return self.net(lr).float().clamp(0, 1)
 
+    def network_evaluations(self, opts) -> int:
+        return 1  # one forward pass, whatever the sampling options
+
     def config_dict(self) -> dict:
         return {"method": self.method, "config": to_dict(self.cfg)}
 

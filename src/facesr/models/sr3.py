@@ -20,7 +20,7 @@ from torch import nn
 from facesr.config import from_dict, to_dict
 from facesr.data.resample import make_operator, quantize
 from facesr.diffusion.denoiser import EpsDenoiser
-from facesr.diffusion.samplers import SAMPLERS, randn_like
+from facesr.diffusion.samplers import KARRAS_SAMPLERS, SAMPLERS, randn_like
 from facesr.diffusion.schedules import DDPMConfig, DDPMSchedule
 from facesr.errors import FacesrError
 from facesr.models.conditional_unet import ConditionalUNet, UNetConfig
@@ -117,7 +117,10 @@ class SR3(PretrainedMixin, nn.Module):
     @torch.no_grad()
     def super_resolve(self, lr, sampler="ddim", steps=50, eta=None, generator=None, vector=None,
                       precision="fp32", strength=1.0, init=None):
-        """LR (B, 3, h, w) in [0, 1] to SR (B, 3, h*s, w*s) in [0, 1] with ``steps`` network calls.
+        """LR (B, 3, h, w) in [0, 1] to SR (B, 3, h*s, w*s) in [0, 1] with ``steps`` noise levels.
+
+        Network calls: ``network_evaluations(sampler, steps)`` (steps; Heun 2 * steps - 1).
+        "heun" and "dpmpp-2m" run on the Karras grid (``karras_grid``), the others on ``sigma_grid``.
 
         ``generator``: one torch.Generator, or a list with one per sample.
         ``strength`` < 1 warm-starts: sampling begins at timestep strength * (T - 1) from a
@@ -130,7 +133,10 @@ class SR3(PretrainedMixin, nn.Module):
         div = self.net.downsampling
         if up.shape[-1] % div or up.shape[-2] % div:
             raise FacesrError(f"output size {tuple(up.shape[-2:])} must be divisible by {div}")
-        sigmas = self.schedule.sigma_grid(steps, strength)
+        if sampler in KARRAS_SAMPLERS:
+            sigmas = self.schedule.karras_grid(steps, strength)
+        else:
+            sigmas = self.schedule.sigma_grid(steps, strength)
         noise = randn_like(up, generator)
         if strength < 1:
             start = self.encode(up if init is None else init.to(up), up)
@@ -140,6 +146,9 @@ class SR3(PretrainedMixin, nn.Module):
         kwargs = {"eta": eta} if sampler == "ddim" and eta is not None else {}
         x0 = SAMPLERS[sampler](self.denoiser(up, vector, precision=precision), x, sigmas, generator=generator, **kwargs)
         return self.decode(x0, up).clamp(0, 1)
+
+    def network_evaluations(self, opts) -> int:
+        return opts.network_evaluations
 
     # --- persistence -----------------------------------------------------------------
     def config_dict(self) -> dict:

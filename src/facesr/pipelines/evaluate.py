@@ -195,7 +195,7 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
         "sampler": opts.sampler,
         "steps": opts.steps,
         "samples": opts.samples,
-        "network_evaluations": opts.network_evaluations,
+        "network_evaluations": model.network_evaluations(opts),
         "eta": opts.eta,
         "strength": opts.strength,
         "seed": opts.seed,

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from facesr.data.io import atomic_write_text, read_image, to_tensor, to_uint8, write_image
+from facesr.diffusion.samplers import network_evaluations
 from facesr.errors import FacesrError, InputError
 
 
@@ -30,7 +31,8 @@ class SamplingOptions:
 
     @property
     def network_evaluations(self) -> int:
-        return self.samples * self.steps
+        """Denoiser calls per face: samples x the sampler's evaluations at ``steps`` levels."""
+        return self.samples * network_evaluations(self.sampler, self.steps)
 
     @classmethod
     def for_model(cls, model, **given) -> "SamplingOptions":
@@ -143,7 +145,7 @@ def upscale_files(model, paths: list[Path], out_dir, opts: SamplingOptions, devi
     manifest = {
         "model": getattr(model, "source", None),
         "options": asdict(opts),
-        "network_evaluations_per_face": opts.network_evaluations,
+        "network_evaluations_per_face": model.network_evaluations(opts),
         "device": str(device),
         "outputs": written,
         "failures": failures,
