@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=None)
     p.add_argument("--y", action="store_true", help="PSNR/SSIM on Y (BT.601) instead of RGB")
     p.add_argument("--crop", type=int, default=0, help="border pixels to crop before PSNR/SSIM")
+    p.add_argument("--identity", help="with --run: identity metrics with 'dlib' (aligned chips), 'dlib-detect' or "
+                                      "'adaface:CKPT[:ARCH]'; with --protocol second also rank-k against the "
+                                      "first image of every identity folder")
     p.add_argument("-o", "--out", default="outputs/eval", help="writes per_image.csv and summary.json here")
     _add_sampling_options(p)
 

@@ -114,8 +114,17 @@ def cmd_evaluate(args) -> int:
         if args.op and args.op != model.cfg.operator or args.scale and args.scale != model.cfg.scale:
             raise FacesrError(f"--run makes LR with the model's own operator ({model.cfg.operator} x{model.cfg.scale}); drop --op/--scale")
         hr = evaluate.select_hr(args.hr, args.protocol, args.limit)
+        embedder = gallery = None
+        if args.identity:
+            from facesr.identity.recognition import identity_split
+            from facesr.pipelines.identity_eval import make_embedder
+
+            embedder = make_embedder(args.identity)
+            if args.protocol == "second":
+                gallery = {name: entry["gallery"] for name, entry in identity_split(args.hr).items()}
         done = lambda n, total: print(f"\r{n}/{total} faces", end="", flush=True)
-        result = evaluate.run_and_evaluate(model, hr, _sampling(args, model), device, args.out, args.y, args.crop, _stderr, done)
+        result = evaluate.run_and_evaluate(model, hr, _sampling(args, model), device, args.out, args.y, args.crop,
+                                           _stderr, done, embedder, gallery)
         print()
     else:
         if not args.sr:
@@ -131,6 +140,14 @@ def cmd_evaluate(args) -> int:
     metrics = result["summary"]["metrics"]
     for k, v in metrics.items():
         print(f"{k:<22} {v['mean']:.4f} ± {v['std']:.4f}  (n={v['n']})")
+    ident = result["summary"].get("identity")
+    if ident:
+        print(f"identity ({ident['embedder']}): CS SR {ident['cs']['mean']:.4f}, bicubic {ident['bicubic_cs']['mean']:.4f}")
+        for kind in ("sr", "bicubic", "hr"):
+            if f"{kind}_probes" in ident:
+                r = ident[f"{kind}_probes"]
+                print(f"  {kind:<8} probes: rank-1 {r['rank1']:.3f}  EER {r['eer']:.3f}  "
+                      f"(gallery of {ident['gallery_identities']} identities)")
     print(f"per-image CSV and summary JSON in {args.out}")
     return 0
 

@@ -146,7 +146,10 @@ def evaluate_folders(sr_dir, hr_dir, operator: Resampler, lr_dir=None, y=False, 
     return {"rows": rows, "summary": summary}
 
 
-def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False, crop=0, on_error=print, progress=None) -> dict:
+def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False, crop=0, on_error=print, progress=None,
+                     embedder=None, gallery: dict[str, Path] | None = None) -> dict:
+    """``embedder``: add identity metrics (CS per image; with ``gallery`` {identity: image path},
+    rank-k and verification, probes labelled by their folder name)."""
     from facesr.pipelines.upscale import super_resolve_tensors
 
     op = model.operator
@@ -170,6 +173,7 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
     unique = len(set(stems)) == len(stems)
     names = stems if unique else [f"{p.parent.name}__{p.stem}" for p, _, _ in items]
     rows, t_total = [], 0.0
+    kept = {"sr": [], "bicubic": [], "hr": []}
     chunk = max(1, opts.batch_size)
     for start in range(0, len(items), chunk):
         part = items[start : start + chunk]
@@ -187,6 +191,9 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
             row.update({f"bicubic_{k}": v for k, v in image_metrics(bic, hr, lr_for_consistency, op, y, crop).items()})
             row["seconds"] = dt / len(part)
             rows.append(row)
+            if embedder is not None:
+                for kind, img in (("sr", sr), ("bicubic", bic), ("hr", hr)):
+                    kept[kind].append(img)
         if progress:
             progress(len(rows), len(items))
     keys = ["psnr", "ssim", "consistency", "bicubic_psnr", "bicubic_ssim", "bicubic_consistency", "seconds"]
@@ -209,6 +216,16 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
         "protocol": protocol_card(op, y, crop, getattr(model.cfg, "degradation", None)),
         "metrics": summarise(rows, keys),
     }
+    if embedder is not None:
+        from facesr.pipelines.identity_eval import identity_report
+
+        labels = [p.parent.name for p, _, _ in items]
+        g = [(label, read_image(path)) for label, path in sorted(gallery.items())] if gallery else None
+        columns, summary["identity"] = identity_report(embedder, kept, labels, g)
+        for key, values in columns.items():
+            for row, v in zip(rows, values):
+                row[key] = v
+        write_report(out_dir, rows, summary)
     if records:
         atomic_write_text(out_dir / "lr_params.json", json.dumps(records) + "\n")
         summary["lr_params"] = "lr_params.json (per-image degradation parameters; regenerate LR exactly)"

@@ -1,0 +1,59 @@
+"""Identity metrics for an evaluation run: does the super-resolved face stay the same person?
+
+For every probe: CS = cos(phi(SR), phi(HR)). Against a gallery (one image per identity, labelled by
+its folder name): rank-k identification and verification (TAR at FAR, EER) of the SR probes, with
+bicubic and HR probes measured the same way as the floor and the ceiling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facesr.errors import FacesrError
+
+
+def make_embedder(spec: str):
+    """'dlib' (aligned chips), 'dlib-detect', or 'adaface:PATH[:ir_18|ir_50|ir_101]'."""
+    from facesr.identity.embedders import AdaFaceEmbedder, DlibEmbedder
+
+    if spec in ("dlib", "dlib-detect"):
+        return DlibEmbedder(aligned=spec == "dlib")
+    if spec.startswith("adaface:"):
+        path, _, arch = spec[len("adaface:"):].partition(":")
+        return AdaFaceEmbedder(path, arch or "ir_18")
+    raise FacesrError(f"--identity {spec!r}: use 'dlib', 'dlib-detect' or 'adaface:PATH[:ARCH]'")
+
+
+def _stats(values) -> dict:
+    v = np.asarray(values, np.float64)
+    return {"mean": float(v.mean()), "std": float(v.std()), "n": int(len(v))}
+
+
+def identity_report(embedder, probes: dict[str, list[np.ndarray]], labels: list[str],
+                    gallery: list[tuple[str, np.ndarray]] | None, ks=(1, 5)) -> tuple[dict, dict]:
+    """``probes``: {"sr": [...], "bicubic": [...], "hr": [...]} uint8 images in label order.
+
+    Returns (per-image columns {"cs": [...], "bicubic_cs": [...]}, summary).
+    """
+    from facesr.identity.recognition import cosine_similarity, identify, similarity_matrix, verify
+
+    emb = {kind: embedder.embed(images) for kind, images in probes.items()}
+    columns = {"cs": cosine_similarity(emb["sr"], emb["hr"]).tolist(),
+               "bicubic_cs": cosine_similarity(emb["bicubic"], emb["hr"]).tolist()}
+    summary: dict = {"embedder": f"{embedder.name} ({embedder.mode})", "cs": _stats(columns["cs"]),
+                     "bicubic_cs": _stats(columns["bicubic_cs"])}
+    if gallery:
+        g_labels = [lab for lab, _ in gallery]
+        g_emb = embedder.embed([img for _, img in gallery])
+        ks = tuple(k for k in ks if k <= len(g_labels))
+        genuine = np.asarray(labels)[:, None] == np.asarray(g_labels)[None, :]
+        summary["gallery_identities"] = len(g_labels)
+        for kind, e in emb.items():
+            ident = identify(e, labels, g_emb, g_labels, ks)
+            ver = verify(similarity_matrix(e, g_emb).ravel(), genuine.ravel())
+            summary[f"{kind}_probes"] = {
+                **{f"rank{k}": float(ident.accuracy[k]) for k in ks},
+                "eer": float(ver.eer), **{f"tar_at_far_{far:g}": float(t) for far, t in ver.tar_at_far.items()},
+                "auc": float(ver.auc),
+            }
+    return columns, summary
