@@ -34,6 +34,8 @@ def run(args, r: dict) -> dict:
                "--samples", str(r["samples"]), "--batch-size", str(args.batch_size), "--seed", str(args.seed), "-o", str(out)]
         if r["limit"]:
             cmd += ["--limit", str(r["limit"])]
+        if args.identity:
+            cmd += ["--identity", args.identity]
         print(" ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
     return json.loads((out / "summary.json").read_text())
@@ -43,29 +45,47 @@ def fmt(m: dict, key: str, digits: int = 2) -> str:
     return f"{m[key]['mean']:.{digits}f} ± {m[key]['std']:.{digits}f}" if key in m else "–"
 
 
+def identity_cells(s: dict, kind: str) -> str:
+    ident = s.get("identity")
+    if not ident:
+        return ""
+    cs = ident["cs" if kind == "sr" else f"{kind}_cs"]["mean"] if kind != "hr" else 1.0
+    rank1 = ident.get(f"{kind}_probes", {}).get("rank1")
+    return f" {cs:.4f} | {'–' if rank1 is None else f'{rank1:.3f}'} |"
+
+
 def table(args, results: list[tuple[dict, dict]]) -> str:
     first = results[0][1]
     proto = first["protocol"]
+    ident = first.get("identity")
+    id_head = " CS | rank-1 |" if ident else ""
+    id_rule = "---|---|" if ident else ""
     lines = [
         f"Test set `{args.hr}` (second image of each identity folder); LR = {proto['operator']['name']} "
         f"x{proto['operator']['scale']} of HR, 8-bit. Metrics: {proto['colour']}, crop {proto['crop_border']}, "
         f"{proto['images']}; consistency = {proto['consistency']}. Seed {first['seed']}, {first['precision']}, "
         f"batch {first['batch_size']}, {first['device']}, {first['threads']} thread(s).",
         "",
-        "| method | sampler | steps | strength | samples | network evaluations | faces | PSNR (dB) | SSIM | consistency | s / face |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| method | sampler | steps | strength | samples | network evaluations | faces | PSNR (dB) | SSIM | consistency | s / face |" + id_head,
+        "|---|---|---|---|---|---|---|---|---|---|---|" + id_rule,
     ]
     seen_sets = set()
     for r, s in results:
         m = s["metrics"]
         if s["images"] not in seen_sets:
             seen_sets.add(s["images"])
+            if s.get("identity"):
+                lines.append(f"| HR probe (ceiling) | – | – | – | – | – | {s['images']} | – | – | – | – |" + identity_cells(s, "hr"))
             lines.append(f"| bicubic | – | – | – | – | 0 | {s['images']} | {fmt(m, 'bicubic_psnr')} | "
-                         f"{fmt(m, 'bicubic_ssim', 4)} | {fmt(m, 'bicubic_consistency')} | – |")
+                         f"{fmt(m, 'bicubic_ssim', 4)} | {fmt(m, 'bicubic_consistency')} | – |" + identity_cells(s, "bicubic"))
         lines.append(f"| {args.model} | {r['sampler']} | {r['steps']} | {r['strength']} | {r['samples']} | "
                      f"{s['network_evaluations']} | {s['images']} | {fmt(m, 'psnr')} | {fmt(m, 'ssim', 4)} | "
-                     f"{fmt(m, 'consistency')} | {s['seconds_per_face']:.2f} |")
-    lines += ["", f"Command: `python benchmarks/quality.py --hr {args.hr} --model {args.model} --recipe {' '.join(args.recipe)}`"]
+                     f"{fmt(m, 'consistency')} | {s['seconds_per_face']:.2f} |" + identity_cells(s, "sr"))
+    if ident:
+        lines += ["", f"Identity: {ident['embedder']} embeddings; CS = cos(probe, HR); rank-1 = closed-set identification "
+                      f"of the probe against the first image of each of the {ident['gallery_identities']} identities."]
+    cmd = f"python benchmarks/quality.py --hr {args.hr} --model {args.model} --recipe {' '.join(args.recipe)}"
+    lines += ["", f"Command: `{cmd}{' --identity ' + args.identity if args.identity else ''}`"]
     return "\n".join(lines) + "\n"
 
 
@@ -79,6 +99,7 @@ def main() -> None:
     p.add_argument("--out", default="outputs/quality")
     p.add_argument("--table", default=None, help="also write the Markdown table to this file")
     p.add_argument("--force", action="store_true", help="re-run recipes whose summary.json exists")
+    p.add_argument("--identity", help="add identity metrics with this embedder (e.g. dlib)")
     args = p.parse_args()
     results = [(r, run(args, r)) for r in map(parse_recipe, args.recipe)]
     text = table(args, results)
