@@ -70,6 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--op", default="bicubic")
 
+    p = sub.add_parser("prepare-video", help="write multi-frame hr_/lr_/sr_ clip folders from videos or frame folders")
+    p.add_argument("src", nargs="+", help="video files, folders of frames (with meta.json) or parent folders of clips")
+    p.add_argument("out")
+    p.add_argument("--frames", type=int, default=3, help="frames per clip; the middle one (index n//2) is the target (default: 3)")
+    p.add_argument("--interval", type=float, default=0.5, help="seconds between the selected frames (default: 0.5)")
+    p.add_argument("--start", type=float, default=0.0, help="time of the first selected frame in seconds (default: 0)")
+    p.add_argument("--scale", type=int, default=8)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--op", default="bicubic")
+    p.add_argument("--align", action="store_true", help="re-align every selected frame with dlib (5 points, padding 0.2); a frame without a face skips its clip")
+    p.add_argument("--fps", type=float, help="frame rate for frame folders without a meta.json 'fps' (and videos without one)")
+
     p = sub.add_parser("train", help="train a model from a JSON experiment config")
     p.add_argument("config")
     p.add_argument("--data", nargs="+", help="training image folders (override data.train_dirs)")

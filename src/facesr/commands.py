@@ -158,3 +158,15 @@ def cmd_prepare(args) -> int:
     meta = prepare(args.src, args.out, args.scale, args.size, args.op, on_error=_stderr)
     print(f"wrote {meta['images']} image(s) to {args.out} (hr_{meta['hr_size']}, lr_{meta['lr_size']}, sr_{meta['lr_size']}_{meta['hr_size']})")
     return 1 if meta["skipped"] else 0
+
+
+def cmd_prepare_video(args) -> int:
+    from facesr.data.video import prepare_video
+
+    res = prepare_video(args.src, args.out, args.frames, args.interval, args.scale, args.size, args.op,
+                        align=args.align, fps=args.fps, start_s=args.start, on_error=_stderr)
+    lr, hr = res["lr_size"], res["hr_size"]
+    print(f"wrote {res['clips_written']} clip(s) x {res['frames_per_clip']} frames to {args.out} "
+          f"(hr_{hr}, lr_{lr}, sr_{lr}_{hr}; {res['operator']['name']} x{res['operator']['scale']}); "
+          f"skipped {len(res['skipped'])}")
+    return 1 if res["skipped"] else 0
