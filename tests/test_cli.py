@@ -67,6 +67,25 @@ def test_corrupt_file_in_batch(tiny_model, tmp_path, capsys):
     assert len(manifest["failures"]) == 2 and len(manifest["outputs"]) == 3
 
 
+def test_unusable_size_fails_only_that_image(tmp_path, capsys):
+    from PIL import Image
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    cfg = SR3Config(unet=UNetConfig(block_out_channels=(32, 32, 32), attention_levels=()),
+                    diffusion=DDPMConfig(timesteps=50), scale=2, hr_size=16)
+    save_pretrained(SR3(cfg), tmp_path / "m")  # downsamples by 4: outputs must be multiples of 4
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(src / "good.png")
+    Image.fromarray(np.zeros((5, 5, 3), np.uint8)).save(src / "odd.png")
+    out = tmp_path / "out"
+    assert main(["upscale", str(src), "-o", str(out), "--model", str(tmp_path / "m"), "--steps", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "odd.png" in err and "divisible by 4" in err
+    assert [p.name for p in out.glob("*.png")] == ["good.png"]
+
+
 def test_never_overwrites_inputs(tiny_model, tmp_path, capsys):
     from PIL import Image
 

@@ -94,6 +94,9 @@ class RegressionSR(PretrainedMixin, nn.Module):
     def network_evaluations(self, opts) -> int:
         return 1  # one forward pass, whatever the sampling options
 
+    def input_problem(self, h: int, w: int) -> str | None:
+        return None  # fully convolutional: any size
+
     def config_dict(self) -> dict:
         return {"method": self.method, "config": to_dict(self.cfg)}
 

@@ -129,10 +129,10 @@ class SR3(PretrainedMixin, nn.Module):
         """
         if sampler not in SAMPLERS:
             raise FacesrError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
+        problem = self.input_problem(lr.shape[-2], lr.shape[-1])
+        if problem:
+            raise FacesrError(problem)
         up = self.condition(lr)
-        div = self.net.downsampling
-        if up.shape[-1] % div or up.shape[-2] % div:
-            raise FacesrError(f"output size {tuple(up.shape[-2:])} must be divisible by {div}")
         if sampler in KARRAS_SAMPLERS:
             sigmas = self.schedule.karras_grid(steps, strength)
         else:
@@ -149,6 +149,13 @@ class SR3(PretrainedMixin, nn.Module):
 
     def network_evaluations(self, opts) -> int:
         return opts.network_evaluations
+
+    def input_problem(self, h: int, w: int) -> str | None:
+        """Why an LR image of h x w cannot be processed, or None."""
+        div = self.net.downsampling
+        if (h * self.cfg.scale) % div or (w * self.cfg.scale) % div:
+            return f"{w}x{h} input gives a {w * self.cfg.scale}x{h * self.cfg.scale} output, which must be divisible by {div}"
+        return None
 
     # --- persistence -----------------------------------------------------------------
     def config_dict(self) -> dict:

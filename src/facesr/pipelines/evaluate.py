@@ -225,7 +225,6 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
         for key, values in columns.items():
             for row, v in zip(rows, values):
                 row[key] = v
-        write_report(out_dir, rows, summary)
     if records:
         atomic_write_text(out_dir / "lr_params.json", json.dumps(records) + "\n")
         summary["lr_params"] = "lr_params.json (per-image degradation parameters; regenerate LR exactly)"

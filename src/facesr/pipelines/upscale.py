@@ -104,36 +104,46 @@ def output_names(paths: list[Path]) -> list[str]:
 
 def upscale_files(model, paths: list[Path], out_dir, opts: SamplingOptions, device, on_error=print, on_done=None,
                   uncertainty: bool = False) -> dict:
-    """Write <out>/<stem>.png for each input (and <stem>.std.png with ``uncertainty``, which needs samples > 1)."""
+    """Write <out>/<stem>.png for each input (and <stem>.std.png with ``uncertainty``, which needs samples > 1).
+
+    Inputs are read a chunk at a time; an unreadable file or an unusable size fails that input only.
+    """
     out_dir = Path(out_dir)
     inputs = {p.resolve() for p in paths}
     jobs, failures = [], []
+
+    def fail(message: str) -> None:
+        failures.append(message)
+        on_error(message)
+
     for path, name in zip(paths, output_names(paths)):
         target = out_dir / name
         if target.resolve() in inputs:
-            failures.append(f"{path}: output {target} would overwrite an input; choose another -o")
-            on_error(failures[-1])
-            continue
-        try:
-            jobs.append((path, target, to_tensor(read_image(path))))
-        except InputError as exc:
-            failures.append(str(exc))
-            on_error(str(exc))
+            fail(f"{path}: output {target} would overwrite an input; choose another -o")
+        else:
+            jobs.append((path, target))
     expected = model.cfg.hr_size // model.cfg.scale
-    for path, _, lr in jobs:
-        if lr.shape[-2:] != (expected, expected):
-            on_error(f"warning: {path}: {lr.shape[2]}x{lr.shape[1]} input; {model.source} was trained on {expected}x{expected} faces")
     t0 = time.time()
     written = []
-    for start in range(0, len(jobs), opts.batch_size * 4):
-        part = jobs[start : start + opts.batch_size * 4]
-        try:
-            srs, stds = super_resolve_tensors(model, [j[2] for j in part], [j[0].name for j in part], opts, device, with_std=True)
-        except FacesrError as exc:
-            for path, _, _ in part:
-                failures.append(f"{path}: {exc}")
-                on_error(failures[-1])
+    chunk = opts.batch_size * 4
+    for start in range(0, len(jobs), chunk):
+        part = []
+        for path, target in jobs[start : start + chunk]:
+            try:
+                lr = to_tensor(read_image(path))
+            except InputError as exc:
+                fail(str(exc))
+                continue
+            problem = model.input_problem(lr.shape[-2], lr.shape[-1])
+            if problem:
+                fail(f"{path}: {problem}")
+                continue
+            if lr.shape[-2:] != (expected, expected):
+                on_error(f"warning: {path}: {lr.shape[2]}x{lr.shape[1]} input; {model.source} was trained on {expected}x{expected} faces")
+            part.append((path, target, lr))
+        if not part:
             continue
+        srs, stds = super_resolve_tensors(model, [j[2] for j in part], [j[0].name for j in part], opts, device, with_std=True)
         for (path, target, _), sr, std in zip(part, srs, stds):
             write_image(target, to_uint8(sr))
             if uncertainty:
