@@ -26,7 +26,11 @@ class UNetConfig:
     dropout: float = 0.0
     cond_images: int = 1
     vector_dim: int = 0  # 0: no vector conditioning
-    # The network sees noise_embedding_scale * sqrt(gamma). SR3 feeds sqrt(gamma)
+    # "positional": sinusoidal embedding of the noise input (SR3, VP/subVP SDEs);
+    # "fourier": Gaussian Fourier features of log(sigma), and the output divided by
+    # sigma (NCSN++'s VE score parameterisation, as diffusers implements it).
+    time_embedding: str = "positional"
+    # SR3 only: the network sees noise_embedding_scale * sqrt(gamma). SR3 feeds sqrt(gamma)
     # unscaled (scale 1), which leaves its sinusoidal embedding nearly constant;
     # 1000 spreads it over the range diffusers' embedding is designed for.
     noise_embedding_scale: float = 1000.0
@@ -41,6 +45,8 @@ class UNetConfig:
             raise FacesrError("every block_out_channels entry must be divisible by norm_num_groups")
         if self.cond_images < 1:
             raise FacesrError("cond_images must be at least 1")
+        if self.time_embedding not in ("positional", "fourier"):
+            raise FacesrError(f"time_embedding must be 'positional' or 'fourier', got {self.time_embedding!r}")
 
 
 class ConditionalUNet(nn.Module):
@@ -65,6 +71,7 @@ class ConditionalUNet(nn.Module):
             dropout=cfg.dropout,
             add_attention=bool(cfg.attention_levels),
             class_embed_type="identity" if cfg.vector_dim else None,
+            time_embedding_type=cfg.time_embedding,
         )
         self.vector_proj = nn.Linear(cfg.vector_dim, self.time_embed_dim) if cfg.vector_dim else None
 
@@ -72,7 +79,8 @@ class ConditionalUNet(nn.Module):
     def downsampling(self) -> int:
         return 2 ** (len(self.cfg.block_out_channels) - 1)
 
-    def forward(self, x_t, sqrt_gamma, cond, vector=None):
+    def forward(self, x_t, noise_input, cond, vector=None):
+        """``noise_input`` (B,) goes to the UNet's time embedding as is (sigma for "fourier")."""
         if cond.shape[1] != 3 * self.cfg.cond_images:
             raise FacesrError(f"expected {self.cfg.cond_images} condition image(s), got {cond.shape[1] // 3}")
         extra = None
@@ -80,6 +88,5 @@ class ConditionalUNet(nn.Module):
             if vector is None:
                 raise FacesrError("this model needs an identity vector")
             extra = self.vector_proj(vector.to(x_t.dtype))
-        noise_input = sqrt_gamma.reshape(-1).float() * self.cfg.noise_embedding_scale
         h = torch.cat([cond.to(x_t.dtype), x_t], dim=1)
-        return self.unet(h, noise_input, class_labels=extra).sample
+        return self.unet(h, noise_input.reshape(-1).float(), class_labels=extra).sample

@@ -41,6 +41,8 @@ class SR3Config:
     per_batch_t: bool = False  # SR3 parity: one timestep per batch
 
     def __post_init__(self):
+        if self.unet.time_embedding != "positional":
+            raise FacesrError("SR3 conditions on sqrt(gamma) with a positional embedding; set time_embedding 'positional'")
         if self.target not in ("image", "residual"):
             raise FacesrError(f"target must be 'image' or 'residual', got {self.target!r}")
         if self.loss not in ("l1", "l2"):
@@ -86,6 +88,10 @@ class SR3(PretrainedMixin, nn.Module):
         """LR for HR images with the model's operator, quantised to 8 bits; deterministic (record None)."""
         return quantize(self.operator.down(hr)), None
 
+    def noise_input(self, sqrt_gamma: torch.Tensor) -> torch.Tensor:
+        """What the network's time embedding sees: noise_embedding_scale * sqrt(gamma)."""
+        return sqrt_gamma.reshape(-1).float() * self.cfg.unet.noise_embedding_scale
+
     # --- training --------------------------------------------------------------------
     def forward(self, batch: dict, generator=None):
         """The training loss of a batch {"hr", "up", ...}; called through the (possibly
@@ -100,7 +106,7 @@ class SR3(PretrainedMixin, nn.Module):
         cond = up * 2 - 1
 
         def eps_fn(x_t, sqrt_gamma):
-            return self.net(x_t, sqrt_gamma, cond, vector)
+            return self.net(x_t, self.noise_input(sqrt_gamma), cond, vector)
 
         return sr3_eps_loss(eps_fn, x0, self.schedule, generator, self.cfg.loss, self.cfg.per_batch_t)
 
@@ -110,7 +116,7 @@ class SR3(PretrainedMixin, nn.Module):
 
         def eps_fn(x_t, sqrt_gamma):
             with autocast(up.device, precision):
-                return self.net(x_t, sqrt_gamma, cond, vector).float()
+                return self.net(x_t, self.noise_input(sqrt_gamma), cond, vector).float()
 
         return EpsDenoiser(eps_fn, self.clip_fn(up) if clip else None)
 

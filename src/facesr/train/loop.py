@@ -50,7 +50,8 @@ def _any_process(accel, flag: bool) -> bool:
 
 
 def ema_state_dict(model, ema) -> dict:
-    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    # EMAModel keeps one shadow per parameter of model.parameters(), frozen ones included (copied)
+    names = [n for n, _ in model.named_parameters()]
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     state.update({n: s.detach().clone() for n, s in zip(names, ema.shadow_params)})
     return state
@@ -84,8 +85,7 @@ def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int |
         log(f"{run_dir}: no checkpoint to resume from; starting at step 0")
     if ckpt is not None:
         state, ema_tensors = load_checkpoint(ckpt, model, optimizer, generator)
-        names = [n for n, p in model.named_parameters() if p.requires_grad]
-        ema.shadow_params = [ema_tensors[n].clone() for n in names]
+        ema.shadow_params = [ema_tensors[n].clone() for n, _ in model.named_parameters()]
         ema.optimization_step = state["ema_step"]
         step = state["step"]
         log(f"resumed from {ckpt} at step {step}")
