@@ -143,9 +143,11 @@ def test_network_evaluations_are_counted_honestly(name, steps):
 
 
 def test_cli_offers_every_sampler():
+    from facesr.diffusion.dispatch import SDE_SAMPLERS
+
     parser = build_parser()
     action = next(a for a in parser._subparsers._group_actions[0].choices["upscale"]._actions if a.dest == "sampler")
-    assert set(action.choices) == set(SAMPLERS)
+    assert set(action.choices) == set(SAMPLERS) | set(SDE_SAMPLERS)
 
 
 # --- SR3 ------------------------------------------------------------------------------------
@@ -162,7 +164,7 @@ def tiny_sr3():
 
 @pytest.mark.parametrize("name", ["euler", "heun", "dpmpp-2m"])
 def test_sr3_super_resolves_with_the_new_samplers(name, monkeypatch):
-    import facesr.models.sr3 as sr3
+    import facesr.diffusion.dispatch as dispatch
 
     m = tiny_sr3()
     seen = {}
@@ -173,7 +175,7 @@ def test_sr3_super_resolves_with_the_new_samplers(name, monkeypatch):
         seen["evals"] = denoiser.evaluations
         return out
 
-    monkeypatch.setitem(sr3.SAMPLERS, name, spy)
+    monkeypatch.setitem(dispatch.SAMPLERS, name, spy)
     lr = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
     sr = m.super_resolve(lr, sampler=name, steps=3, generator=torch.Generator().manual_seed(1))
     assert sr.shape == (2, 3, 32, 32) and torch.isfinite(sr).all()

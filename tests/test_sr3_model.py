@@ -116,3 +116,39 @@ def test_uncertainty_map_cli(tmp_path, capsys):
     assert main(["upscale", str(src), "-o", str(out), "--model", str(tmp_path / "m"), "--steps", "2",
                  "--samples", "3", "--uncertainty"]) == 0
     assert read_image(out / "f.png").shape == (32, 32, 3) and read_image(out / "f.std.png").shape == (32, 32, 3)
+
+
+@pytest.mark.parametrize("sampler, strength", [("pc", 1.0), ("pc", 0.5), ("ode", 1.0), ("ode", 0.5)])
+def test_sde_samplers_run_on_sr3_through_its_vp_view(sampler, strength):
+    from facesr.diffusion.dispatch import PCOptions
+
+    m = tiny()
+    lr = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    pc = PCOptions(predictor="euler_maruyama", corrector="langevin", snr=0.1)
+    sr = m.super_resolve(lr, sampler=sampler, steps=4, strength=strength, generator=torch.Generator().manual_seed(1), pc=pc)
+    assert sr.shape == (2, 3, 32, 32) and torch.isfinite(sr).all() and 0 <= sr.min() and sr.max() <= 1
+
+
+def test_sr3_vp_view_matches_the_ddpm_marginals():
+    m = tiny()  # linear schedule, T = 50
+    sde = m.sde_view()
+    T = m.cfg.diffusion.timesteps
+    t = torch.tensor([0.25, 0.5, 1.0], dtype=torch.float64)
+    discrete = m.schedule.sqrt_alpha_bar[(t * T).long() - 1]
+    # the VP SDE is the continuous limit of the DDPM chain: close, not equal, at T = 50
+    assert torch.allclose(sde.mean_coef(t), discrete, rtol=0.05)
+
+
+def test_sde_sampler_needs_a_linear_schedule():
+    torch.manual_seed(0)
+    unet = UNetConfig(block_out_channels=(32, 32), attention_levels=())
+    m = SR3(SR3Config(unet=unet, diffusion=DDPMConfig(schedule="cosine", timesteps=50))).eval()
+    with pytest.raises(FacesrError, match="SDE view"):
+        m.super_resolve(torch.rand(1, 3, 4, 4), sampler="pc", steps=2)
+
+
+def test_network_evaluations_of_sde_samplers():
+    opts = SamplingOptions(sampler="pc", steps=10, samples=2, corrector_steps=2)
+    assert opts.network_evaluations == 2 * 10 * 3
+    assert SamplingOptions(sampler="pc", steps=10, corrector="none").network_evaluations == 10
+    assert SamplingOptions(sampler="ode", steps=10).network_evaluations == 20  # Heun: 2 per step

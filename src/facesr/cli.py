@@ -20,14 +20,23 @@ def _add_sampling_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_recipe_options(p: argparse.ArgumentParser, default_note: str) -> None:
-    """Sampler, steps, eta, strength, samples: a model's recommended sampling recipe."""
-    p.add_argument("--sampler", choices=["ddim", "ancestral", "euler", "heun", "dpmpp-2m"], help=f"sampler {default_note}")
+    """Sampler, steps, eta, strength, samples (and the SDE samplers' options): a model's sampling recipe."""
+    from facesr.diffusion.dispatch import ALL_SAMPLERS
+
+    p.add_argument("--sampler", choices=ALL_SAMPLERS, help=f"sampler {default_note}")
     p.add_argument("--steps", type=int, help=f"noise levels per sample (= network evaluations; heun: 2 x steps - 1) {default_note}")
     p.add_argument("--eta", type=float, help=f"DDIM stochasticity, 0 = deterministic {default_note}")
     p.add_argument("--strength", type=float,
                    help=f"1: sample from pure noise; < 1: warm start from bicubic noised to that fraction of the schedule {default_note}")
     p.add_argument("--samples", type=int,
                    help=f"average this many samples per face (posterior-mean estimate; samples x steps evaluations) {default_note}")
+    pc = p.add_argument_group("SDE samplers (--sampler pc / ode)")
+    pc.add_argument("--predictor", choices=["reverse_diffusion", "euler_maruyama", "none"], help="PC predictor")
+    pc.add_argument("--corrector", choices=["langevin", "none"], help="PC corrector (runs before the predictor)")
+    pc.add_argument("--snr", type=float, help="Langevin snr 'r': larger is smoother (PSNR up) but can lower identity similarity")
+    pc.add_argument("--corrector-steps", type=int, help="Langevin steps per noise level")
+    pc.add_argument("--probability-flow", action="store_const", const=True, help="deterministic PC (probability flow)")
+    pc.add_argument("--ode-method", choices=["euler", "heun", "rk45"], help="probability-flow ODE solver")
 
 
 def build_parser() -> argparse.ArgumentParser:

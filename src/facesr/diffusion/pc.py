@@ -111,11 +111,29 @@ def _start(sde: SDE, x, shape, generator):
     return sde.prior_sampling(shape, generator)
 
 
+def pc_time_grid(sde: SDE, steps: int | None = None, t_start: float | None = None) -> tuple[SDE, list[float]]:
+    """(SDE discretised to match, decreasing times) for about ``steps`` PC steps from ``t_start`` to eps.
+
+    The predictors take steps of 1/N, so a warm start from t_start < 1 uses the grid
+    linspace(1, eps, N_full) with N_full = steps (1 - eps) / (t_start - eps), from its first time
+    <= t_start. A t_start already on that grid (as this function returns it) is kept exactly.
+    """
+    n = steps or sde.N
+    t_start = sde.T if t_start is None else float(t_start)
+    if not sde.eps < t_start <= sde.T:
+        raise FacesrError(f"start time {t_start} outside ({sde.eps}, {sde.T}]")
+    n_full = n if t_start >= sde.T else max(n, round(n * (sde.T - sde.eps) / (t_start - sde.eps)))
+    if n_full != sde.N:
+        sde = sde.with_N(n_full)
+    ts = torch.linspace(sde.T, sde.eps, sde.N, dtype=torch.float64).tolist()
+    return sde, [t for t in ts if t <= t_start + 1e-12]
+
+
 @torch.no_grad()
 def pc_sample(score_fn: ScoreFn, sde: SDE, x: torch.Tensor | None = None, predictor: str = "reverse_diffusion",
               corrector: str = "langevin", snr: float = 0.075, n_steps: int = 1, probability_flow: bool = False,
               denoise: bool = True, steps: int | None = None, generator=None, batch_norms: bool = False,
-              callback: Callable | None = None, shape=None) -> tuple[torch.Tensor, int]:
+              callback: Callable | None = None, shape=None, t_start: float | None = None) -> tuple[torch.Tensor, int]:
     """Predictor-corrector sampler (Score-SDE Alg. 1; dossier §1.6). Returns (sample, score evaluations).
 
     - ``x``: the prior sample x(1); None draws ``shape`` from ``sde.prior_sampling``.
@@ -124,17 +142,18 @@ def pc_sample(score_fn: ScoreFn, sde: SDE, x: torch.Tensor | None = None, predic
     - At every t the CORRECTOR runs FIRST, THEN THE PREDICTOR (the reference's order): the corrector
       refines x towards p_t at the time the predictor is about to leave.
     - ``denoise``: return the last predictor's x_mean (its final noise is not added), else x.
+    - ``t_start`` < 1 (warm start): ``x`` is a sample of p_{t_start} (e.g. a noised estimate) and the
+      grid is ``pc_time_grid(sde, steps, t_start)``: noise the estimate to its first time.
     - Cost: steps * (n_steps + 1) evaluations with a corrector, steps without.
     ``callback(i, x, x_mean)`` is called after each step.
     """
     predict, correct = _lookup(PREDICTORS, predictor, "predictor"), _lookup(CORRECTORS, corrector, "corrector")
-    if steps is not None and steps != sde.N:
-        sde = sde.with_N(steps)
+    sde, ts = pc_time_grid(sde, steps, t_start)
     score = _Counted(score_fn)
     rsde = sde.reverse(score, probability_flow)
     x = _start(sde, x, shape, generator)
     x_mean = x
-    for i, t in enumerate(torch.linspace(sde.T, sde.eps, sde.N, dtype=torch.float64).tolist()):
+    for i, t in enumerate(ts):
         vec_t = torch.full((x.shape[0],), t, dtype=torch.float64, device=x.device)
         x, x_mean = correct(sde, score, x, vec_t, snr, n_steps, generator, batch_norms)
         x, x_mean = predict(rsde, x, vec_t, generator)
@@ -147,7 +166,7 @@ def pc_sample(score_fn: ScoreFn, sde: SDE, x: torch.Tensor | None = None, predic
 def ode_sample(score_fn: ScoreFn, sde: SDE, x: torch.Tensor | None = None, method: str = "heun",
                steps: int | None = None, rtol: float = 1e-5, atol: float = 1e-5, eps: float | None = None,
                denoise: bool = True, generator=None, callback: Callable | None = None,
-               shape=None) -> tuple[torch.Tensor, int]:
+               shape=None, t_start: float | None = None) -> tuple[torch.Tensor, int]:
     """Integrate the probability-flow ODE dx/dt = f(x, t) - g(t)^2 s(x, t) / 2 (Score-SDE eq. 13) from t = 1
     to ``eps`` (default sde.eps). Returns (sample, score evaluations).
 
@@ -156,9 +175,10 @@ def ode_sample(score_fn: ScoreFn, sde: SDE, x: torch.Tensor | None = None, metho
       ``rtol``/``atol`` (the reference's black-box solver); its evaluations are counted.
     - ``denoise``: finish with one Tweedie step x0 = (x + std^2 s(x, eps)) / mean_coef, the posterior
       mean E[x0 | x(eps)] (the reference instead takes one reverse-diffusion predictor step).
-    ``callback(i, x)`` is called after each fixed step.
+    ``callback(i, x)`` is called after each fixed step. ``t_start`` < 1 starts from a sample of p_{t_start}.
     """
     eps = sde.eps if eps is None else float(eps)
+    t_start = sde.T if t_start is None else float(t_start)
     score = _Counted(score_fn)
     rsde = sde.reverse(score, probability_flow=True)
     x = _start(sde, x, shape, generator)
@@ -167,7 +187,7 @@ def ode_sample(score_fn: ScoreFn, sde: SDE, x: torch.Tensor | None = None, metho
         return rsde.sde(x, torch.full((x.shape[0],), t, dtype=torch.float64, device=x.device))[0]
 
     if method in ("euler", "heun"):
-        ts = torch.linspace(sde.T, eps, (steps or sde.N) + 1, dtype=torch.float64).tolist()
+        ts = torch.linspace(t_start, eps, (steps or sde.N) + 1, dtype=torch.float64).tolist()
         for i in range(len(ts) - 1):
             t, t_next = ts[i], ts[i + 1]
             h = t_next - t
@@ -187,7 +207,7 @@ def ode_sample(score_fn: ScoreFn, sde: SDE, x: torch.Tensor | None = None, metho
             xt = torch.from_numpy(y).reshape(shape).to(device=device, dtype=dtype)
             return drift(xt, float(t)).double().cpu().numpy().reshape(-1)
 
-        sol = solve_ivp(fun, (sde.T, eps), x.double().cpu().numpy().reshape(-1), method="RK45", rtol=rtol, atol=atol)
+        sol = solve_ivp(fun, (t_start, eps), x.double().cpu().numpy().reshape(-1), method="RK45", rtol=rtol, atol=atol)
         if sol.status < 0:
             raise FacesrError(f"probability-flow ODE solver failed: {sol.message}")
         x = torch.from_numpy(np.ascontiguousarray(sol.y[:, -1])).reshape(shape).to(device=device, dtype=dtype)

@@ -210,11 +210,15 @@ class VPSDE(_BetaSDE):
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, N: int = 2000, eps: float = 1e-3):
         super().__init__(beta_min, beta_max, N, eps)
-        if beta_max / N >= 1:
-            raise FacesrError(f"VPSDE needs N > beta_max (got N={N}, beta_max={beta_max}): "
-                              "its discrete beta_k = beta(t)/N must stay below 1")
         self.discrete_betas = torch.linspace(beta_min / N, beta_max / N, N, dtype=torch.float64)
         self.alphas = 1 - self.discrete_betas
+
+    def _discrete_index(self, t) -> torch.Tensor:
+        """Index into the discrete chain, which exists only while beta_k = beta(t)/N < 1."""
+        if self.beta_max / self.N >= 1:
+            raise FacesrError(f"the discrete VP chain needs N > beta_max (got N={self.N}, beta_max={self.beta_max}); "
+                              "use more steps, or the euler_maruyama predictor / the ode sampler")
+        return self._index(t)
 
     def std(self, t) -> torch.Tensor:
         return torch.sqrt(-torch.expm1(2 * self.log_mean_coef(t)))
@@ -229,13 +233,13 @@ class VPSDE(_BetaSDE):
 
     def discretize(self, x, t):
         """DDPM discretisation: f = (sqrt(alpha_k) - 1) x, G = sqrt(beta_k), k = floor(t (N-1))."""
-        k = self._index(t)
+        k = self._discrete_index(t)
         beta = self.discrete_betas.to(k.device)[k]
         return bcast(torch.sqrt(1 - beta) - 1, x) * x, torch.sqrt(beta)
 
     def langevin_alpha(self, t) -> torch.Tensor:
         """alpha_k = 1 - beta_k of the discrete chain (reference behaviour)."""
-        k = self._index(t)
+        k = self._discrete_index(t)
         return self.alphas.to(k.device)[k]
 
 

@@ -20,7 +20,6 @@ from torch import nn
 from facesr.config import from_dict, to_dict
 from facesr.data.resample import make_operator, quantize
 from facesr.diffusion.denoiser import EpsDenoiser
-from facesr.diffusion.samplers import KARRAS_SAMPLERS, SAMPLERS, randn_like
 from facesr.diffusion.schedules import DDPMConfig, DDPMSchedule
 from facesr.errors import FacesrError
 from facesr.models.conditional_unet import ConditionalUNet, UNetConfig
@@ -120,37 +119,41 @@ class SR3(PretrainedMixin, nn.Module):
 
         return EpsDenoiser(eps_fn, self.clip_fn(up) if clip else None)
 
+    def sde_view(self):
+        """The VP SDE that SR3's linear DDPM schedule discretises (beta_min = T beta_start,
+        beta_max = T beta_end), for the SDE samplers; None for other schedules."""
+        from facesr.diffusion.sde import VPSDE
+
+        d = self.cfg.diffusion
+        if d.schedule != "linear":
+            return None
+        return VPSDE(beta_min=d.timesteps * d.linear_start, beta_max=d.timesteps * d.linear_end, N=d.timesteps)
+
+    def sigma_grid(self, steps: int, strength: float = 1.0, karras: bool = False) -> torch.Tensor:
+        return self.schedule.karras_grid(steps, strength) if karras else self.schedule.sigma_grid(steps, strength)
+
     @torch.no_grad()
     def super_resolve(self, lr, sampler="ddim", steps=50, eta=None, generator=None, vector=None,
-                      precision="fp32", strength=1.0, init=None):
+                      precision="fp32", strength=1.0, init=None, pc=None):
         """LR (B, 3, h, w) in [0, 1] to SR (B, 3, h*s, w*s) in [0, 1] with ``steps`` noise levels.
 
-        Network calls: ``network_evaluations(sampler, steps)`` (steps; Heun 2 * steps - 1).
-        "heun" and "dpmpp-2m" run on the Karras grid (``karras_grid``), the others on ``sigma_grid``.
-
+        Any sampler of ``facesr.diffusion.dispatch``: grid samplers on the DDPM noise levels ("heun"
+        and "dpmpp-2m" on a Karras grid), "pc" / "ode" on the equivalent VP SDE (``pc``: PCOptions).
         ``generator``: one torch.Generator, or a list with one per sample.
         ``strength`` < 1 warm-starts: sampling begins at timestep strength * (T - 1) from a
         noised fast estimate ``init`` (an HR-size image in [0, 1]; default: bicubic up(LR)),
         skipping the high-noise steps where an epsilon network is least reliable.
         """
-        if sampler not in SAMPLERS:
-            raise FacesrError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
+        from facesr.diffusion import dispatch
+
         problem = self.input_problem(lr.shape[-2], lr.shape[-1])
         if problem:
             raise FacesrError(problem)
         up = self.condition(lr)
-        if sampler in KARRAS_SAMPLERS:
-            sigmas = self.schedule.karras_grid(steps, strength)
-        else:
-            sigmas = self.schedule.sigma_grid(steps, strength)
-        noise = randn_like(up, generator)
-        if strength < 1:
-            start = self.encode(up if init is None else init.to(up), up)
-            x = start + float(sigmas[0]) * noise  # q(x_t0 | x0 = estimate), VE coordinates
-        else:
-            x = noise * float(torch.sqrt(1 + sigmas[0] ** 2))  # DDPM prior N(0, I), VE coordinates
-        kwargs = {"eta": eta} if sampler == "ddim" and eta is not None else {}
-        x0 = SAMPLERS[sampler](self.denoiser(up, vector, precision=precision), x, sigmas, generator=generator, **kwargs)
+        estimate = self.encode(up if init is None else init.to(up), up) if strength < 1 else None
+        prior_std = float(torch.sqrt(1 + self.schedule.sigmas()[-1] ** 2))  # DDPM prior N(0, I), VE coordinates
+        x0 = dispatch.sample(self.denoiser(up, vector, precision=precision), up, sampler, steps, self.sigma_grid,
+                             prior_std, strength, estimate, generator, eta, self.sde_view(), pc)
         return self.decode(x0, up).clamp(0, 1)
 
     def network_evaluations(self, opts) -> int:

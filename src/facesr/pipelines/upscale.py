@@ -11,11 +11,12 @@ from pathlib import Path
 import torch
 
 from facesr.data.io import atomic_write_text, read_image, to_tensor, to_uint8, write_image
+from facesr.diffusion.dispatch import SDE_SAMPLERS, PCOptions, sde_evaluations
 from facesr.diffusion.samplers import network_evaluations
 from facesr.errors import FacesrError, InputError
 
-
-RECIPE_KEYS = ("sampler", "steps", "eta", "strength", "samples")
+PC_KEYS = ("predictor", "corrector", "snr", "corrector_steps", "probability_flow", "ode_method")
+RECIPE_KEYS = ("sampler", "steps", "eta", "strength", "samples") + PC_KEYS
 
 
 @dataclass
@@ -28,10 +29,23 @@ class SamplingOptions:
     precision: str = "bf16"
     strength: float = 1.0  # < 1: warm start from noised bicubic
     samples: int = 1  # > 1: average that many samples (posterior-mean estimate), K x steps evaluations
+    # SDE samplers ("pc", "ode") only; see facesr.diffusion.dispatch.PCOptions
+    predictor: str = "reverse_diffusion"
+    corrector: str = "langevin"
+    snr: float = 0.075
+    corrector_steps: int = 1
+    probability_flow: bool = False
+    ode_method: str = "heun"
+
+    @property
+    def pc(self) -> PCOptions:
+        return PCOptions(**{k: getattr(self, k) for k in PC_KEYS})
 
     @property
     def network_evaluations(self) -> int:
         """Denoiser calls per face: samples x the sampler's evaluations at ``steps`` levels."""
+        if self.sampler in SDE_SAMPLERS:
+            return self.samples * sde_evaluations(self.sampler, self.steps, self.pc)
         return self.samples * network_evaluations(self.sampler, self.steps)
 
     @classmethod
@@ -71,7 +85,7 @@ def super_resolve_tensors(model, lrs: list[torch.Tensor], keys: list[str], opts:
             lr = torch.stack([lrs[i] for i, _ in chunk]).to(device)
             gens = [image_generator(opts.seed + k, keys[i]) for i, k in chunk]
             sr = model.super_resolve(lr, opts.sampler, opts.steps, opts.eta, gens, precision=opts.precision,
-                                     strength=opts.strength).cpu().double()
+                                     strength=opts.strength, pc=opts.pc).cpu().double()
             for (i, _), img in zip(chunk, sr):
                 sums[i] = sums.get(i, 0) + img
                 squares[i] = squares.get(i, 0) + img**2
