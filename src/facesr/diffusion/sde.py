@@ -238,7 +238,10 @@ class VPSDE(_BetaSDE):
         return bcast(torch.sqrt(1 - beta) - 1, x) * x, torch.sqrt(beta)
 
     def langevin_alpha(self, t) -> torch.Tensor:
-        """alpha_k = 1 - beta_k of the discrete chain (reference behaviour)."""
+        """alpha_k = 1 - beta_k of the discrete chain (reference behaviour); with too few steps for that
+        chain (N <= beta_max) its continuous analogue exp(-beta(t) / N), which stays positive."""
+        if self.beta_max / self.N >= 1:
+            return torch.exp(-self.beta(_as_t(t)) / self.N)
         k = self._discrete_index(t)
         return self.alphas.to(k.device)[k]
 

@@ -17,7 +17,11 @@ import torch
 from facesr.data.io import atomic_write_text
 from facesr.errors import FacesrError
 
-METHODS = {"sr3": "facesr.models.sr3:SR3", "regression": "facesr.models.regression:RegressionSR"}
+METHODS = {
+    "sr3": "facesr.models.sr3:SR3",
+    "score-sde": "facesr.models.score_sr:ScoreSR",
+    "regression": "facesr.models.regression:RegressionSR",
+}
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from facesr.config import from_dict, to_dict
-from facesr.data.resample import make_operator, quantize
+from facesr.data.resample import make_operator
 from facesr.diffusion.denoiser import EpsDenoiser
 from facesr.diffusion.schedules import DDPMConfig, DDPMSchedule
 from facesr.errors import FacesrError
 from facesr.models.conditional_unet import ConditionalUNet, UNetConfig
+from facesr.models.diffusion_sr import DiffusionSRMixin
 from facesr.models.hub import PretrainedMixin
 from facesr.runtime import autocast
 
@@ -49,7 +49,7 @@ class SR3Config:
         make_operator(self.operator, self.scale)
 
 
-class SR3(PretrainedMixin, nn.Module):
+class SR3(DiffusionSRMixin, PretrainedMixin, nn.Module):
     method = "sr3"
     config_class = SR3Config
 
@@ -61,20 +61,6 @@ class SR3(PretrainedMixin, nn.Module):
         self.operator = make_operator(cfg.operator, cfg.scale)
 
     # --- data <-> diffusion variable -------------------------------------------------
-    def condition(self, lr: torch.Tensor) -> torch.Tensor:
-        """Upsampled LR in [0, 1] (the network's condition image)."""
-        return self.operator.up(lr).clamp(0, 1)
-
-    def encode(self, hr: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
-        if self.cfg.target == "image":
-            return hr * 2 - 1
-        return (hr - up) * 2 * self.cfg.residual_scale
-
-    def decode(self, x0: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
-        if self.cfg.target == "image":
-            return (x0 + 1) / 2
-        return up + x0 / (2 * self.cfg.residual_scale)
-
     def clip_fn(self, up: torch.Tensor):
         """Bound x0 so the decoded image stays in [0, 1] (SR3 clamps x0 to [-1, 1])."""
         if self.cfg.target == "image":
@@ -82,10 +68,6 @@ class SR3(PretrainedMixin, nn.Module):
         lo = self.encode(torch.zeros_like(up), up)
         hi = self.encode(torch.ones_like(up), up)
         return lambda x0: torch.maximum(torch.minimum(x0, hi), lo)
-
-    def degrade(self, hr: torch.Tensor, keys=None, seed: int = 0):
-        """LR for HR images with the model's operator, quantised to 8 bits; deterministic (record None)."""
-        return quantize(self.operator.down(hr)), None
 
     def noise_input(self, sqrt_gamma: torch.Tensor) -> torch.Tensor:
         """What the network's time embedding sees: noise_embedding_scale * sqrt(gamma)."""
@@ -132,45 +114,6 @@ class SR3(PretrainedMixin, nn.Module):
     def sigma_grid(self, steps: int, strength: float = 1.0, karras: bool = False) -> torch.Tensor:
         return self.schedule.karras_grid(steps, strength) if karras else self.schedule.sigma_grid(steps, strength)
 
-    @torch.no_grad()
-    def super_resolve(self, lr, sampler="ddim", steps=50, eta=None, generator=None, vector=None,
-                      precision="fp32", strength=1.0, init=None, pc=None):
-        """LR (B, 3, h, w) in [0, 1] to SR (B, 3, h*s, w*s) in [0, 1] with ``steps`` noise levels.
-
-        Any sampler of ``facesr.diffusion.dispatch``: grid samplers on the DDPM noise levels ("heun"
-        and "dpmpp-2m" on a Karras grid), "pc" / "ode" on the equivalent VP SDE (``pc``: PCOptions).
-        ``generator``: one torch.Generator, or a list with one per sample.
-        ``strength`` < 1 warm-starts: sampling begins at timestep strength * (T - 1) from a
-        noised fast estimate ``init`` (an HR-size image in [0, 1]; default: bicubic up(LR)),
-        skipping the high-noise steps where an epsilon network is least reliable.
-        """
-        from facesr.diffusion import dispatch
-
-        problem = self.input_problem(lr.shape[-2], lr.shape[-1])
-        if problem:
-            raise FacesrError(problem)
-        up = self.condition(lr)
-        estimate = self.encode(up if init is None else init.to(up), up) if strength < 1 else None
-        prior_std = float(torch.sqrt(1 + self.schedule.sigmas()[-1] ** 2))  # DDPM prior N(0, I), VE coordinates
-        x0 = dispatch.sample(self.denoiser(up, vector, precision=precision), up, sampler, steps, self.sigma_grid,
-                             prior_std, strength, estimate, generator, eta, self.sde_view(), pc)
-        return self.decode(x0, up).clamp(0, 1)
-
-    def network_evaluations(self, opts) -> int:
-        return opts.network_evaluations
-
-    def input_problem(self, h: int, w: int) -> str | None:
-        """Why an LR image of h x w cannot be processed, or None."""
-        div = self.net.downsampling
-        if (h * self.cfg.scale) % div or (w * self.cfg.scale) % div:
-            return f"{w}x{h} input gives a {w * self.cfg.scale}x{h * self.cfg.scale} output, which must be divisible by {div}"
-        return None
-
-    # --- persistence -----------------------------------------------------------------
-    def config_dict(self) -> dict:
-        return {"method": self.method, "config": to_dict(self.cfg)}
-
-    @classmethod
-    def from_config_dict(cls, data: dict, where: str = "config.json") -> "SR3":
-        return cls(from_dict(SR3Config, data["config"], where))
-
+    def prior_std_ve(self) -> float:
+        """The DDPM prior N(0, I) in VE coordinates: std sqrt(1 + sigma_{T-1}^2)."""
+        return float(torch.sqrt(1 + self.schedule.sigmas()[-1] ** 2))

@@ -1,0 +1,100 @@
+"""Score-SDE SR model: config rules, the DSM loss, samplers, training through the common loop."""
+
+import json
+
+import pytest
+import torch
+
+from facesr.cli import main
+from facesr.diffusion.dispatch import PCOptions
+from facesr.diffusion.sde import bcast
+from facesr.errors import FacesrError
+from facesr.models.conditional_unet import UNetConfig
+from facesr.models.score_sr import ScoreSR, ScoreSRConfig
+
+
+def tiny(sde="ve", **kw):
+    torch.manual_seed(0)
+    unet = UNetConfig(block_out_channels=(32, 32), attention_levels=(), time_embedding="fourier" if sde == "ve" else "positional")
+    return ScoreSR(ScoreSRConfig(unet=unet, sde=sde, hr_size=32, **kw)).eval()
+
+
+def test_embedding_must_match_the_sde():
+    with pytest.raises(FacesrError, match="fourier"):
+        ScoreSRConfig(unet=UNetConfig(time_embedding="positional"), sde="ve")
+    with pytest.raises(FacesrError, match="positional"):
+        ScoreSRConfig(unet=UNetConfig(time_embedding="fourier"), sde="vp")
+    with pytest.raises(FacesrError):
+        ScoreSRConfig(sde="ve", sde_params={"bogus": 1})
+
+
+@pytest.mark.parametrize("sde", ["ve", "vp", "subvp"])
+@pytest.mark.parametrize("reduce", ["mean", "sum"])
+def test_dsm_loss_is_zero_for_the_exact_conditional_score(sde, reduce):
+    """With s(x_t, t) = -(x_t - a x0) / std^2 (the target of denoising score matching) the loss vanishes."""
+    m = tiny(sde, reduce=reduce)
+    hr, up = torch.rand(3, 3, 16, 16), torch.rand(3, 3, 16, 16)
+    x0 = m.encode(hr, up)
+
+    def exact(x_t, t, cond, vector=None):
+        a, std = bcast(m.sde.mean_coef(t), x_t), bcast(m.sde.std(t), x_t)
+        return -(x_t - a * x0) / std**2
+
+    m.score = exact
+    assert m({"hr": hr, "up": up}, torch.Generator().manual_seed(0)) < 1e-8
+
+
+def test_dsm_loss_reduction_scales():
+    m_mean, m_sum = tiny(reduce="mean"), tiny(reduce="sum")
+    m_sum.load_state_dict(m_mean.state_dict())
+    batch = {"hr": torch.rand(2, 3, 16, 16), "up": torch.rand(2, 3, 16, 16)}
+    a = m_mean(batch, torch.Generator().manual_seed(0))
+    b = m_sum(batch, torch.Generator().manual_seed(0))
+    assert torch.allclose(b, a * 3 * 16 * 16 / 2, rtol=1e-5)
+
+
+@pytest.mark.parametrize("sde", ["ve", "vp", "subvp"])
+@pytest.mark.parametrize("sampler", ["pc", "ode", "ddim", "dpmpp-2m"])
+def test_every_sampler_runs(sde, sampler):
+    m = tiny(sde)
+    lr = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    sr = m.super_resolve(lr, sampler=sampler, steps=3, generator=torch.Generator().manual_seed(1),
+                         pc=PCOptions(predictor="euler_maruyama"))
+    assert sr.shape == (2, 3, 32, 32) and torch.isfinite(sr).all() and 0 <= sr.min() and sr.max() <= 1
+
+
+@pytest.mark.parametrize("sde", ["ve", "vp"])
+def test_warm_start_at_the_lowest_noise_returns_nearly_bicubic(sde):
+    m = tiny(sde)
+    lr = torch.rand(1, 3, 4, 4)
+    strength = 2 * m.sde.eps
+    sr = m.super_resolve(lr, sampler="ddim", steps=1, strength=strength, generator=torch.Generator().manual_seed(0))
+    assert (sr - m.condition(lr)).abs().max() < 0.05
+
+
+def test_sigma_grid():
+    m = tiny("ve")
+    g = m.sigma_grid(5)
+    assert len(g) == 6 and g[-1] == 0 and bool((g[:-1] > g[1:]).all())
+    assert float(g[0]) == pytest.approx(348.0) and float(g[-2]) == pytest.approx(float(m.sde.sigma(m.sde.eps)))
+    k = m.sigma_grid(5, strength=0.5, karras=True)
+    assert float(k[0]) == pytest.approx(float(m.sde.sigma(0.5)))
+
+
+def test_train_and_sample_through_the_cli(tmp_path, sample_faces):
+    cfg = {
+        "name": "ve", "method": "score-sde",
+        "model": {"unet": {"block_out_channels": [32, 32], "attention_levels": [], "time_embedding": "fourier"},
+                  "sde": "ve", "hr_size": 128},
+        "data": {"train_dirs": [str(sample_faces)], "patch_size": 32},
+        "optim": {"batch_size": 2, "max_steps": 2, "checkpoint_every": 2, "warmup_steps": 1, "mixed_precision": "no"},
+    }
+    path = tmp_path / "ve.json"
+    path.write_text(json.dumps(cfg))
+    assert main(["train", str(path), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    ckpt = tmp_path / "run" / "checkpoints" / "step-00000002"
+    ev = tmp_path / "ev"
+    assert main(["evaluate", "--run", "--hr", str(sample_faces), "--model", str(ckpt), "--sampler", "pc", "--steps", "3",
+                 "--snr", "0.16", "--limit", "2", "--precision", "fp32", "-o", str(ev)]) == 0
+    summary = json.loads((ev / "summary.json").read_text())
+    assert summary["network_evaluations"] == 6 and summary["images"] == 2  # 3 predictor + 3 corrector calls
