@@ -72,6 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", default="outputs/eval", help="writes per_image.csv and summary.json here")
     _add_sampling_options(p)
 
+    p = sub.add_parser("sweep", conflict_handler="resolve",
+                       help="seed 004's figures: the pc sampler over snr r (--snr), or samplers at equal NFE (--nfe)")
+    p.add_argument("--hr", required=True, help="folder of HR images (searched recursively)")
+    p.add_argument("--protocol", default="all", choices=["all", "second"], help="'second': only the 2nd image of each identity folder (the probe)")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N images")
+    p.add_argument("--identity", help="CS (and rank-1 with --protocol second) with 'dlib', 'dlib-detect' or 'adaface:CKPT[:ARCH]'")
+    p.add_argument("-o", "--out", default="outputs/sweep", help="tables, plots and sweep.json; each setting's run in a subfolder")
+    _add_sampling_options(p)
+    p.add_argument("--snr", type=float, nargs="+", metavar="R",
+                   help="sweep the pc sampler's Langevin snr r over these values (needs --identity)")
+    p.add_argument("--nfe", type=int, nargs="*", metavar="N",
+                   help="sweep --samplers at these network-evaluation budgets per face (no values: 1 2 4 8 16 32 100 1000 2000)")
+    p.add_argument("--samplers", nargs="+", default=["ddim", "dpmpp-2m", "heun", "pc"], help="samplers for --nfe (default: ddim dpmpp-2m heun pc)")
+
     p = sub.add_parser("prepare", help="write SR3-style hr_/lr_/sr_ folders from HR images")
     p.add_argument("src", nargs="+", help="HR images, folders or globs")
     p.add_argument("out")
