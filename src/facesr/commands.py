@@ -104,6 +104,19 @@ def cmd_upscale(args) -> int:
     return 0
 
 
+def _identity(args):
+    """(embedder, gallery {identity: first image}) for --identity; the gallery only with --protocol second."""
+    if not args.identity:
+        return None, None
+    from facesr.identity.recognition import identity_split
+    from facesr.pipelines.identity_eval import make_embedder
+
+    gallery = None
+    if args.protocol == "second":
+        gallery = {name: entry["gallery"] for name, entry in identity_split(args.hr).items()}
+    return make_embedder(args.identity), gallery
+
+
 def cmd_evaluate(args) -> int:
     from facesr.data.resample import make_operator
     from facesr.errors import FacesrError
@@ -114,14 +127,7 @@ def cmd_evaluate(args) -> int:
         if args.op and args.op != model.cfg.operator or args.scale and args.scale != model.cfg.scale:
             raise FacesrError(f"--run makes LR with the model's own operator ({model.cfg.operator} x{model.cfg.scale}); drop --op/--scale")
         hr = evaluate.select_hr(args.hr, args.protocol, args.limit)
-        embedder = gallery = None
-        if args.identity:
-            from facesr.identity.recognition import identity_split
-            from facesr.pipelines.identity_eval import make_embedder
-
-            embedder = make_embedder(args.identity)
-            if args.protocol == "second":
-                gallery = {name: entry["gallery"] for name, entry in identity_split(args.hr).items()}
+        embedder, gallery = _identity(args)
         done = lambda n, total: print(f"\r{n}/{total} faces", end="", flush=True)
         result = evaluate.run_and_evaluate(model, hr, _sampling(args, model), device, args.out, args.y, args.crop,
                                            _stderr, done, embedder, gallery)
@@ -196,14 +202,7 @@ def cmd_sweep(args) -> int:
     if not isinstance(model, DiffusionSRMixin):
         raise FacesrError(f"--model {args.model}: a {model.method} model has no sampler to sweep")
     hr = evaluate.select_hr(args.hr, args.protocol, args.limit)
-    embedder = gallery = None
-    if args.identity:
-        from facesr.identity.recognition import identity_split
-        from facesr.pipelines.identity_eval import make_embedder
-
-        embedder = make_embedder(args.identity)
-        if args.protocol == "second":
-            gallery = {name: entry["gallery"] for name, entry in identity_split(args.hr).items()}
+    embedder, gallery = _identity(args)
     recipe = {**_recipe(args), "snr": None}
     recipe.update({"sampler": "pc"} if args.snr is not None else {"sampler": None, "steps": None})
     from facesr.pipelines.upscale import SamplingOptions
