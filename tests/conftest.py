@@ -35,3 +35,20 @@ def tiny_config(tmp_path) -> Path:
 @pytest.fixture
 def sample_faces() -> Path:
     return SAMPLES
+
+
+@pytest.fixture
+def tiny_model(tmp_path) -> Path:
+    """A randomly initialised two-level SR3 model (T = 50) saved with save_pretrained."""
+    import torch
+
+    from facesr.diffusion.schedules import DDPMConfig
+    from facesr.models.conditional_unet import UNetConfig
+    from facesr.models.hub import save_pretrained
+    from facesr.models.sr3 import SR3, SR3Config
+
+    torch.manual_seed(0)
+    model = SR3(SR3Config(unet=UNetConfig(block_out_channels=(32, 32), attention_levels=()), diffusion=DDPMConfig(timesteps=50)))
+    folder = tmp_path / "model"
+    save_pretrained(model, folder)
+    return folder

@@ -14,17 +14,6 @@ from facesr.models.conditional_unet import UNetConfig
 from facesr.diffusion.schedules import DDPMConfig
 
 
-@pytest.fixture
-def tiny_model(tmp_path):
-    import torch
-
-    torch.manual_seed(0)
-    model = SR3(SR3Config(unet=UNetConfig(block_out_channels=(32, 32), attention_levels=()), diffusion=DDPMConfig(timesteps=50)))
-    folder = tmp_path / "model"
-    save_pretrained(model, folder)
-    return folder
-
-
 def _one_line(err: str, *needles):
     lines = [l for l in err.strip().splitlines() if l]
     assert len(lines) == 1, err

@@ -44,22 +44,6 @@ def test_steps_for_budget_is_the_largest_that_fits(sampler, opts):
 
 
 @pytest.fixture
-def tiny_model(tmp_path):
-    import torch
-
-    from facesr.diffusion.schedules import DDPMConfig
-    from facesr.models.conditional_unet import UNetConfig
-    from facesr.models.hub import save_pretrained
-    from facesr.models.sr3 import SR3, SR3Config
-
-    torch.manual_seed(0)
-    model = SR3(SR3Config(unet=UNetConfig(block_out_channels=(32, 32), attention_levels=()), diffusion=DDPMConfig(timesteps=50)))
-    folder = tmp_path / "model"
-    save_pretrained(model, folder)
-    return folder
-
-
-@pytest.fixture
 def id_tree(tmp_path, sample_faces):
     """Three people: gallery = the face, probe = a brighter copy."""
     tree = tmp_path / "ids"
