@@ -1,0 +1,97 @@
+"""Write a bundled model's card (README.md next to its weights) from the run's own records.
+
+Inputs: the training run folder (log.csv, experiment.json, phase stdout files), the exported model
+folder, and the quality table (benchmarks/QUALITY.md made by benchmarks/quality.py). Every number in
+the card comes from those files.
+
+    python benchmarks/model_card.py --run runs/sr3-x8 --model src/facesr/weights/sr3-x8 \
+        --quality benchmarks/QUALITY.md --commands benchmarks/sr3-x8.commands
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+
+def training_summary(run: Path) -> dict:
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    # the log is appended across resumes: a resume restarts the elapsed clock
+    wall, last = 0.0, 0.0
+    for r in rows:
+        e = float(r["elapsed_s"])
+        if e < last:
+            wall += last
+        last = e
+    wall += last
+    return {"steps": int(rows[-1]["step"]), "wall_s": wall, "final_loss": float(rows[-1]["loss"]),
+            "mean_rate": sum(float(r["steps_per_s"]) for r in rows) / len(rows)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--run", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--quality", required=True)
+    p.add_argument("--commands", required=True, help="text file with the exact training/export commands")
+    p.add_argument("--notes", default="", help="Markdown appended under 'Notes'")
+    args = p.parse_args()
+    run, model = Path(args.run), Path(args.model)
+    t = training_summary(run)
+    exp = json.loads((run / "experiment.json").read_text())
+    cfg = json.loads((model / "config.json").read_text())
+    size = sum(f.stat().st_size for f in model.glob("*.safetensors")) / 1e6
+    import torch  # noqa: F401  (parameter count from the weights)
+    from safetensors.torch import load_file
+
+    n_params = sum(v.numel() for f in model.glob("*.safetensors") for v in load_file(str(f)).values())
+    inner = cfg["config"]
+    lines = [
+        f"# {model.name}",
+        "",
+        f"{cfg['method'].upper()} face super-resolution, {inner['hr_size'] // inner['scale']}x{inner['hr_size'] // inner['scale']} "
+        f"-> {inner['hr_size']}x{inner['hr_size']} (x{inner['scale']}), trained from scratch on a 2-core CPU in this repository.",
+        "",
+        "## How it was made",
+        "",
+        "```bash",
+        Path(args.commands).read_text().strip(),
+        "```",
+        "",
+        f"- Data: `../shared/data/train` (UTKFace crop_part1 and LFW faces of people not in `dev/`; aligned 128x128 chips), "
+        f"LR = `{inner['operator']}` x{inner['scale']} of HR made on the fly and rounded to 8 bits; "
+        f"{exp['data']['patch_size'] or inner['hr_size']}px random patches, horizontal flip.",
+        f"- Network: diffusers UNet2DModel, block_out_channels {inner['unet']['block_out_channels']}, "
+        f"{inner['unet']['layers_per_block']} res block(s) per level, attention at levels {inner['unet']['attention_levels']}; "
+        f"{n_params / 1e6:.2f} M parameters; weights = EMA (decay {exp['optim']['ema_decay']}); {size:.1f} MB of safetensors.",
+        f"- Diffusion: {inner['diffusion']['schedule']} schedule, T = {inner['diffusion']['timesteps']}, "
+        f"target `{inner['target']}` (residual scale {inner['residual_scale']}), loss {inner['loss']} on epsilon, "
+        f"one noise level per sample.",
+        f"- Training: {t['steps']} steps at batch {exp['optim']['batch_size']}, Adam, {t['wall_s'] / 3600:.2f} h of wall time "
+        f"(mean {t['mean_rate']:.2f} steps/s, 1 thread, bf16 autocast, tcmalloc), final logged loss {t['final_loss']:.4f}. "
+        f"Log: `log.csv` of the run (not shipped).",
+        f"- Recommended sampling (the CLI default for this model): {cfg.get('sampling', {})}.",
+        "",
+        "## Measured",
+        "",
+        Path(args.quality).read_text().strip(),
+        "",
+        "## Limits",
+        "",
+        "- Trained and measured on aligned 128x128 chips (dlib 5-point landmarks, `get_face_chip(size=128, padding=0.2)`) "
+        "with a known bicubic degradation. Other alignments, blur, noise or compression are outside what it learned.",
+        "- A single sample invents plausible detail; the mean of several samples (the recommended recipe) keeps only what "
+        "the LR supports, and `--uncertainty` shows where samples disagree. Do not read identity from invented detail.",
+        "- Training data licences: UTKFace is for non-commercial research only, LFW is published for research. "
+        "These weights inherit those terms.",
+    ]
+    if args.notes:
+        lines += ["", "## Notes", "", Path(args.notes).read_text().strip()]
+    (model / "README.md").write_text("\n".join(lines) + "\n")
+    print((model / "README.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
