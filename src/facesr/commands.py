@@ -17,7 +17,8 @@ def cmd_train(args) -> int:
     result = train(cfg, out, resume=args.resume, max_steps=args.max_steps, progress=not args.no_progress)
     if result["stopped_by"]:
         print(f"stopped by {result['stopped_by']} at step {result['step']}; checkpoint {result['checkpoint']}")
-        print(f"continue with: facesr train {args.config} --out {out} --resume")
+        data = f" --data {' '.join(args.data)}" if args.data else ""
+        print(f"continue with: facesr train {args.config}{data} --out {out} --resume")
     else:
         print(f"trained to step {result['step']} in {result['seconds']:.0f} s; checkpoint {result['checkpoint']}")
     return 0

@@ -59,10 +59,11 @@ def save_pretrained(model, folder, ema_state: dict | None = None, include_raw: b
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     meta = {"format": "pt"}
-    if include_raw:
-        save_safetensors(model.state_dict(), folder / "model.safetensors", meta)
-    if ema_state is not None:
-        save_safetensors(ema_state, folder / "ema.safetensors", meta)
+    for name, tensors in (("model.safetensors", model.state_dict() if include_raw else None), ("ema.safetensors", ema_state)):
+        if tensors is not None:
+            save_safetensors(tensors, folder / name, meta)
+        else:
+            (folder / name).unlink(missing_ok=True)  # the folder holds exactly what was saved
     config = dict(model.config_dict())
     from facesr import __version__
 
