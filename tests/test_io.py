@@ -245,3 +245,12 @@ def test_tensor_round_trip():
 def test_to_uint8_clamps():
     x = torch.tensor([-0.5, 0.0, 1.0, 1.7]).view(1, 1, 4).expand(3, 1, 4)
     np.testing.assert_array_equal(to_uint8(x)[0, :, 0], [0, 0, 255, 255])
+
+
+def test_written_files_get_the_usual_mode(tmp_path):
+    import stat
+
+    from facesr.data.io import default_file_mode, write_image
+
+    write_image(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
+    assert stat.S_IMODE((tmp_path / "a.png").stat().st_mode) == default_file_mode()

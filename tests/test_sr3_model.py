@@ -100,6 +100,11 @@ def test_save_and_load_prefers_ema(tmp_path):
     k = "net.unet.conv_in.weight"
     assert torch.equal(loaded.state_dict()[k], ema[k]) and torch.equal(raw.state_dict()[k], m.state_dict()[k])
     assert loaded.cfg == m.cfg
+    import stat
+
+    from facesr.data.io import default_file_mode
+
+    assert stat.S_IMODE((tmp_path / "m" / "ema.safetensors").stat().st_mode) == default_file_mode()
     save_pretrained(m, tmp_path / "m")  # saving again without EMA leaves no stale EMA weights behind
     assert not (tmp_path / "m" / "ema.safetensors").exists()
     assert torch.equal(load_model(str(tmp_path / "m")).state_dict()[k], m.state_dict()[k])

@@ -63,14 +63,22 @@ def to_rgb_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
 
 
+def default_file_mode() -> int:
+    """0o666 minus the process umask: the mode open() would give a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_image(path: str | Path, rgb: np.ndarray) -> None:
-    """Write uint8 RGB atomically (temp file in the same folder, then rename)."""
+    """Write uint8 RGB atomically (temp file in the same folder, then rename), with the usual file mode."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         Image.fromarray(rgb).save(tmp)
+        os.chmod(tmp, default_file_mode())  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from facesr.data.io import atomic_write_text
+from facesr.data.io import atomic_write_text, default_file_mode
 from facesr.errors import FacesrError
 
 METHODS = {
@@ -37,6 +37,7 @@ def save_safetensors(tensors: dict, path: Path, metadata: dict | None = None) ->
 
     tmp = path.with_name(f".{path.name}.tmp")
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    os.chmod(tmp, default_file_mode())  # safetensors creates 0600 files
     os.replace(tmp, path)
 
 
