@@ -54,7 +54,8 @@ def run_demo(model, opts, device, out_dir, log=print) -> dict:
         results.append({"name": path.stem, "psnr_sr": psnr(sr, hr), "psnr_bicubic": psnr(bic, hr)})
     sheet_path = out_dir / "sheet.png"
     write_image(sheet_path, comparison_sheet(rows))
-    log(f"model {model.source}: {opts.sampler}, {opts.steps} steps, strength {opts.strength}, seed {opts.seed}, {opts.precision}")
+    log(f"model {model.source}: {opts.sampler}, {opts.steps} steps x {opts.samples} sample(s), strength {opts.strength}, "
+        f"seed {opts.seed}, {opts.precision}")
     log(f"{'face':<26} {'PSNR bicubic':>13} {'PSNR SR':>9}")
     for r in results:
         log(f"{r['name']:<26} {r['psnr_bicubic']:>10.2f} dB {r['psnr_sr']:>6.2f} dB")
