@@ -76,12 +76,11 @@ class ScoreSR(DiffusionSRMixin, PretrainedMixin, nn.Module):
     def score(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, vector=None) -> torch.Tensor:
         """s(x_t, t | cond) in the SDE's own coordinates; ``cond`` in [-1, 1]."""
         t = t.reshape(-1).expand(x_t.shape[0])
-        std = bcast(self.sde.std(t), x_t)
         if self.cfg.sde == "ve":
             sigma = self.sde.sigma(t)
             x_in = x_t / bcast(torch.sqrt(sigma**2 + SIGMA_DATA**2), x_t) if self.cfg.input_scaling else x_t
             return self.net(x_in, sigma, cond, vector).float()  # the UNet divides by sigma itself
-        return -self.net(x_t, 999 * t, cond, vector).float() / std
+        return -self.net(x_t, 999 * t, cond, vector).float() / bcast(self.sde.std(t), x_t)
 
     def forward(self, batch: dict, generator=None):
         """Denoising score matching, lambda(t) = std(t)^2: reduce((s std + z)^2), mean over the batch."""
