@@ -146,3 +146,16 @@ def test_evaluate_reads_the_operator_of_prepared_data(tmp_path, capsys, sample_f
     assert "tf-bilinear x8 from" in capsys.readouterr().out
     summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
     assert summary["protocol"]["operator"] == {"name": "tf-bilinear", "scale": 8}
+
+
+def test_evaluate_reports_a_bad_file_and_scores_the_rest(tiny_model, tmp_path, capsys, sample_faces):
+    import shutil
+
+    hr = tmp_path / "hr"
+    shutil.copytree(sample_faces, hr)
+    (hr / "zz_empty.png").write_bytes(b"")
+    out = tmp_path / "ev"
+    code = main(["evaluate", "--run", "--hr", str(hr), "--model", str(tiny_model), "--steps", "1", "--samples", "1", "-o", str(out)])
+    assert code == 1 and "zz_empty.png: empty file" in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["images"] == 6 and len(summary["failures"]) == 1

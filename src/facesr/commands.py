@@ -156,7 +156,10 @@ def cmd_evaluate(args) -> int:
                 print(f"  {kind:<8} probes: rank-1 {r['rank1']:.3f}  EER {r['eer']:.3f}  "
                       f"(gallery of {ident['gallery_identities']} identities)")
     print(f"per-image CSV and summary JSON in {args.out}")
-    return 0
+    failed = result["summary"]["failures"]
+    if failed:
+        _stderr(f"{len(failed)} input(s) could not be evaluated; listed in {Path(args.out) / 'summary.json'}")
+    return 1 if failed else 0
 
 
 def cmd_prepare(args) -> int:

@@ -125,10 +125,15 @@ def evaluate_folders(sr_dir, hr_dir, operator: Resampler, lr_dir=None, y=False, 
         raise FacesrError(f"{sr_dir}: no SR images found")
     hr_files = {p.stem: p for p in list_images(hr_dir, recursive=True)}
     lr_files = {p.stem: p for p in list_images(lr_dir, recursive=True)} if lr_dir else {}
-    rows = []
+    rows, failures = [], []
+
+    def fail(message: str) -> None:
+        failures.append(message)
+        on_error(message)
+
     for stem, sr_path in sorted(sr_files.items()):
         if stem not in hr_files:
-            on_error(f"{sr_path}: no HR image with stem {stem!r} in {hr_dir}")
+            fail(f"{sr_path}: no HR image with stem {stem!r} in {hr_dir}")
             continue
         try:
             sr, hr = read_image(sr_path), read_image(hr_files[stem])
@@ -137,10 +142,11 @@ def evaluate_folders(sr_dir, hr_dir, operator: Resampler, lr_dir=None, y=False, 
                 raise InputError(sr_path, f"size {sr.shape[1]}x{sr.shape[0]} differs from HR {hr.shape[1]}x{hr.shape[0]}")
             rows.append({"name": stem, **image_metrics(sr, hr, lr, operator, y, crop)})
         except (InputError, FacesrError, ValueError) as exc:
-            on_error(str(exc))
+            fail(str(exc))
     if not rows:
         raise FacesrError(f"no SR image in {sr_dir} could be evaluated against {hr_dir}")
-    summary = {"protocol": protocol_card(operator, y, crop), "metrics": summarise(rows, ["psnr", "ssim", "consistency"])}
+    summary = {"protocol": protocol_card(operator, y, crop), "metrics": summarise(rows, ["psnr", "ssim", "consistency"]),
+               "failures": failures}
     if out_dir:
         write_report(out_dir, rows, summary)
     return {"rows": rows, "summary": summary}
@@ -154,7 +160,7 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
 
     op = model.operator
     out_dir = Path(out_dir)
-    items, records = [], {}
+    items, records, failures = [], {}, []
     for path in hr_paths:
         try:
             hr = read_image(path)
@@ -165,6 +171,7 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
             if record is not None:
                 records[path.name] = record
         except InputError as exc:
+            failures.append(str(exc))
             on_error(str(exc))
     if not items:
         raise FacesrError("no HR image could be read")
@@ -215,6 +222,7 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
         "seconds_per_face": t_total / len(rows),
         "protocol": protocol_card(op, y, crop, getattr(model.cfg, "degradation", None)),
         "metrics": summarise(rows, keys),
+        "failures": failures,
     }
     if embedder is not None:
         from facesr.pipelines.identity_eval import identity_report
