@@ -213,14 +213,20 @@ def cmd_sweep(args) -> int:
 
     opts = SamplingOptions.for_model(model, **recipe, seed=args.seed, batch_size=args.batch_size, precision=args.precision)
     print(f"{len(hr)} face(s) from {args.hr}; writing to {args.out}")
+    failed = set()
+
+    def report(message: str) -> None:
+        failed.add(message)
+        _stderr(message)
+
     if args.snr is not None:
-        result = sweep.sweep_snr(model, hr, opts, snrs, device, args.out, embedder, gallery, on_error=_stderr)
+        result = sweep.sweep_snr(model, hr, opts, snrs, device, args.out, embedder, gallery, on_error=report)
         corr = result["info"]["pearson_cs_psnr"]
         print(f"Pearson correlation of CS and PSNR over {result['info']['pearson_points']} (face, r) pairs: "
               + ("undefined" if corr is None else f"{corr:.4f}") + " (seed 004 slides: -0.6591)")
     else:
-        result = sweep.sweep_nfe(model, hr, opts, nfes, samplers, device, args.out, embedder, gallery, on_error=_stderr)
+        result = sweep.sweep_nfe(model, hr, opts, nfes, samplers, device, args.out, embedder, gallery, on_error=report)
         if result["skipped"]:
             print(f"{len(result['skipped'])} setting(s) skipped; see sweep.json")
     print(f"wrote {', '.join(result['info']['files'])} and sweep.json to {args.out}")
-    return 0
+    return 1 if failed else 0  # an input that could not be used was reported above
