@@ -77,7 +77,7 @@ def save_pretrained(model, folder, ema_state: dict | None = None, include_raw: b
     atomic_write_text(folder / "config.json", json.dumps(config, indent=2) + "\n")
 
 
-def resolve_model_dir(name_or_path: str) -> Path:
+def resolve_model_dir(name_or_path: str, flag: str = "--model") -> Path:
     path = Path(name_or_path)
     if (path / "config.json").is_file():
         return path
@@ -87,11 +87,12 @@ def resolve_model_dir(name_or_path: str) -> Path:
     if path.exists():
         raise FacesrError(f"{path}: not a facesr model folder (no config.json)")
     names = ", ".join(m["name"] for m in bundled_models()) or "none"
-    raise FacesrError(f"--model {name_or_path}: no such folder or bundled model (bundled: {names})")
+    raise FacesrError(f"{flag} {name_or_path}: no such folder or bundled model (bundled: {names})")
 
 
-def load_model(name_or_path: str, device="cpu", use_ema: bool = True):
-    folder = resolve_model_dir(name_or_path)
+def load_model(name_or_path: str, device="cpu", use_ema: bool = True, flag: str = "--model"):
+    """A bundled model by name, or a save_pretrained folder; ``flag`` names the option in error messages."""
+    folder = resolve_model_dir(name_or_path, flag)
     try:
         config = json.loads((folder / "config.json").read_text())
     except json.JSONDecodeError as exc:

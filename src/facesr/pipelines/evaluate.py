@@ -212,6 +212,7 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
         "network_evaluations": model.network_evaluations(opts),
         "eta": opts.eta,
         "strength": opts.strength,
+        "init": opts.init if opts.strength < 1 else None,
         "seed": opts.seed,
         "precision": opts.precision,
         "batch_size": opts.batch_size,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import zlib
@@ -16,7 +17,7 @@ from facesr.diffusion.samplers import network_evaluations
 from facesr.errors import FacesrError, InputError
 
 PC_KEYS = ("predictor", "corrector", "snr", "corrector_steps", "probability_flow", "ode_method")
-RECIPE_KEYS = ("sampler", "steps", "eta", "strength", "samples") + PC_KEYS
+RECIPE_KEYS = ("sampler", "steps", "eta", "strength", "samples", "init") + PC_KEYS
 
 
 @dataclass
@@ -27,8 +28,9 @@ class SamplingOptions:
     seed: int = 0
     batch_size: int = 16
     precision: str = "bf16"
-    strength: float = 1.0  # < 1: warm start from noised bicubic
+    strength: float = 1.0  # < 1: warm start from the noised fast estimate (bicubic, or ``init``)
     samples: int = 1  # > 1: average that many samples (posterior-mean estimate), K x steps evaluations
+    init: str | None = None  # regression model (name or folder) whose output is the warm start; None: bicubic
     # SDE samplers ("pc", "ode") only; see facesr.diffusion.dispatch.PCOptions
     predictor: str = "reverse_diffusion"
     corrector: str = "langevin"
@@ -59,6 +61,30 @@ class SamplingOptions:
         return opts
 
 
+@functools.lru_cache(maxsize=4)
+def _load_init_model(name: str, device: str):
+    from facesr.models.hub import load_model
+
+    return load_model(name, device, flag="--init")
+
+
+def warm_start_model(model, opts: SamplingOptions, device):
+    """The regression model named by ``opts.init``, checked against ``model``; None when unused.
+
+    It is only used with strength < 1: from pure noise there is nothing to start from.
+    """
+    if not opts.init or opts.strength >= 1 or getattr(model, "method", None) == "regression":
+        return None
+    init = _load_init_model(opts.init, str(device))
+    if init.method != "regression":
+        raise FacesrError(f"init model {opts.init}: must be a regression model, got method {init.method!r}")
+    for key in ("scale", "hr_size"):
+        if getattr(init.cfg, key) != getattr(model.cfg, key):
+            raise FacesrError(f"init model {opts.init}: {key} {getattr(init.cfg, key)} does not match "
+                              f"{getattr(model, 'source', 'the model')} ({getattr(model.cfg, key)})")
+    return init
+
+
 def image_generator(seed: int, key: str) -> torch.Generator:
     """Noise for one image depends on (seed, its name) only, not on batching."""
     return torch.Generator().manual_seed((seed * 1_000_003 + zlib.crc32(key.encode())) % (2**63))
@@ -79,13 +105,15 @@ def super_resolve_tensors(model, lrs: list[torch.Tensor], keys: list[str], opts:
         by_size.setdefault(tuple(lrs[i].shape), []).append((i, k))
     sums: dict[int, torch.Tensor] = {}
     squares: dict[int, torch.Tensor] = {}
+    init_model = warm_start_model(model, opts, device)
     for group in by_size.values():
         for start in range(0, len(group), opts.batch_size):
             chunk = group[start : start + opts.batch_size]
             lr = torch.stack([lrs[i] for i, _ in chunk]).to(device)
             gens = [image_generator(opts.seed + k, keys[i]) for i, k in chunk]
+            init = init_model.super_resolve(lr, precision=opts.precision) if init_model else None
             sr = model.super_resolve(lr, opts.sampler, opts.steps, opts.eta, gens, precision=opts.precision,
-                                     strength=opts.strength, pc=opts.pc).cpu().double()
+                                     strength=opts.strength, pc=opts.pc, init=init).cpu().double()
             for (i, _), img in zip(chunk, sr):
                 sums[i] = sums.get(i, 0) + img
                 squares[i] = squares.get(i, 0) + img**2
@@ -123,6 +151,7 @@ def upscale_files(model, paths: list[Path], out_dir, opts: SamplingOptions, devi
     Inputs are read a chunk at a time; an unreadable file or an unusable size fails that input only.
     """
     out_dir = Path(out_dir)
+    warm_start_model(model, opts, device)  # a bad --init stops here, before any input is read
     inputs = {p.resolve() for p in paths}
     jobs, failures = [], []
 
