@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 bench: $(VENV)/.installed
-	$(RUN) FACESR_NUM_THREADS=1 $(BIN)/python benchmarks/speed.py
+	$(RUN) $(BIN)/python benchmarks/speed.py --threads 1 2
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

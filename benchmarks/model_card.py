@@ -30,6 +30,56 @@ def training_summary(run: Path) -> dict:
             "mean_rate": sum(float(r["steps_per_s"]) for r in rows) / len(rows)}
 
 
+def data_line(cfg: dict, exp: dict) -> str:
+    inner = cfg["config"]
+    if inner.get("degradation"):
+        lr = (f"LR = the seeded second-order degradation (`{inner['degradation']}` preset: blur, resize, noise, JPEG, "
+              f"twice) of HR, drawn per sample on the fly")
+    else:
+        lr = f"LR = `{inner['operator']}` x{inner['scale']} of HR made on the fly and rounded to 8 bits"
+    d = exp["data"]
+    aug = ["horizontal flip"] + (["rotation by multiples of 90 degrees"] if d.get("rot90") else [])
+    if d.get("brightness"):
+        aug.append(f"brightness x{d['brightness']} and contrast x{d['contrast']}, each with p = {d['jitter_prob']}")
+    return (f"- Data: `../shared/data/train` (UTKFace crop_part1 and LFW faces of people not in `dev/`; aligned 128x128 chips), "
+            f"{lr}; {d['patch_size'] or inner['hr_size']}px crops; augmentation: {', '.join(aug)}.")
+
+
+def method_lines(cfg: dict, exp: dict, n_params: int, size: float) -> list[str]:
+    inner = cfg["config"]
+    weights = f"{n_params / 1e6:.2f} M parameters; weights = EMA (decay {exp['optim']['ema_decay']}); {size:.1f} MB of safetensors"
+    if cfg["method"] == "regression":
+        net = inner["net"]
+        target = "the USM-sharpened HR" if inner.get("usm_target") else "the un-sharpened HR (the metric's reference)"
+        return [data_line(cfg, exp),
+                f"- Network: {net['arch']} ({net['num_blocks']} residual blocks, {net['num_feat']} features), {weights}.",
+                f"- Loss: L1 against {target}. One forward pass per face; no sampling recipe."]
+    return [data_line(cfg, exp),
+            f"- Network: diffusers UNet2DModel, block_out_channels {inner['unet']['block_out_channels']}, "
+            f"{inner['unet']['layers_per_block']} res block(s) per level, attention at levels {inner['unet']['attention_levels']}; "
+            f"{weights}.",
+            f"- Diffusion: {json.dumps(inner.get('diffusion') or {'sde': inner.get('sde'), **inner.get('sde_params', {})})}, target `{inner['target']}` "
+            f"(residual scale {inner['residual_scale']}), {inner.get('loss', 'l2')} loss, one noise level per sample.",
+            f"- Recommended sampling (the CLI default for this model): {cfg.get('sampling', {})}."]
+
+
+def limit_lines(cfg: dict) -> list[str]:
+    inner = cfg["config"]
+    align = ("- Trained and measured on aligned 128x128 chips (dlib 5-point landmarks, `get_face_chip(size=128, padding=0.2)`)")
+    if inner.get("degradation"):
+        lines = [align + f" with synthetic `{inner['degradation']}` degradations. Real cameras can degrade in ways the "
+                 "synthetic pipeline does not draw (motion blur, strong compression artefacts, colour casts)."]
+    else:
+        lines = [align + " with a known bicubic degradation. Other alignments, blur, noise or compression are outside what it learned."]
+    if cfg["method"] == "regression":
+        lines.append("- A regression model predicts the mean of the plausible faces: it is smooth where the LR is ambiguous "
+                     "and invents no detail; it is also the warm start of the diffusion models (`--init`).")
+    else:
+        lines.append("- A single sample invents plausible detail; the mean of several samples (the recommended recipe) keeps only "
+                     "what the LR supports, and `--uncertainty` shows where samples disagree. Do not read identity from invented detail.")
+    return lines
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--run", required=True)
@@ -48,11 +98,13 @@ def main() -> None:
 
     n_params = sum(v.numel() for f in model.glob("*.safetensors") for v in load_file(str(f)).values())
     inner = cfg["config"]
+    lr_px = inner["hr_size"] // inner["scale"]
+    title = {"sr3": "SR3 diffusion", "score-sde": "Score-SDE diffusion", "regression": "Regression"}.get(cfg["method"], cfg["method"])
     lines = [
         f"# {model.name}",
         "",
-        f"{cfg['method'].upper()} face super-resolution, {inner['hr_size'] // inner['scale']}x{inner['hr_size'] // inner['scale']} "
-        f"-> {inner['hr_size']}x{inner['hr_size']} (x{inner['scale']}), trained from scratch on a 2-core CPU in this repository.",
+        f"{title} face super-resolution, {lr_px}x{lr_px} -> {inner['hr_size']}x{inner['hr_size']} (x{inner['scale']}), "
+        f"trained from scratch on a 2-core CPU in this repository.",
         "",
         "## How it was made",
         "",
@@ -60,19 +112,11 @@ def main() -> None:
         Path(args.commands).read_text().strip(),
         "```",
         "",
-        f"- Data: `../shared/data/train` (UTKFace crop_part1 and LFW faces of people not in `dev/`; aligned 128x128 chips), "
-        f"LR = `{inner['operator']}` x{inner['scale']} of HR made on the fly and rounded to 8 bits; "
-        f"{exp['data']['patch_size'] or inner['hr_size']}px random patches, horizontal flip.",
-        f"- Network: diffusers UNet2DModel, block_out_channels {inner['unet']['block_out_channels']}, "
-        f"{inner['unet']['layers_per_block']} res block(s) per level, attention at levels {inner['unet']['attention_levels']}; "
-        f"{n_params / 1e6:.2f} M parameters; weights = EMA (decay {exp['optim']['ema_decay']}); {size:.1f} MB of safetensors.",
-        f"- Diffusion: {inner['diffusion']['schedule']} schedule, T = {inner['diffusion']['timesteps']}, "
-        f"target `{inner['target']}` (residual scale {inner['residual_scale']}), loss {inner['loss']} on epsilon, "
-        f"one noise level per sample.",
-        f"- Training: {t['steps']} steps at batch {exp['optim']['batch_size']}, Adam, {t['wall_s'] / 3600:.2f} h of wall time "
+        *method_lines(cfg, exp, n_params, size),
+        f"- Training: {t['steps']} steps at batch {exp['optim']['batch_size']}, Adam "
+        f"(learning rates in the commands above), {t['wall_s'] / 3600:.2f} h of wall time "
         f"(mean {t['mean_rate']:.2f} steps/s, 1 thread, bf16 autocast, tcmalloc), final logged loss {t['final_loss']:.4f}. "
         f"Log: `log.csv` of the run (not shipped).",
-        f"- Recommended sampling (the CLI default for this model): {cfg.get('sampling', {})}.",
         "",
         "## Measured",
         "",
@@ -80,10 +124,7 @@ def main() -> None:
         "",
         "## Limits",
         "",
-        "- Trained and measured on aligned 128x128 chips (dlib 5-point landmarks, `get_face_chip(size=128, padding=0.2)`) "
-        "with a known bicubic degradation. Other alignments, blur, noise or compression are outside what it learned.",
-        "- A single sample invents plausible detail; the mean of several samples (the recommended recipe) keeps only what "
-        "the LR supports, and `--uncertainty` shows where samples disagree. Do not read identity from invented detail.",
+        *limit_lines(cfg),
         "- Training data licences: UTKFace is for non-commercial research only, LFW is published for research. "
         "These weights inherit those terms.",
     ]

@@ -1,21 +1,28 @@
-"""Speed benchmark: sampling seconds per face (batch 1 and 16) and training step time.
+"""Speed benchmark: faces per second for every bundled model, and training step time.
 
-Run with `make bench` (1 thread, bf16 autocast, tcmalloc when installed). Writes
-benchmarks/SPEED.md. Timings are the median of repeated runs after a warm-up.
+Run with `make bench` (bf16 autocast and fp32, tcmalloc when installed, 1 and 2 threads). Writes
+benchmarks/SPEED.md. Timings are the median of repeated runs after a warm-up; run it on an otherwise
+idle machine, since two threads stall whenever another process holds a core.
+
+Regression models: one forward pass per face. Diffusion models: the time of one network evaluation
+per face, and the faces per second of the model's recommended recipe (network evaluations of the recipe
+times that time, plus the warm-start model's pass when the recipe names one).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
 from pathlib import Path
 
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch  # noqa: E402
 
-from facesr.models.hub import load_model
-from facesr.runtime import configure_cpu
+from facesr.models.hub import bundled_models, load_model  # noqa: E402
+from facesr.pipelines.upscale import SamplingOptions  # noqa: E402
 
 
 def median_time(fn, repeats: int) -> float:
@@ -28,52 +35,87 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default="sr3-x8")
-    parser.add_argument("--steps", type=int, default=10, help="sampling steps per timed run")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default=str(Path(__file__).with_name("SPEED.md")))
-    args = parser.parse_args()
-    threads = configure_cpu()
-    model = load_model(args.model)
+def forward_seconds(model, batch: int, precision: str, steps: int, repeats: int) -> float:
+    """Seconds per face of one network evaluation (diffusion) or one forward pass (regression)."""
     lr_size = model.cfg.hr_size // model.cfg.scale
-    rows = []
-    for precision in ("bf16", "fp32"):
-        for batch in (1, 16):
-            lr = torch.rand(batch, 3, lr_size, lr_size)
-            g = torch.Generator().manual_seed(0)
-            t = median_time(lambda: model.super_resolve(lr, "ddim", args.steps, generator=g, precision=precision), args.repeats)
-            per_face_nfe = t / batch / args.steps
-            rows.append(("sample", precision, batch, f"{model.cfg.hr_size}px", per_face_nfe, per_face_nfe * 50))
+    lr = torch.rand(batch, 3, lr_size, lr_size)
+    if model.method == "regression":
+        return median_time(lambda: model.super_resolve(lr, precision=precision), repeats) / batch
+    g = torch.Generator().manual_seed(0)
+    return median_time(lambda: model.super_resolve(lr, "ddim", steps, generator=g, precision=precision), repeats) / batch / steps
+
+
+def train_step_seconds(model, batch: int, patch: int, repeats: int) -> float:
     model.train()
     opt = torch.optim.Adam(model.parameters(), 1e-5)
-    for patch in (64, model.cfg.hr_size):
-        hr, up = torch.rand(8, 3, patch, patch), torch.rand(8, 3, patch, patch)
+    hr = torch.rand(batch, 3, patch, patch)
+    lr = torch.rand(batch, 3, patch // model.cfg.scale, patch // model.cfg.scale)
+    up = torch.nn.functional.interpolate(lr, scale_factor=model.cfg.scale, mode="bicubic")
 
-        def step():
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                loss = model({"hr": hr, "up": up}, torch.Generator().manual_seed(0))
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model({"hr": hr, "up": up, "lr": lr}, torch.Generator().manual_seed(0))
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
 
-        rows.append(("train step", "bf16", 8, f"{patch}px", median_time(step, args.repeats), None))
+    t = median_time(step, repeats)
+    model.eval()
+    return t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", nargs="+", help="model names or folders (default: every bundled model)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--steps", type=int, default=5, help="sampling steps per timed diffusion run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-train", action="store_true", help="skip the training step timings")
+    parser.add_argument("--out", default=str(Path(__file__).with_name("SPEED.md")))
+    args = parser.parse_args()
+    names = args.models or [m["name"] for m in bundled_models()]
+    models = {name: load_model(name) for name in names}
+    infer, train = [], []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        for name, model in models.items():
+            opts = SamplingOptions.for_model(model)
+            nfe = model.network_evaluations(opts)
+            init = models.get(opts.init) or (load_model(opts.init) if opts.init and opts.strength < 1 else None)
+            for precision in ("bf16", "fp32"):
+                for batch in (1, 16):
+                    t = forward_seconds(model, batch, precision, args.steps, args.repeats)
+                    t_init = forward_seconds(init, batch, precision, 1, args.repeats) if init is not None else 0.0
+                    infer.append((threads, name, model.method, precision, batch, t, nfe, 1 / (t * nfe + t_init)))
+        if not args.no_train:
+            for name, model in models.items():
+                patches = (64, model.cfg.hr_size) if model.method != "regression" else (model.cfg.hr_size,)
+                batch = 16 if model.method == "regression" else 8
+                for patch in patches:
+                    train.append((threads, name, batch, patch, train_step_seconds(model, batch, patch, args.repeats)))
     lines = [
         "# Speed benchmark",
         "",
-        f"Command: `make bench` (= `FACESR_NUM_THREADS=1 python benchmarks/speed.py`, tcmalloc preloaded when installed).",
-        f"Model: `{args.model}` ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters); "
-        f"machine: {platform.machine()}, {threads} thread(s), torch {torch.__version__}; median of {args.repeats} runs.",
+        "Command: `make bench` (= `python benchmarks/speed.py --threads 1 2`, tcmalloc preloaded when installed, "
+        "OMP_WAIT_POLICY=PASSIVE).",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; median of {args.repeats} "
+        "runs after a warm-up; random inputs of the model's LR size.",
         "",
-        "| what | precision | batch | size | seconds per face per network evaluation (sampling) or per step (training) | seconds per face at 50 steps |",
-        "|---|---|---|---|---|---|",
+        "## Inference",
+        "",
+        "Per evaluation: seconds per face of one network evaluation (diffusion) or one forward pass (regression). "
+        "Recipe: the model's recommended sampling (`facesr models`), end to end per face.",
+        "",
+        "| threads | model | method | precision | batch | s / face / evaluation | evaluations per face | faces / s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for what, prec, batch, size, t, t50 in rows:
-        lines.append(f"| {what} | {prec} | {batch} | {size} | {t:.4f} | {'' if t50 is None else f'{t50:.2f}'} |")
-    lines.append("")
-    lines.append(f"Training throughput at batch 8: {3600 / rows[-2][4]:.0f} steps/hour on 64px patches, "
-                 f"{3600 / rows[-1][4]:.0f} steps/hour on full {model.cfg.hr_size}px images.")
+    for threads, name, method, prec, batch, t, nfe, fps in infer:
+        lines.append(f"| {threads} | {name} | {method} | {prec} | {batch} | {t:.4f} | {nfe} | {fps:.2f} |")
+    if train:
+        lines += ["", "## Training (bf16 autocast)", "", "| threads | model | batch | patch | s / step | steps / hour |",
+                  "|---|---|---|---|---|---|"]
+        for threads, name, batch, patch, t in train:
+            lines.append(f"| {threads} | {name} | {batch} | {patch}px | {t:.3f} | {3600 / t:.0f} |")
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
