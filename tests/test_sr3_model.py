@@ -82,6 +82,8 @@ def test_vector_and_multi_image_conditioning_hooks():
     g = torch.rand(2)
     cond = torch.rand(2, 9, 16, 16)
     v1, v2 = torch.zeros(2, 8), torch.ones(2, 8)
+    for dense in m.net.vector_bias:  # zero-initialised: give the vector an effect
+        torch.nn.init.normal_(dense.weight)
     with torch.no_grad():
         a, b = m.net(x, g, cond, v1), m.net(x, g, cond, v2)
     assert a.shape == (2, 3, 16, 16) and not torch.allclose(a, b)
