@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", required=True, help="output folder; writes <out>/<input stem>.png (inputs are never replaced)")
     p.add_argument("--uncertainty", action="store_true",
                    help="also write <stem>.std.png, the per-pixel spread of the samples as a heat map (needs --samples > 1)")
+    p.add_argument("--refs", nargs="+", metavar="REF",
+                   help="FASR models: other low-quality images of the person (files, folders), or one features file from "
+                        "'facesr features' whose row for each input's parent folder name is used (batch mode)")
     _add_sampling_options(p)
 
     p = sub.add_parser("evaluate", help="PSNR, SSIM and LR-consistency of SR images against HR")
@@ -71,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--identity", help="with --run: identity metrics with 'dlib' (aligned chips), 'dlib-detect' or "
                                       "'adaface:CKPT[:ARCH]'; with --protocol second also rank-k against the "
                                       "first image of every identity folder")
+    p.add_argument("--aux", default="all", metavar="N|all",
+                   help="FASR models (--run --protocol second): condition each probe on the LR versions of at most N "
+                        "aux images of its identity (3rd image onwards); probes without any are left out (default: all)")
     p.add_argument("-o", "--out", default="outputs/eval", help="writes per_image.csv and summary.json here")
     _add_sampling_options(p)
 
@@ -87,6 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nfe", type=int, nargs="*", metavar="N",
                    help="sweep --samplers at these network-evaluation budgets per face (no values: 1 2 4 8 16 32 100 1000 2000)")
     p.add_argument("--samplers", nargs="+", default=["ddim", "dpmpp-2m", "heun", "pc"], help="samplers for --nfe (default: ddim dpmpp-2m heun pc)")
+
+    p = sub.add_parser("features", help="identity features per identity folder (FASR's --refs) or per image (training)")
+    p.add_argument("root", help="<root>/<identity>/<images>, or any image folder with --per-image")
+    p.add_argument("out", help="features file to write (.safetensors)")
+    p.add_argument("--per-image", action="store_true", help="one row per image, named by its path under ROOT (for training)")
+    p.add_argument("--embedder", default="dlib", help="'dlib' (aligned chips), 'dlib-detect' or 'adaface:CKPT[:ARCH]' (default: dlib)")
+    p.add_argument("--lr", metavar="OPERATOR:SCALE",
+                   help="embed each image's LR version made with this operator (e.g. bicubic:8) instead of the file as it is")
+    p.add_argument("--aggregate", default="mean", choices=["mean", "trimmed"], help="how one identity's embeddings are combined")
+    p.add_argument("--renorm", action="store_true", help="re-normalise each aggregated vector to unit length")
+    p.add_argument("--skip", type=int, default=0,
+                   help="leave out the first N images of each identity folder (2: facesr's gallery and probe)")
+    p.add_argument("--max-images", type=int, default=0, help="use at most this many images per identity (0: all)")
+    p.add_argument("--limit", type=int, default=0, help="--per-image: embed only N images, evenly spaced over the sorted list")
 
     p = sub.add_parser("prepare", help="write SR3-style hr_/lr_/sr_ folders from HR images")
     p.add_argument("src", nargs="+", help="HR images, folders or globs")

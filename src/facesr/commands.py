@@ -24,6 +24,51 @@ def cmd_train(args) -> int:
     return 0
 
 
+def parse_lr_view(text: str | None):
+    """'OPERATOR:SCALE' -> the operator (None for no text)."""
+    if not text:
+        return None
+    from facesr.data.resample import make_operator
+    from facesr.errors import FacesrError
+
+    name, _, scale = text.partition(":")
+    if not scale.isdigit():
+        raise FacesrError(f"--lr {text!r}: expected OPERATOR:SCALE, e.g. bicubic:8")
+    return make_operator(name, int(scale))
+
+
+def cmd_features(args) -> int:
+    from facesr.errors import FacesrError
+    from facesr.identity import features
+    from facesr.pipelines.identity_eval import make_embedder
+
+    if args.skip < 0 or args.max_images < 0 or args.limit < 0:
+        raise FacesrError("--skip, --max-images and --limit must be non-negative")
+    operator = parse_lr_view(args.lr)
+    embedder = make_embedder(args.embedder)
+    failed = []
+
+    def report(message: str) -> None:
+        failed.append(message)
+        _stderr(message)
+
+    if args.per_image:
+        table = features.per_image_table(embedder, args.root, operator, args.limit, on_error=report,
+                                         progress=lambda i, n: print(f"\r{i}/{n} images", end="", flush=True))
+        print()
+    else:
+        groups = features.identity_images(args.root, args.skip, args.max_images)
+        table = features.identity_table(embedder, groups, operator, args.aggregate, args.renorm, on_error=report)
+    table.meta["embedder_spec"] = args.embedder
+    table.save(args.out)
+    kind = "images" if args.per_image else "identities"
+    print(f"wrote {args.out}: {len(table.names)} {kind} x {table.dim} ({table.meta['embedder']}, view {table.meta['view']})")
+    if failed:
+        _stderr(f"{len(failed)} input(s) could not be used")
+        return 1
+    return 0
+
+
 def cmd_export(args) -> int:
     from facesr.models.hub import load_model
 
@@ -92,12 +137,21 @@ def cmd_upscale(args) -> int:
 
     from facesr.errors import FacesrError
 
+    from facesr.pipelines.identity_refs import refs_vectors, vector_dim
+
     paths = expand_inputs(args.inputs)
     model, device = _model(args)
     opts = _sampling(args, model)
     if args.uncertainty and opts.samples < 2:
         raise FacesrError("--uncertainty needs --samples 2 or more")
-    result = upscale_files(model, paths, args.out, opts, device, on_error=_stderr, uncertainty=args.uncertainty)
+    vectors = None
+    if args.refs:
+        vectors = refs_vectors(model, paths, args.refs, on_error=_stderr)
+    elif vector_dim(model):
+        raise FacesrError(f"{model.source} is conditioned on identity (FASR): give --refs with other images of the "
+                          "person, or a features file from 'facesr features'")
+    result = upscale_files(model, paths, args.out, opts, device, on_error=_stderr, uncertainty=args.uncertainty,
+                           vectors=vectors)
     print(f"wrote {len(result['outputs'])} image(s) to {args.out} ({result['seconds_per_face']:.2f} s per face)")
     if result["failures"]:
         _stderr(f"{len(result['failures'])} input(s) failed; see {Path(args.out) / 'facesr-run.json'}")
@@ -118,6 +172,40 @@ def _identity(args):
     return make_embedder(args.identity), gallery
 
 
+def parse_aux(text: str) -> int:
+    """'all' -> 0 (no limit), 'N' -> N >= 1."""
+    from facesr.errors import FacesrError
+
+    if text == "all":
+        return 0
+    if not text.isdigit() or int(text) < 1:
+        raise FacesrError(f"--aux {text!r}: expected a positive number or 'all'")
+    return int(text)
+
+
+def _aux_vectors(args, model, hr):
+    """FASR: ({probe: vector}, summary entry) from each probe's aux images; (None, None) otherwise."""
+    from facesr.errors import FacesrError
+    from facesr.pipelines.identity_refs import aux_vectors, vector_dim
+
+    max_aux = parse_aux(args.aux)
+    if not vector_dim(model):
+        return None, None
+    if args.protocol != "second":
+        raise FacesrError(f"{model.source} is conditioned on identity (FASR): evaluate it with --protocol second, "
+                          "so each probe has aux images of its identity")
+    vectors = aux_vectors(model, hr, max_aux, on_error=_stderr)
+    left_out = [p.parent.name for p in hr if p not in vectors]
+    if not vectors:
+        raise FacesrError(f"{args.hr}: no probe has an aux image (identity folders need 3 or more images)")
+    if left_out:
+        print(f"{len(left_out)} probe(s) without a usable aux image left out")
+    extra = {"identity_condition": {"embedder": model.cfg.unet.vector_embedder, "aux": args.aux,
+                                    "view": f"LR of the aux images ({model.cfg.operator} x{model.cfg.scale})",
+                                    "aggregate": "mean", "left_out": left_out}}
+    return vectors, extra
+
+
 def cmd_evaluate(args) -> int:
     from facesr.data.resample import make_operator
     from facesr.errors import FacesrError
@@ -129,9 +217,12 @@ def cmd_evaluate(args) -> int:
             raise FacesrError(f"--run makes LR with the model's own operator ({model.cfg.operator} x{model.cfg.scale}); drop --op/--scale")
         hr = evaluate.select_hr(args.hr, args.protocol, args.limit)
         embedder, gallery = _identity(args)
+        vectors, extra = _aux_vectors(args, model, hr)
+        if vectors is not None:
+            hr = [p for p in hr if p in vectors]
         done = lambda n, total: print(f"\r{n}/{total} faces", end="", flush=True)
         result = evaluate.run_and_evaluate(model, hr, _sampling(args, model), device, args.out, args.y, args.crop,
-                                           _stderr, done, embedder, gallery)
+                                           _stderr, done, embedder, gallery, vectors, extra)
         print()
     else:
         if not args.sr:

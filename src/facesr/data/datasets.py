@@ -24,17 +24,35 @@ log = logging.getLogger(__name__)
 
 
 class HRFolderDataset:
-    def __init__(self, roots, operator: Resampler, hr_size: int, patch_size: int = 0, hflip: bool = True, augment=None):
+    def __init__(self, roots, operator: Resampler, hr_size: int, patch_size: int = 0, hflip: bool = True, augment=None,
+                 vectors=()):
+        """``vectors``: FeatureTables keyed by image path relative to its root; with them, only images
+        that have a vector are used, and each item carries one (drawn among the tables that have it)."""
         self.files: list[Path] = []
+        self.keys: list[str] = []
         for root in roots:
             root = Path(root)
             if not root.is_dir():
                 raise FacesrError(f"{root}: training folder not found")
             prepared = root / f"hr_{hr_size}"
             # a folder written by 'facesr prepare': only its HR images are training targets
-            self.files.extend(list_images(prepared if prepared.is_dir() else root, recursive=True))
+            base = prepared if prepared.is_dir() else root
+            files = list_images(base, recursive=True)
+            self.files.extend(files)
+            self.keys.extend(f.relative_to(base).as_posix() for f in files)
         if not self.files:
             raise FacesrError(f"no images found in {', '.join(map(str, roots))}")
+        self.vectors = list(vectors)
+        if self.vectors:
+            keep = [i for i, k in enumerate(self.keys) if any(t.get(k) is not None for t in self.vectors)]
+            if not keep:
+                raise FacesrError("no training image has an identity vector: the feature files were made from other "
+                                  "folders (names are paths under the folder given to 'facesr features --per-image')")
+            if len(keep) < len(self.files):
+                log.warning("%d of %d training images have no identity vector and are left out",
+                            len(self.files) - len(keep), len(self.files))
+            self.files = [self.files[i] for i in keep]
+            self.keys = [self.keys[i] for i in keep]
         self.operator = operator
         self.hr_size = hr_size
         self.patch_size = patch_size or hr_size
@@ -80,6 +98,10 @@ class HRFolderDataset:
                 "lr": lr[:, y // s : (y + p) // s, x // s : (x + p) // s]}
         if self.hflip and torch.rand((), generator=generator) < 0.5:
             item = {k: v.flip(-1) for k, v in item.items()}
+        if self.vectors:
+            found = [v for v in (t.get(self.keys[i]) for t in self.vectors) if v is not None]
+            pick = int(torch.randint(0, len(found), (1,), generator=generator)) if len(found) > 1 else 0
+            item["vector"] = torch.from_numpy(found[pick].copy())
         return item
 
     def batch(self, indices, generator: torch.Generator) -> dict:

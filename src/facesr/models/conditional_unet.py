@@ -34,6 +34,7 @@ class UNetConfig:
     dropout: float = 0.0
     cond_images: int = 1
     vector_dim: int = 0  # 0: no vector conditioning
+    vector_embedder: str = "dlib"  # the identity embedder that makes the vector (facesr.pipelines.identity_eval.make_embedder)
     vector_norm: str = "none"  # "none", "l2" (unit length) or "minmax" (the reference's per-vector min-max)
     vector_shared_linear: bool = False  # parity: project with the time MLP's second Linear, as the reference
     # "positional": sinusoidal embedding of the noise input (SR3, VP/subVP SDEs);

@@ -153,9 +153,11 @@ def evaluate_folders(sr_dir, hr_dir, operator: Resampler, lr_dir=None, y=False, 
 
 
 def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False, crop=0, on_error=print, progress=None,
-                     embedder=None, gallery: dict[str, Path] | None = None) -> dict:
+                     embedder=None, gallery: dict[str, Path] | None = None, vectors: dict | None = None,
+                     extra: dict | None = None) -> dict:
     """``embedder``: add identity metrics (CS per image; with ``gallery`` {identity: image path},
-    rank-k and verification, probes labelled by their folder name)."""
+    rank-k and verification, probes labelled by their folder name). ``vectors``: {HR path: identity
+    vector} for FASR models; ``extra`` is added to the summary (e.g. how the vectors were made)."""
     from facesr.pipelines.upscale import super_resolve_tensors
 
     op = model.operator
@@ -185,7 +187,9 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
     for start in range(0, len(items), chunk):
         part = items[start : start + chunk]
         t0 = time.time()
-        srs = super_resolve_tensors(model, [to_tensor(lr) for _, _, lr in part], [p.name for p, _, _ in part], opts, device)
+        vecs = [vectors[p] for p, _, _ in part] if vectors is not None else None
+        srs = super_resolve_tensors(model, [to_tensor(lr) for _, _, lr in part], [p.name for p, _, _ in part], opts, device,
+                                    vectors=vecs)
         dt = time.time() - t0
         t_total += dt
         for (path, hr, lr), sr_t, name in zip(part, srs, names[start : start + chunk]):
@@ -224,6 +228,7 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
         "protocol": protocol_card(op, y, crop, getattr(model.cfg, "degradation", None)),
         "metrics": summarise(rows, keys),
         "failures": failures,
+        **(extra or {}),
     }
     if embedder is not None:
         from facesr.pipelines.identity_eval import identity_report

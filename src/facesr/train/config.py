@@ -18,6 +18,9 @@ class DataConfig:
     brightness: tuple[float, float] | None = None  # e.g. [0.7, 1.3], applied with probability jitter_prob
     contrast: tuple[float, float] | None = None
     jitter_prob: float = 0.5
+    # identity vectors (FASR): per-image feature files from 'facesr features --per-image', keyed by the
+    # image's path under its training folder; each sample draws one of the files that has its image
+    vectors: tuple[str, ...] = ()
 
 
 @dataclass
@@ -72,6 +75,7 @@ class ExperimentConfig:
     name: str = "experiment"
     method: str = "sr3"
     model: dict = field(default_factory=dict)  # the method's own config (SR3Config, RegressionConfig)
+    init_from: str | None = None  # start from this model's weights (name or folder); new modules keep their init
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
 

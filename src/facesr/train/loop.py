@@ -57,6 +57,44 @@ def ema_state_dict(model, ema) -> dict:
     return state
 
 
+def load_vector_tables(cfg: ExperimentConfig, model) -> list:
+    """The config's per-image identity feature files, checked against the model's vector input."""
+    from facesr.identity.features import FeatureTable
+
+    dim = getattr(getattr(model.cfg, "unet", None), "vector_dim", 0)
+    if not cfg.data.vectors:
+        if dim:
+            raise FacesrError(f"this model is conditioned on {dim}-d identity vectors: set data.vectors "
+                              "(files from 'facesr features --per-image')")
+        return []
+    if not dim:
+        raise FacesrError("data.vectors is set, but the model takes no identity vector (unet.vector_dim is 0)")
+    tables = [FeatureTable.load(path) for path in cfg.data.vectors]
+    for path, table in zip(cfg.data.vectors, tables):
+        if table.meta.get("kind") != "per_image":
+            raise FacesrError(f"{path}: made per identity; training needs 'facesr features --per-image'")
+        if table.dim != dim:
+            raise FacesrError(f"{path}: {table.dim}-d vectors, the model takes {dim}-d")
+        spec = table.meta.get("embedder_spec")
+        if spec != model.cfg.unet.vector_embedder:
+            raise FacesrError(f"{path}: made with embedder {spec!r}, the model expects {model.cfg.unet.vector_embedder!r}")
+    return tables
+
+
+def init_weights(model, source: str) -> list[str]:
+    """Copy the weights of model ``source`` into ``model``; returns the top-level modules that keep their init."""
+    from facesr.models.hub import load_model
+
+    src = load_model(source, flag="init_from")
+    try:
+        missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
+    except RuntimeError as exc:
+        raise FacesrError(f"init_from {source}: weights do not fit this model ({str(exc).splitlines()[-1].strip()})") from None
+    if unexpected:
+        raise FacesrError(f"init_from {source}: {len(unexpected)} weight(s) this model does not have, e.g. {unexpected[0]}")
+    return sorted({".".join(k.split(".")[:2]) for k in missing})
+
+
 def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int | None = None,
           progress: bool = True, log=print) -> dict:
     from accelerate import Accelerator
@@ -74,7 +112,7 @@ def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int |
     torch.manual_seed(o.seed)  # initial weights are part of the experiment
     model = cfg.build_model()
     dataset = HRFolderDataset(cfg.data.train_dirs, model.operator, model.cfg.hr_size, cfg.data.patch_size, cfg.data.hflip,
-                              augment=cfg.data)
+                              augment=cfg.data, vectors=load_vector_tables(cfg, model))
     optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, betas=tuple(o.betas))
     ema = EMAModel(model.parameters(), decay=o.ema_decay)
     generator = torch.Generator().manual_seed(o.seed * 1000 + rank)
@@ -91,6 +129,9 @@ def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int |
         log(f"resumed from {ckpt} at step {step}")
     elif not resume and latest_checkpoint(run_dir) is not None:
         raise FacesrError(f"{run_dir} already holds checkpoints: pass --resume, or choose another --out")
+    elif cfg.init_from:
+        log(f"starting from the weights of {cfg.init_from}; new: {', '.join(init_weights(model, cfg.init_from)) or 'none'}")
+        ema.shadow_params = [p.detach().clone() for p in model.parameters()]
 
     main = accel.is_main_process
     if main:

@@ -1,0 +1,177 @@
+"""Identity feature tables: embeddings per image or aggregated per identity, saved as safetensors.
+
+A table maps names to vectors: file paths relative to the root (``per_image``), or identity folder
+names (aggregated). The JSON metadata records how it was made (embedder, view, aggregation, how
+many images fed each row) so a model is never conditioned on features of another kind by accident.
+
+Views: ``"as-is"`` embeds the files as they are (the user's own low-quality images); ``"lr"``
+first makes each image's LR version with an operator (down, 8-bit), the protocol's "LR versions of
+the auxiliary images"; the embedder enlarges small inputs itself.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facesr.data.io import list_images, read_image, to_tensor, to_uint8
+from facesr.errors import FacesrError, InputError
+from facesr.identity import aggregate as agg
+
+FORMAT = "facesr-features/1"
+
+
+@dataclass
+class FeatureTable:
+    names: list[str]
+    vectors: np.ndarray  # (n, dim) float32
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.vectors = np.asarray(self.vectors, np.float32).reshape(len(self.names), -1)
+        self.index = {n: i for i, n in enumerate(self.names)}
+
+    @property
+    def dim(self) -> int:
+        return self.vectors.shape[1]
+
+    def get(self, name: str) -> np.ndarray | None:
+        i = self.index.get(name)
+        return None if i is None else self.vectors[i]
+
+    def save(self, path) -> None:
+        from facesr.models.hub import save_safetensors
+
+        meta = {"format": FORMAT, "names": json.dumps(self.names), "meta": json.dumps(self.meta)}
+        save_safetensors({"vectors": torch.from_numpy(self.vectors)}, Path(path), meta)
+
+    @classmethod
+    def load(cls, path) -> "FeatureTable":
+        from safetensors import SafetensorError, safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise FacesrError(f"{path}: no such features file")
+        try:
+            with safe_open(str(path), "pt") as f:
+                meta = f.metadata() or {}
+                vectors = f.get_tensor("vectors").numpy()
+        except (SafetensorError, OSError, ValueError, KeyError) as exc:
+            raise FacesrError(f"{path}: not a facesr features file ({exc})") from None
+        if meta.get("format") != FORMAT:
+            raise FacesrError(f"{path}: not a facesr features file (made by 'facesr features')")
+        names = json.loads(meta["names"])
+        if len(names) != len(vectors):
+            raise FacesrError(f"{path}: {len(names)} names for {len(vectors)} vectors")
+        return cls(names, vectors, json.loads(meta.get("meta", "{}")))
+
+
+def lr_version(img: np.ndarray, operator) -> np.ndarray:
+    """The 8-bit LR image an operator makes from an HR image (uint8 RGB in and out)."""
+    from facesr.data.resample import quantize
+
+    return to_uint8(quantize(operator.down(to_tensor(img)[None]))[0])
+
+
+def embed_paths(embedder, paths: list[Path], operator=None, on_error=print) -> tuple[np.ndarray, list[bool]]:
+    """Embeddings of the files (their LR versions when ``operator`` is given); (n, dim) and an ok-mask.
+
+    A file that cannot be read or embedded is reported and left out (mask False, row NaN).
+    """
+    if operator is None:
+        vecs, failures = embedder.embed_files(paths)
+        for exc in failures:
+            on_error(str(exc))
+        return vecs, [bool(np.isfinite(v).all()) for v in vecs]
+    vecs = np.full((len(paths), embedder.dim), np.nan, np.float32)
+    for i, path in enumerate(paths):
+        try:
+            img = read_image(path)
+            vecs[i] = embedder.embed([lr_version(img, operator)])[0]
+        except InputError as exc:
+            on_error(str(exc) if exc.path == str(path) else f"{path}: {exc.problem}")
+        except FacesrError as exc:  # e.g. a size the operator cannot divide
+            on_error(f"{path}: {exc}")
+    return vecs, [bool(np.isfinite(v).all()) for v in vecs]
+
+
+def aggregate(embs: np.ndarray, how: str, renorm: bool = False) -> np.ndarray:
+    if how == "mean":
+        return agg.mean(embs, renorm)
+    if how == "trimmed":
+        return agg.trimmed_mean(embs, renorm=renorm)
+    raise FacesrError(f"aggregate must be 'mean' or 'trimmed', got {how!r}")
+
+
+def view_name(operator) -> str:
+    return "as-is" if operator is None else f"lr:{operator.name}:{operator.scale}"
+
+
+def per_image_table(embedder, root, operator=None, limit: int = 0, on_error=print, progress=None) -> FeatureTable:
+    """One row per image under ``root`` (recursive), named by its path relative to ``root``.
+
+    ``limit`` > 0 keeps that many images evenly spaced over the sorted list (a reproducible subset).
+    """
+    root = Path(root)
+    paths = list_images(root, recursive=True)
+    if not paths:
+        raise FacesrError(f"{root}: no images")
+    if 0 < limit < len(paths):
+        paths = [paths[int(i)] for i in np.linspace(0, len(paths) - 1, limit).round()]
+    names, rows = [], []
+    step = 256
+    for start in range(0, len(paths), step):
+        part = paths[start : start + step]
+        vecs, ok = embed_paths(embedder, part, operator, on_error)
+        for p, v, good in zip(part, vecs, ok):
+            if good:
+                names.append(p.relative_to(root).as_posix())
+                rows.append(v)
+        if progress:
+            progress(min(start + step, len(paths)), len(paths))
+    if not rows:
+        raise FacesrError(f"{root}: no image could be embedded")
+    meta = {"kind": "per_image", "embedder": embedder.name, "embedder_mode": embedder.mode, "view": view_name(operator)}
+    return FeatureTable(names, np.stack(rows), meta)
+
+
+def identity_images(root, skip: int = 0, max_images: int = 0) -> dict[str, list[Path]]:
+    """{identity folder: its images sorted by name}, without the first ``skip`` (e.g. 2: gallery and
+    probe of facesr's protocol) and at most ``max_images`` of the rest (0: all)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FacesrError(f"{root}: not a folder")
+    out = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        images = list_images(folder)[skip:]
+        out[folder.name] = images[:max_images] if max_images else images
+    if not out:
+        raise FacesrError(f"{root}: no identity folders (expected <root>/<identity>/<images>)")
+    return out
+
+
+def identity_table(embedder, groups: dict[str, list[Path]], operator=None, how: str = "mean", renorm: bool = False,
+                   on_error=print) -> FeatureTable:
+    """One aggregated row per identity; identities with no usable image are reported and left out."""
+    names, rows, counts = [], [], []
+    for name, paths in groups.items():
+        if not paths:
+            on_error(f"{name}: no images to aggregate; skipped")
+            continue
+        vecs, ok = embed_paths(embedder, paths, operator, on_error)
+        good = vecs[np.array(ok)]
+        if len(good) == 0:
+            on_error(f"{name}: no image could be embedded; skipped")
+            continue
+        names.append(name)
+        rows.append(aggregate(good, how, renorm))
+        counts.append(int(len(good)))
+    if not rows:
+        raise FacesrError("no identity could be embedded")
+    meta = {"kind": "identity", "embedder": embedder.name, "embedder_mode": embedder.mode, "view": view_name(operator),
+            "aggregate": how, "renorm": renorm, "counts": dict(zip(names, counts))}
+    return FeatureTable(names, np.stack(rows), meta)

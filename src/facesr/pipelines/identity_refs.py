@@ -1,0 +1,88 @@
+"""Identity vectors for FASR models: from reference images, a features file, or a test set's aux images.
+
+A FASR model (``unet.vector_dim`` > 0) needs one vector per face: the aggregate of the embeddings
+of other low-quality images of the same person, made with the model's own embedder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facesr.errors import FacesrError
+
+
+def vector_dim(model) -> int:
+    return getattr(getattr(model.cfg, "unet", None), "vector_dim", 0)
+
+
+def model_embedder(model):
+    from facesr.pipelines.identity_eval import make_embedder
+
+    return make_embedder(model.cfg.unet.vector_embedder)
+
+
+def check_table(model, table, path) -> None:
+    spec, dim = table.meta.get("embedder_spec"), vector_dim(model)
+    if table.meta.get("kind") != "identity":
+        raise FacesrError(f"--refs {path}: a per-image table; make identity features with 'facesr features ROOT OUT'")
+    if spec != model.cfg.unet.vector_embedder or table.dim != dim:
+        raise FacesrError(f"--refs {path}: {table.dim}-d features from {spec!r}; {model.source} takes "
+                          f"{dim}-d features from {model.cfg.unet.vector_embedder!r}")
+
+
+def refs_vectors(model, inputs: list[Path], refs: list[str], how: str = "mean", on_error=print) -> dict[Path, torch.Tensor]:
+    """{input: vector} for ``upscale --refs``.
+
+    ``refs`` is either one features file (.safetensors from 'facesr features'): each input then uses the
+    row of its parent folder's name (batch mode over <root>/<identity>/<probe> folders; an input whose
+    identity has no row is left out and reported), or image files / folders of one person, embedded as
+    they are and aggregated into one vector used for every input.
+    """
+    from facesr.data.io import expand_inputs
+    from facesr.identity.features import FeatureTable, aggregate, embed_paths
+
+    if not vector_dim(model):
+        raise FacesrError(f"--refs: {model.source} takes no identity vector (not a FASR model)")
+    if len(refs) == 1 and refs[0].endswith(".safetensors"):
+        table = FeatureTable.load(refs[0])
+        check_table(model, table, refs[0])
+        out = {}
+        for path in inputs:
+            v = table.get(path.parent.name)
+            if v is None:
+                on_error(f"{path}: no features for identity {path.parent.name!r} in {refs[0]}")
+            else:
+                out[path] = torch.from_numpy(v.copy())
+        return out
+    paths = expand_inputs(refs)
+    embs, ok = embed_paths(model_embedder(model), paths, None, on_error)
+    good = embs[np.array(ok)]
+    if len(good) == 0:
+        raise FacesrError(f"--refs: none of the {len(paths)} reference image(s) could be embedded")
+    v = torch.from_numpy(aggregate(good, how).astype(np.float32))
+    return {path: v for path in inputs}
+
+
+def aux_vectors(model, probes: list[Path], max_aux: int = 0, how: str = "mean", on_error=print) -> dict[Path, torch.Tensor]:
+    """{probe: vector} under facesr's identity protocol: the probe is the 2nd image of its folder, the aux
+    images are the 3rd onwards (at most ``max_aux``; 0 = all), embedded from their LR versions made with
+    the model's operator. Probes without any usable aux image are left out (not in the result)."""
+    from facesr.data.io import list_images
+    from facesr.identity.features import aggregate, embed_paths
+
+    embedder = model_embedder(model)
+    out = {}
+    for probe in probes:
+        images = list_images(probe.parent)
+        aux = [p for p in images if p != probe and images.index(p) >= 2]
+        aux = aux[:max_aux] if max_aux else aux
+        if not aux:
+            continue
+        embs, ok = embed_paths(embedder, aux, model.operator, on_error)
+        good = embs[np.array(ok)]
+        if len(good):
+            out[probe] = torch.from_numpy(aggregate(good, how).astype(np.float32))
+    return out

@@ -1,0 +1,133 @@
+"""FASR end to end: features files, training with identity vectors, evaluate --aux, upscale --refs."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from facesr.cli import main
+from facesr.identity.features import FeatureTable
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("dlib")
+
+
+def identity_root(tmp_path, sample_faces, people=3, images=4):
+    """<root>/<person>/<k>.png: each person's images are a sample face and small brightness changes of it."""
+    root = tmp_path / "ids"
+    for face in sorted(sample_faces.glob("*.png"))[:people]:
+        folder = root / face.stem
+        folder.mkdir(parents=True)
+        img = np.asarray(Image.open(face).convert("RGB")).astype(np.float32)
+        for k in range(images):
+            Image.fromarray(np.clip(img * (1 + 0.03 * k), 0, 255).astype(np.uint8)).save(folder / f"{k}.png")
+    return root
+
+
+def fasr_config(tmp_path, sample_faces, vectors, init_from=None):
+    cfg = {
+        "name": "fasr", "method": "sr3", "init_from": init_from,
+        "model": {"unet": {"block_out_channels": [32, 32], "attention_levels": [], "norm_num_groups": 8,
+                           "vector_dim": 128, "vector_embedder": "dlib"},
+                  "diffusion": {"schedule": "linear", "timesteps": 50}, "scale": 8, "hr_size": 128},
+        "data": {"train_dirs": [str(sample_faces)], "patch_size": 32, "vectors": [str(v) for v in vectors]},
+        "optim": {"batch_size": 2, "warmup_steps": 1, "max_steps": 2, "checkpoint_every": 2, "mixed_precision": "no"},
+    }
+    path = tmp_path / "fasr.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def test_features_per_identity_and_per_image(tmp_path, sample_faces):
+    root = identity_root(tmp_path, sample_faces, people=2, images=3)
+    assert main(["features", str(root), str(tmp_path / "ids.safetensors"), "--skip", "2", "--lr", "bicubic:8"]) == 0
+    table = FeatureTable.load(tmp_path / "ids.safetensors")
+    assert table.names == sorted(p.name for p in root.iterdir()) and table.vectors.shape == (2, 128)
+    assert table.meta["counts"] == {n: 1 for n in table.names} and table.meta["view"] == "lr:bicubic:8"
+    # one aux image, no re-normalisation: the row is that image's unit embedding
+    assert np.allclose(np.linalg.norm(table.vectors, axis=1), 1, atol=1e-5)
+    assert main(["features", str(sample_faces), str(tmp_path / "img.safetensors"), "--per-image", "--limit", "3"]) == 0
+    per = FeatureTable.load(tmp_path / "img.safetensors")
+    assert len(per.names) == 3 and per.meta["kind"] == "per_image" and per.names[0] == "Ai_Sugiyama_0003.png"
+
+
+def test_train_from_an_unconditioned_model_then_evaluate_and_upscale(tmp_path, sample_faces, tiny_model, capsys):
+    hr_feats, lr_feats = tmp_path / "hr.safetensors", tmp_path / "lr.safetensors"
+    assert main(["features", str(sample_faces), str(hr_feats), "--per-image"]) == 0
+    assert main(["features", str(sample_faces), str(lr_feats), "--per-image", "--lr", "bicubic:8"]) == 0
+    run = tmp_path / "run"
+    cfg = fasr_config(tmp_path, sample_faces, [hr_feats, lr_feats], init_from=str(tiny_model))
+    assert main(["train", str(cfg), "--out", str(run), "--no-progress"]) == 0
+    assert "new: net.vector_bias, net.vector_proj" in capsys.readouterr().out
+    model_dir = tmp_path / "fasr-model"
+    assert main(["export", str(run / "checkpoints" / "step-00000002"), str(model_dir)]) == 0
+
+    root = identity_root(tmp_path, sample_faces)
+    ev = tmp_path / "ev"
+    assert main(["evaluate", "--run", "--hr", str(root), "--protocol", "second", "--model", str(model_dir),
+                 "--aux", "1", "--steps", "2", "-o", str(ev)]) == 0
+    summary = json.loads((ev / "summary.json").read_text())
+    assert summary["images"] == 3 and summary["identity_condition"]["aux"] == "1"
+    # FASR needs identity folders
+    assert main(["evaluate", "--run", "--hr", str(root), "--model", str(model_dir), "--steps", "1", "-o", str(ev)]) == 2
+
+    probe = root / "Ai_Sugiyama_0003" / "1.png"
+    lr_probe = tmp_path / "lr" / "Ai_Sugiyama_0003" / "probe.png"
+    lr_probe.parent.mkdir(parents=True)
+    Image.open(probe).resize((16, 16), Image.BICUBIC).save(lr_probe)
+    out = tmp_path / "up"
+    assert main(["upscale", str(lr_probe), "-o", str(out), "--model", str(model_dir), "--steps", "1",
+                 "--refs", str(root / "Ai_Sugiyama_0003")]) == 0
+    assert (out / "probe.png").is_file()
+    # batch mode: a features file, one row per identity folder; an identity without a row fails alone
+    feats = tmp_path / "ids.safetensors"
+    assert main(["features", str(root), str(feats), "--skip", "2"]) == 0
+    other = tmp_path / "lr" / "Nobody" / "probe2.png"
+    other.parent.mkdir()
+    shutil.copy(lr_probe, other)
+    capsys.readouterr()
+    assert main(["upscale", str(lr_probe), str(other), "-o", str(tmp_path / "up2"), "--model", str(model_dir),
+                 "--steps", "1", "--refs", str(feats)]) == 1
+    err = capsys.readouterr().err
+    assert "no features for identity 'Nobody'" in err and (tmp_path / "up2" / "probe.png").is_file()
+    # a FASR model without --refs, and --refs for a model without identity input: one line each
+    assert main(["upscale", str(lr_probe), "-o", str(out), "--model", str(model_dir), "--steps", "1"]) == 2
+    assert main(["upscale", str(lr_probe), "-o", str(out), "--model", str(tiny_model), "--steps", "1",
+                 "--refs", str(feats)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "give --refs" in err[0] and "takes no identity vector" in err[1]
+
+
+def test_training_refuses_mismatched_vectors(tmp_path, sample_faces, capsys):
+    feats = tmp_path / "ids.safetensors"
+    root = identity_root(tmp_path, sample_faces, people=1, images=3)
+    assert main(["features", str(root), str(feats)]) == 0
+    cfg = fasr_config(tmp_path, sample_faces, [feats])
+    capsys.readouterr()
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert "made per identity" in capsys.readouterr().err
+    cfg = fasr_config(tmp_path, sample_faces, [])
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert "set data.vectors" in capsys.readouterr().err
+
+
+def test_dataset_draws_a_vector_per_item(tmp_path, sample_faces):
+    from facesr.data.datasets import HRFolderDataset
+    from facesr.data.resample import make_operator
+
+    names = sorted(p.name for p in sample_faces.glob("*.png"))
+    a = FeatureTable(names[:4], np.ones((4, 5)), {"kind": "per_image"})
+    b = FeatureTable(names[2:], -np.ones((4, 5)), {"kind": "per_image"})
+    ds = HRFolderDataset([sample_faces], make_operator("bicubic", 8), 128, 32, vectors=[a, b])
+    assert len(ds) == 6
+    g = torch.Generator().manual_seed(0)
+    drawn = {name: set() for name in names}
+    for _ in range(6):
+        for i, name in enumerate(ds.keys):
+            drawn[name].add(float(ds.item(i, g)["vector"][0]))
+    assert drawn[names[0]] == {1.0} and drawn[names[5]] == {-1.0} and drawn[names[2]] == {1.0, -1.0}
+    only_a = HRFolderDataset([sample_faces], make_operator("bicubic", 8), 128, 32, vectors=[a])
+    assert only_a.keys == names[:4]
