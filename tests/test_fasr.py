@@ -131,3 +131,36 @@ def test_dataset_draws_a_vector_per_item(tmp_path, sample_faces):
     assert drawn[names[0]] == {1.0} and drawn[names[5]] == {-1.0} and drawn[names[2]] == {1.0, -1.0}
     only_a = HRFolderDataset([sample_faces], make_operator("bicubic", 8), 128, 32, vectors=[a])
     assert only_a.keys == names[:4]
+
+
+def test_benchmark_table_over_methods(tmp_path, sample_faces, tiny_model, capsys):
+    import csv
+
+    from facesr.models.hub import save_pretrained
+    from facesr.models.sr3 import SR3, SR3Config
+    from facesr.models.conditional_unet import UNetConfig
+    from facesr.diffusion.schedules import DDPMConfig
+
+    torch.manual_seed(0)
+    fasr = SR3(SR3Config(unet=UNetConfig(block_out_channels=(32, 32), attention_levels=(), norm_num_groups=8,
+                                         vector_dim=128), diffusion=DDPMConfig(timesteps=50)))
+    save_pretrained(fasr, tmp_path / "fasr")
+    root = identity_root(tmp_path, sample_faces, people=3, images=3)
+    (root / "two_only").mkdir()
+    for k in range(2):  # no aux image: left out of every row, so all rows share one probe set
+        shutil.copy(root / "Ai_Sugiyama_0003" / f"{k}.png", root / "two_only" / f"{k}.png")
+    out = tmp_path / "bench"
+    assert main(["benchmark", "--hr", str(root), "-o", str(out), "--method", f"sr3={tiny_model},steps=2",
+                 f"fasr-1={tmp_path / 'fasr'},aux=1,steps=2"]) == 0
+    rows = list(csv.DictReader(open(out / "benchmark.csv")))
+    assert [r["method"] for r in rows] == ["HR (ceiling)", "bicubic", "sr3", "fasr-1"]
+    assert {r["faces"] for r in rows} == {"3"} and rows[3]["aux"] == "1" and rows[2]["network_evaluations"] == "2"
+    summary = json.loads((out / "sr3" / "summary.json").read_text())
+    assert abs(float(rows[2]["psnr"]) - summary["metrics"]["psnr"]["mean"]) < 1e-9
+    assert float(rows[0]["rank1"]) == summary["identity"]["hr_probes"]["rank1"]
+    assert "| fasr-1 |" in (out / "benchmark.md").read_text()
+    capsys.readouterr()
+    assert main(["benchmark", "--hr", str(root), "--method", f"x={tiny_model},aux=2"]) == 2
+    assert main(["benchmark", "--hr", str(root), "--method", "nolabel"]) == 2
+    err = capsys.readouterr().err
+    assert "aux is only for FASR models" in err and "expected LABEL=MODEL" in err

@@ -94,6 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sweep --samplers at these network-evaluation budgets per face (no values: 1 2 4 8 16 32 100 1000 2000)")
     p.add_argument("--samplers", nargs="+", default=["ddim", "dpmpp-2m", "heun", "pc"], help="samplers for --nfe (default: ddim dpmpp-2m heun pc)")
 
+    p = sub.add_parser("benchmark", help="several methods on one identity test set: PSNR, SSIM, consistency, CS, rank-1 (Markdown + CSV)")
+    p.add_argument("--hr", required=True, help="<root>/<identity>/<images>: 1st = gallery, 2nd = probe, rest = aux")
+    p.add_argument("--method", nargs="+", required=True, metavar="LABEL=MODEL[,key=value]",
+                   help="e.g. sr3=sr3-x8  fasr-4=fasr-x8,aux=4  sr3-1step=sr3-x8,steps=1,samples=1; keys: aux, sampler, "
+                        "steps, strength, samples, init, eta")
+    p.add_argument("--identity", default="dlib", help="judge network: 'dlib', 'dlib-detect' or 'adaface:CKPT[:ARCH]' (default: dlib)")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N probes")
+    p.add_argument("-o", "--out", default="outputs/benchmark", help="benchmark.md, benchmark.csv and one run folder per method")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: auto)")
+    p.add_argument("--precision", default="bf16", choices=["bf16", "fp32", "fp16"])
+
     p = sub.add_parser("features", help="identity features per identity folder (FASR's --refs) or per image (training)")
     p.add_argument("root", help="<root>/<identity>/<images>, or any image folder with --per-image")
     p.add_argument("out", help="features file to write (.safetensors)")

@@ -69,6 +69,30 @@ def cmd_features(args) -> int:
     return 0
 
 
+def cmd_benchmark(args) -> int:
+    from facesr.pipelines.benchmark import parse_method, run_benchmark
+    from facesr.pipelines.identity_eval import make_embedder
+    from facesr.runtime import resolve_device
+
+    methods = [parse_method(text) for text in args.method]
+    labels = [m.label for m in methods]
+    if len(set(labels)) != len(labels):
+        from facesr.errors import FacesrError
+
+        raise FacesrError(f"--method labels must differ, got {labels}")
+    failed = []
+
+    def report(message: str) -> None:
+        failed.append(message)
+        _stderr(message)
+
+    result = run_benchmark(args.hr, methods, args.out, make_embedder(args.identity), resolve_device(args.device),
+                           args.limit, args.batch_size, args.seed, args.precision, on_error=report)
+    print(result["markdown"])
+    print(f"wrote {Path(args.out) / 'benchmark.md'} and benchmark.csv")
+    return 1 if failed else 0
+
+
 def cmd_export(args) -> int:
     from facesr.models.hub import load_model
 

@@ -1,0 +1,179 @@
+"""Several methods on one identity test set: the seed-004-style table as Markdown and CSV.
+
+Every method runs on the same probes (the 2nd image of each identity folder; with a FASR method,
+only identities that have at least one aux image, so all rows share one probe set). Each method's
+run is a normal evaluation folder (per-image CSV, summary.json) under <out>/<label>/.
+
+A method is ``LABEL=MODEL[,key=value...]``; keys: aux (FASR: N or all), and the sampling recipe
+(sampler, steps, strength, samples, init, eta). Bicubic and the HR ceiling come with every table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from facesr.data.io import atomic_write_text
+from facesr.errors import FacesrError
+
+RECIPE_TYPES = {"sampler": str, "steps": int, "strength": float, "samples": int, "init": str, "eta": float}
+
+
+@dataclass
+class Method:
+    label: str
+    model: str
+    aux: str | None = None
+    recipe: dict = field(default_factory=dict)
+
+
+def parse_method(text: str) -> Method:
+    label, sep, rest = text.partition("=")
+    if not sep or not label or not rest:
+        raise FacesrError(f"--method {text!r}: expected LABEL=MODEL[,key=value...]")
+    model, *pairs = rest.split(",")
+    m = Method(label, model)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise FacesrError(f"--method {text!r}: {pair!r} is not key=value")
+        if key == "aux":
+            m.aux = value
+        elif key in RECIPE_TYPES:
+            try:
+                m.recipe[key] = RECIPE_TYPES[key](value)
+            except ValueError:
+                raise FacesrError(f"--method {text!r}: {key} must be a {RECIPE_TYPES[key].__name__}") from None
+        else:
+            raise FacesrError(f"--method {text!r}: unknown key {key!r} (aux, {', '.join(RECIPE_TYPES)})")
+    if not label.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise FacesrError(f"--method {text!r}: labels use letters, digits, - _ . only (it names a folder)")
+    return m
+
+
+def probe_set(hr_root, limit: int, need_aux: bool) -> list[Path]:
+    from facesr.identity.recognition import identity_split
+
+    split = identity_split(hr_root)
+    probes = [entry["probe"] for entry in split.values() if entry["aux"] or not need_aux]
+    if not probes:
+        raise FacesrError(f"{hr_root}: no identity folder with {'3' if need_aux else '2'} or more images")
+    return probes[:limit] if limit else probes
+
+
+def run_benchmark(hr_root, methods: list[Method], out, judge, device, limit: int = 0, batch_size: int = 16,
+                  seed: int = 0, precision: str = "bf16", on_error=print, log=print) -> dict:
+    from facesr.commands import parse_aux
+    from facesr.identity.recognition import identity_split
+    from facesr.models.hub import load_model
+    from facesr.pipelines.evaluate import run_and_evaluate
+    from facesr.pipelines.identity_refs import aux_vectors, vector_dim
+    from facesr.pipelines.upscale import SamplingOptions
+
+    out = Path(out)
+    models = {m.model: load_model(m.model, device) for m in methods}
+    fasr = {m.model for m in methods if vector_dim(models[m.model])}
+    ops = {(mod.cfg.operator, mod.cfg.scale) for mod in models.values()}
+    if len(ops) > 1:
+        raise FacesrError(f"the methods use different LR protocols {sorted(ops)}; one table needs one operator and scale")
+    for m in methods:
+        if m.aux is not None and m.model not in fasr:
+            raise FacesrError(f"--method {m.label}: aux is only for FASR models")
+    probes = probe_set(hr_root, limit, need_aux=bool(fasr))
+    gallery = {name: entry["gallery"] for name, entry in identity_split(hr_root).items()}
+    results = []
+    for m in methods:
+        model = models[m.model]
+        opts = SamplingOptions.for_model(model, **m.recipe, seed=seed, batch_size=batch_size, precision=precision)
+        vectors, extra, hr = None, {}, probes
+        if m.model in fasr:
+            aux = m.aux or "all"
+            vectors = aux_vectors(model, probes, parse_aux(aux), on_error=on_error)
+            hr = [p for p in probes if p in vectors]
+            extra = {"identity_condition": {"embedder": model.cfg.unet.vector_embedder, "aux": aux,
+                                            "left_out": [p.parent.name for p in probes if p not in vectors]}}
+        log(f"{m.label}: {m.model} on {len(hr)} probes")
+        res = run_and_evaluate(model, hr, opts, device, out / m.label, on_error=on_error, embedder=judge,
+                               gallery=gallery, vectors=vectors, extra=extra)
+        results.append((m, res["summary"]))
+    rows = table_rows(results)
+    conditioned = sorted({models[m].cfg.unet.vector_embedder for m in fasr})
+    text = markdown(hr_root, results, rows, judge, conditioned)
+    atomic_write_text(out / "benchmark.md", text)
+    atomic_write_text(out / "benchmark.csv", to_csv(rows))
+    atomic_write_text(out / "benchmark.json", json.dumps({"rows": rows}, indent=2) + "\n")
+    return {"rows": rows, "markdown": text}
+
+
+def _mean_std(d: dict | None) -> tuple:
+    return (d["mean"], d["std"]) if d else (None, None)
+
+
+def table_rows(results) -> list[dict]:
+    first = results[0][1]
+    ident = first.get("identity", {})
+    rows = [{"method": "HR (ceiling)", "model": "", "aux": "", "faces": first["images"], "psnr": None, "psnr_std": None,
+             "ssim": None, "ssim_std": None, "consistency": None, "consistency_std": None, "cs": 1.0, "cs_std": 0.0,
+             "rank1": ident.get("hr_probes", {}).get("rank1"), "network_evaluations": 0, "seconds_per_face": None}]
+    m0 = first["metrics"]
+    rows.append({"method": "bicubic", "model": "", "aux": "", "faces": first["images"],
+                 **_pair("psnr", m0.get("bicubic_psnr")), **_pair("ssim", m0.get("bicubic_ssim")),
+                 **_pair("consistency", m0.get("bicubic_consistency")), **_pair("cs", ident.get("bicubic_cs")),
+                 "rank1": ident.get("bicubic_probes", {}).get("rank1"), "network_evaluations": 0, "seconds_per_face": None})
+    for m, s in results:
+        ident = s.get("identity", {})
+        rows.append({"method": m.label, "model": m.model, "aux": (s.get("identity_condition") or {}).get("aux", ""),
+                     "faces": s["images"], **_pair("psnr", s["metrics"].get("psnr")), **_pair("ssim", s["metrics"].get("ssim")),
+                     **_pair("consistency", s["metrics"].get("consistency")), **_pair("cs", ident.get("cs")),
+                     "rank1": ident.get("sr_probes", {}).get("rank1"), "network_evaluations": s["network_evaluations"],
+                     "seconds_per_face": s["seconds_per_face"]})
+    return rows
+
+
+def _pair(key: str, stats: dict | None) -> dict:
+    mean, std = _mean_std(stats)
+    return {key: mean, f"{key}_std": std}
+
+
+def _cell(mean, std, digits: int) -> str:
+    if mean is None:
+        return "–"
+    return f"{mean:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
+
+
+def markdown(hr_root, results, rows, judge, conditioned: list[str]) -> str:
+    s = results[0][1]
+    p = s["protocol"]
+    judge_name = s.get("identity", {}).get("embedder", getattr(judge, "name", "?"))
+    lines = [
+        f"Test set `{hr_root}`: the 2nd image of each identity folder is the probe, the 1st the gallery, the rest aux "
+        f"images (their LR versions condition FASR). LR = {p['operator']['name']} x{p['operator']['scale']} of HR, 8-bit. "
+        f"PSNR/SSIM on {p['colour']}, crop {p['crop_border']}; consistency = {p['consistency']}. Judge network: "
+        f"{judge_name}; rank-1 = closed-set identification against the {s.get('identity', {}).get('gallery_identities', '?')} "
+        f"gallery images. Seed {s['seed']}, {s['precision']}, batch {s['batch_size']}, {s['device']}, {s['threads']} thread(s).",
+        "",
+        "| method | model | aux | faces | PSNR (dB) | SSIM | consistency | CS | rank-1 | network evaluations | s / face |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        rank1 = "–" if r["rank1"] is None else f"{r['rank1']:.3f}"
+        speed = "–" if r["seconds_per_face"] is None else f"{r['seconds_per_face']:.2f}"
+        lines.append(
+            f"| {r['method']} | {r['model'] or '–'} | {r['aux'] or '–'} | {r['faces']} | {_cell(r['psnr'], r['psnr_std'], 2)} | "
+            f"{_cell(r['ssim'], r['ssim_std'], 4)} | {_cell(r['consistency'], r['consistency_std'], 2)} | "
+            f"{_cell(r['cs'], r['cs_std'], 4)} | {rank1} | {r['network_evaluations']} | {speed} |")
+    if conditioned:
+        lines += ["", f"FASR rows are conditioned on {', '.join(conditioned)} embeddings. Where that is also the judge "
+                      "network, identity scores are optimistic (the seed's protocol has the same flaw)."]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
