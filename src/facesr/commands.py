@@ -112,11 +112,12 @@ def cmd_models(args) -> int:
     if not rows:
         print("no bundled models installed")
         return 0
-    print(f"{'name':<16} {'method':<8} {'scale':<6} {'input':<8} {'output':<8} {'operator':<12} {'size':<9} recommended sampling")
+    print(f"{'name':<20} {'method':<10} {'scale':<6} {'input':<8} {'output':<8} {'LR protocol':<12} {'identity':<12} "
+          f"{'size':<9} recommended sampling")
     for r in rows:
         recipe = ", ".join(f"{k} {v}" for k, v in r["sampling"].items()) or "-"
-        print(f"{r['name']:<16} {r['method']:<8} x{r['scale']:<5} {r['input']:<8} {r['output']:<8} {r['operator']:<12} "
-              f"{str(r['size_mb']) + ' MB':<9} {recipe}")
+        print(f"{r['name']:<20} {r['method']:<10} x{r['scale']:<5} {r['input']:<8} {r['output']:<8} {r['operator']:<12} "
+              f"{r['identity']:<12} {str(r['size_mb']) + ' MB':<9} {recipe}")
     return 0
 
 

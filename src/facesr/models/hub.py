@@ -133,7 +133,9 @@ def bundled_models() -> list[dict]:
                 "scale": scale,
                 "input": f"{hr // scale}x{hr // scale}",
                 "output": f"{hr}x{hr}",
-                "operator": inner.get("operator"),
+                "operator": inner.get("degradation") or inner.get("operator"),
+                "identity": (f"{inner['unet']['vector_embedder']} {inner['unet']['vector_dim']}-d"
+                             if inner.get("unet", {}).get("vector_dim") else "-"),
                 "size_mb": round(size_mb, 1),
                 "sampling": config.get("sampling", {}),
             }
