@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refs", nargs="+", metavar="REF",
                    help="FASR models: other low-quality images of the person (files, folders), or one features file from "
                         "'facesr features' whose row for each input's parent folder name is used (batch mode)")
+    video = p.add_argument_group("video (multi-frame models)")
+    video.add_argument("--frames", type=int, metavar="K",
+                       help="inputs are videos or folders of LR frames; restore every frame from a sliding window of K "
+                            "frames (K = the model's frames: 3 for mfsr3-x8, 1 for a single-image model)")
+    video.add_argument("--frame-step", type=int, default=1, help="frames between the window's frames (default: 1)")
+    video.add_argument("--fps", type=float, help="frame rate of frame folders without a meta.json")
+    video.add_argument("--no-video", action="store_true", help="write the frames only, no .mp4")
     _add_sampling_options(p)
 
     p = sub.add_parser("evaluate", help="PSNR, SSIM and LR-consistency of SR images against HR")

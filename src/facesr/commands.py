@@ -164,6 +164,8 @@ def cmd_upscale(args) -> int:
 
     from facesr.pipelines.identity_refs import refs_vectors, vector_dim
 
+    if args.frames is not None:
+        return _upscale_video(args)
     paths = expand_inputs(args.inputs)
     model, device = _model(args)
     opts = _sampling(args, model)
@@ -180,6 +182,24 @@ def cmd_upscale(args) -> int:
     print(f"wrote {len(result['outputs'])} image(s) to {args.out} ({result['seconds_per_face']:.2f} s per face)")
     if result["failures"]:
         _stderr(f"{len(result['failures'])} input(s) failed; see {Path(args.out) / 'facesr-run.json'}")
+        return 1
+    return 0
+
+
+def _upscale_video(args) -> int:
+    from facesr.pipelines.video_sr import upscale_clips
+
+    model, device = _model(args)
+    opts = _sampling(args, model)
+    result = upscale_clips(model, [Path(s) for s in args.inputs], args.out, opts, device, args.frames, args.frame_step,
+                           args.fps, video=not args.no_video, on_error=_stderr,
+                           progress=lambda i, n: print(f"\r{i}/{n} frames", end="", flush=True))
+    print()
+    for clip in result["clips"]:
+        print(f"{clip['source']}: {clip['frames']} frames -> {clip['frames_dir']}"
+              + (f" and {clip['video']}" if clip["video"] else "") + f" ({clip['seconds_per_frame']:.2f} s per frame)")
+    if result["failures"]:
+        _stderr(f"{len(result['failures'])} clip(s) failed; see {Path(args.out) / 'facesr-run.json'}")
         return 1
     return 0
 

@@ -25,9 +25,10 @@ log = logging.getLogger(__name__)
 
 class HRFolderDataset:
     def __init__(self, roots, operator: Resampler, hr_size: int, patch_size: int = 0, hflip: bool = True, augment=None,
-                 vectors=()):
+                 vectors=(), frames: int = 1, motion_px: float = 0.0):
         """``vectors``: FeatureTables keyed by image path relative to its root; with them, only images
-        that have a vector are used, and each item carries one (drawn among the tables that have it)."""
+        that have a vector are used, and each item carries one (drawn among the tables that have it).
+        ``frames`` > 1: synthetic bursts, see ``burst``; "up" and "lr" then stack the frames along channels."""
         self.files: list[Path] = []
         self.keys: list[str] = []
         for root in roots:
@@ -60,6 +61,9 @@ class HRFolderDataset:
             raise FacesrError(f"patch_size {self.patch_size} must divide by the scale and fit in {hr_size}")
         self.hflip = hflip
         self.augment = augment  # DataConfig-like: rot90, brightness, contrast, jitter_prob
+        if frames < 1 or motion_px < 0:
+            raise FacesrError(f"frames must be >= 1 and motion_px >= 0, got {frames}, {motion_px}")
+        self.frames, self.motion_px = frames, motion_px
         self.bad: set[int] = set()
 
     def __len__(self) -> int:
@@ -88,9 +92,10 @@ class HRFolderDataset:
             raise FacesrError("no readable training images")
         if self.augment is not None:
             hr = augment_hr(hr, self.augment, generator)
-        lr = quantize(self.operator.down(hr[None]))
-        up = self.operator.up(lr).clamp(0, 1)[0]
-        lr = lr[0]
+        stack = burst(hr, self.frames, self.motion_px, generator) if self.frames > 1 else hr[None]
+        lr = quantize(self.operator.down(stack))
+        up = self.operator.up(lr).clamp(0, 1).flatten(0, 1)
+        lr = lr.flatten(0, 1)
         p, s = self.patch_size, self.operator.scale
         cells = (self.hr_size - p) // s + 1
         y, x = (torch.randint(0, cells, (2,), generator=generator) * s).tolist()
@@ -107,6 +112,30 @@ class HRFolderDataset:
     def batch(self, indices, generator: torch.Generator) -> dict:
         items = [self.item(i, generator) for i in indices]
         return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+def shift(img: torch.Tensor, dx: float, dy: float) -> torch.Tensor:
+    """(C, H, W) moved by (dx, dy) pixels (content moves right/down for positive values), bicubic,
+    border pixels repeated."""
+    import torch.nn.functional as F
+
+    _, h, w = img.shape
+    theta = torch.tensor([[1.0, 0.0, -2.0 * dx / w], [0.0, 1.0, -2.0 * dy / h]], dtype=img.dtype)[None]
+    grid = F.affine_grid(theta, (1, *img.shape), align_corners=False)
+    return F.grid_sample(img[None], grid, mode="bicubic", padding_mode="border", align_corners=False)[0].clamp(0, 1)
+
+
+def burst(hr: torch.Tensor, frames: int, motion_px: float, generator: torch.Generator) -> torch.Tensor:
+    """(frames, C, H, W): the middle frame (index frames // 2) is ``hr``; each other frame is ``hr``
+    shifted by (dx, dy) ~ U(-motion_px, motion_px)^2, the sub-pixel motion between video frames."""
+    out = []
+    for j in range(frames):
+        if j == frames // 2 or motion_px == 0:
+            out.append(hr)
+            continue
+        dx, dy = ((torch.rand(2, generator=generator) * 2 - 1) * motion_px).tolist()
+        out.append(shift(hr, dx, dy))
+    return torch.stack(out)
 
 
 LUMA = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)

@@ -1,7 +1,9 @@
 """What every conditional diffusion SR model shares: the LR protocol and the diffusion variable.
 
 The condition is up(LR) in [0, 1]; the diffused variable x0 is either HR (``target = "image"``,
-in [-1, 1]) or the scaled residual HR - up(LR) (``target = "residual"``). Needs ``self.cfg`` with
+in [-1, 1]) or the scaled residual HR - up(LR) (``target = "residual"``). With k stacked frames
+(MF-SR3, ``unet.cond_images = k``) the condition is all k upsampled frames and the target is the
+middle one (index k // 2): the residual is taken against that frame. Needs ``self.cfg`` with
 operator, scale, target, residual_scale; ``self.net`` with ``downsampling``; ``self.operator``.
 """
 
@@ -18,15 +20,20 @@ class DiffusionSRMixin:
         """Upsampled LR in [0, 1] (the network's condition image)."""
         return self.operator.up(lr).clamp(0, 1)
 
+    def target_frame(self, up: torch.Tensor) -> torch.Tensor:
+        """The upsampled image the output corresponds to: ``up`` itself, or its middle frame."""
+        k = self.cfg.unet.cond_images
+        return up if k == 1 else up[:, 3 * (k // 2) : 3 * (k // 2) + 3]
+
     def encode(self, hr: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
         if self.cfg.target == "image":
             return hr * 2 - 1
-        return (hr - up) * 2 * self.cfg.residual_scale
+        return (hr - self.target_frame(up)) * 2 * self.cfg.residual_scale
 
     def decode(self, x0: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
         if self.cfg.target == "image":
             return (x0 + 1) / 2
-        return up + x0 / (2 * self.cfg.residual_scale)
+        return self.target_frame(up) + x0 / (2 * self.cfg.residual_scale)
 
     def degrade(self, hr: torch.Tensor, keys=None, seed: int = 0):
         """LR for HR images with the model's operator, quantised to 8 bits; deterministic (record None)."""
@@ -42,7 +49,7 @@ class DiffusionSRMixin:
     @torch.no_grad()
     def super_resolve(self, lr, sampler="ddim", steps=50, eta=None, generator=None, vector=None,
                       precision="fp32", strength=1.0, init=None, pc=None):
-        """LR (B, 3, h, w) in [0, 1] to SR (B, 3, h*s, w*s) in [0, 1], with any sampler of
+        """LR (B, 3k, h, w) in [0, 1] (k = cond_images stacked frames) to SR (B, 3, h*s, w*s) in [0, 1], with any sampler of
         ``facesr.diffusion.dispatch`` (``pc``: its PCOptions for "pc" / "ode").
 
         ``generator``: one torch.Generator, or a list with one per sample.
@@ -57,8 +64,9 @@ class DiffusionSRMixin:
         if problem:
             raise FacesrError(problem)
         up = self.condition(lr)
-        estimate = self.encode(up if init is None else init.to(up), up) if strength < 1 else None
-        x0 = dispatch.sample(self.denoiser(up, vector, precision=precision), up, sampler, steps, self.sigma_grid,
+        frame = self.target_frame(up)
+        estimate = self.encode(frame if init is None else init.to(up), up) if strength < 1 else None
+        x0 = dispatch.sample(self.denoiser(up, vector, precision=precision), frame, sampler, steps, self.sigma_grid,
                              self.prior_std_ve(), strength, estimate, generator, eta, self.sde_view(), pc)
         return self.decode(x0, up).clamp(0, 1)
 

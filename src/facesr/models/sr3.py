@@ -65,8 +65,9 @@ class SR3(DiffusionSRMixin, PretrainedMixin, nn.Module):
         """Bound x0 so the decoded image stays in [0, 1] (SR3 clamps x0 to [-1, 1])."""
         if self.cfg.target == "image":
             return lambda x0: x0.clamp(-1, 1)
-        lo = self.encode(torch.zeros_like(up), up)
-        hi = self.encode(torch.ones_like(up), up)
+        frame = self.target_frame(up)
+        lo = self.encode(torch.zeros_like(frame), up)
+        hi = self.encode(torch.ones_like(frame), up)
         return lambda x0: torch.maximum(torch.minimum(x0, hi), lo)
 
     def noise_input(self, sqrt_gamma: torch.Tensor) -> torch.Tensor:

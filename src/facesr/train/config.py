@@ -21,6 +21,10 @@ class DataConfig:
     # identity vectors (FASR): per-image feature files from 'facesr features --per-image', keyed by the
     # image's path under its training folder; each sample draws one of the files that has its image
     vectors: tuple[str, ...] = ()
+    # multi-frame models (MF-SR3): bursts of ``frames`` LR frames made from each still by shifting HR by
+    # up to ``motion_px`` HR pixels (uniform, sub-pixel, x and y) per frame; the middle frame is unshifted
+    frames: int = 1
+    motion_px: float = 0.0
 
 
 @dataclass

@@ -1,0 +1,114 @@
+"""MF-SR3: synthetic bursts, k stacked frames as the condition, sliding-window video restoration."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from facesr.cli import main
+from facesr.data.datasets import HRFolderDataset, burst, shift
+from facesr.data.resample import make_operator
+from facesr.pipelines.video_sr import window_indices
+
+
+def test_shift_by_whole_pixels_moves_the_content_exactly():
+    img = torch.rand(3, 16, 20)
+    assert torch.allclose(shift(img, 0, 0), img, atol=1e-6)
+    moved = shift(img, 2, -1)  # right by 2, up by 1
+    assert torch.allclose(moved[:, :-1, 2:], img[:, 1:, :-2], atol=1e-5)
+    assert torch.allclose(moved[:, :, 0], moved[:, :, 1], atol=1e-6)  # the left border repeats
+
+
+def test_burst_keeps_the_middle_frame_and_is_seeded():
+    hr = torch.rand(3, 32, 32)
+    a = burst(hr, 3, 1.5, torch.Generator().manual_seed(1))
+    b = burst(hr, 3, 1.5, torch.Generator().manual_seed(1))
+    c = burst(hr, 3, 1.5, torch.Generator().manual_seed(2))
+    assert a.shape == (3, 3, 32, 32) and torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(a[1], hr) and not torch.allclose(a[0], hr, atol=1e-3)
+    assert torch.equal(burst(hr, 3, 0.0, torch.Generator())[0], hr)
+
+
+def test_dataset_stacks_frames_and_targets_the_middle_one(sample_faces):
+    ds = HRFolderDataset([sample_faces], make_operator("bicubic", 8), 128, 64, hflip=False, frames=3, motion_px=2.0)
+    item = ds.item(0, torch.Generator().manual_seed(0))
+    assert item["up"].shape == (9, 64, 64) and item["lr"].shape == (9, 8, 8) and item["hr"].shape == (3, 64, 64)
+    # whole faces: the middle frame is the unshifted one, the others are not
+    ds = HRFolderDataset([sample_faces], make_operator("bicubic", 8), 128, 0, hflip=False, frames=3, motion_px=2.0)
+    one = HRFolderDataset([sample_faces], make_operator("bicubic", 8), 128, 0, hflip=False).item(0, torch.Generator())
+    item = ds.item(0, torch.Generator().manual_seed(0))
+    assert torch.equal(item["up"][3:6], one["up"]) and torch.equal(item["hr"], one["hr"])
+    assert not torch.allclose(item["up"][:3], one["up"], atol=1e-3)
+
+
+@pytest.mark.parametrize("n, i, k, step, want", [(10, 0, 3, 1, [0, 0, 1]), (10, 5, 3, 2, [3, 5, 7]), (10, 9, 5, 1, [7, 8, 9, 9, 9]),
+                                                  (1, 0, 3, 1, [0, 0, 0]), (10, 4, 1, 1, [4])])
+def test_window_indices(n, i, k, step, want):
+    assert window_indices(n, i, k, step) == want
+
+
+def mf_config(tmp_path, sample_faces, frames=3):
+    cfg = {
+        "name": "mf", "method": "sr3",
+        "model": {"unet": {"block_out_channels": [32, 32], "attention_levels": [], "norm_num_groups": 8, "cond_images": frames},
+                  "diffusion": {"schedule": "linear", "timesteps": 50}, "scale": 8, "hr_size": 128},
+        "data": {"train_dirs": [str(sample_faces)], "patch_size": 32, "frames": frames, "motion_px": 1.5},
+        "optim": {"batch_size": 2, "warmup_steps": 1, "max_steps": 2, "checkpoint_every": 2, "mixed_precision": "no"},
+    }
+    path = tmp_path / "mf.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+@pytest.mark.slow
+def test_train_mf_model_and_restore_a_clip(tmp_path, sample_faces, tiny_model, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(mf_config(tmp_path, sample_faces)), "--out", str(run), "--no-progress"]) == 0
+    model = tmp_path / "mf"
+    assert main(["export", str(run / "checkpoints" / "step-00000002"), str(model)]) == 0
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    face = np.asarray(Image.open(next(sample_faces.glob("*.png"))).convert("RGB").resize((16, 16), Image.BICUBIC))
+    for i in range(4):
+        Image.fromarray(np.roll(face, i, axis=1)).save(clip / f"{i:04d}.png")
+    (clip / "meta.json").write_text(json.dumps({"fps": 25}))
+    out = tmp_path / "out"
+    assert main(["upscale", str(clip), "-o", str(out), "--model", str(model), "--frames", "3", "--steps", "2"]) == 0
+    frames = sorted((out / "clip").glob("*.png"))
+    assert [f.name for f in frames] == [f"{i:04d}.png" for i in range(4)]
+    assert np.asarray(Image.open(frames[0])).shape == (128, 128, 3)
+    import av
+
+    with av.open(str(out / "clip.mp4")) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(decoded) == 4 and decoded[0].shape == (128, 128, 3)
+    manifest = json.loads((out / "facesr-run.json").read_text())
+    assert manifest["clips"][0]["window"] == 3 and manifest["failures"] == []
+    # the same noise for every frame: two identical windows give identical frames
+    still = tmp_path / "still"
+    still.mkdir()
+    for i in range(3):
+        Image.fromarray(face).save(still / f"{i:04d}.png")
+    assert main(["upscale", str(still), "-o", str(out), "--model", str(model), "--frames", "3", "--steps", "2",
+                 "--fps", "25", "--no-video"]) == 0
+    a, b, c = (np.asarray(Image.open(out / "still" / f"{i:04d}.png")) for i in range(3))
+    assert np.array_equal(a, b) and np.array_equal(b, c)
+    # --frames must match the model; an unreadable clip fails alone
+    capsys.readouterr()
+    assert main(["upscale", str(clip), "-o", str(out), "--model", str(model), "--frames", "5"]) == 2
+    assert main(["upscale", str(tmp_path / "missing"), str(clip), "-o", str(tmp_path / "o2"), "--model", str(model),
+                 "--frames", "3", "--steps", "1", "--no-video"]) == 1
+    err = capsys.readouterr().err
+    assert "takes 3 frame(s)" in err and "missing: file or folder not found" in err
+    assert len(list((tmp_path / "o2" / "clip").glob("*.png"))) == 4
+
+
+def test_frames_must_match_the_model(tmp_path, sample_faces, capsys):
+    cfg = json.loads(mf_config(tmp_path, sample_faces).read_text())
+    cfg["data"]["frames"] = 1
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(cfg))
+    assert main(["train", str(path), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert "takes 3 condition frame(s)" in capsys.readouterr().err
