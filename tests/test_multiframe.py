@@ -112,3 +112,20 @@ def test_frames_must_match_the_model(tmp_path, sample_faces, capsys):
     path.write_text(json.dumps(cfg))
     assert main(["train", str(path), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
     assert "takes 3 condition frame(s)" in capsys.readouterr().err
+
+
+def test_a_k_frame_model_initialised_from_a_single_frame_model_equals_it_on_the_middle_frame(tiny_model):
+    from facesr.models.hub import load_model
+    from facesr.models.sr3 import SR3
+
+    single = load_model(str(tiny_model))
+    cfg = single.cfg
+    mf = SR3(type(cfg)(**{**cfg.__dict__, "unet": type(cfg.unet)(**{**cfg.unet.__dict__, "cond_images": 3})}))
+    missing, unexpected = mf.load_state_dict(mf.adapt_init_state(single.state_dict()), strict=False)
+    assert not missing and not unexpected
+    lr = torch.rand(2, 9, 16, 16)
+    g = [torch.Generator().manual_seed(i) for i in range(2)]
+    a = mf.super_resolve(lr, "ddim", 3, generator=g)
+    g = [torch.Generator().manual_seed(i) for i in range(2)]
+    b = single.super_resolve(lr[:, 3:6], "ddim", 3, generator=g)
+    assert torch.allclose(a, b, atol=1e-5)

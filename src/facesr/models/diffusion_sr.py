@@ -25,6 +25,19 @@ class DiffusionSRMixin:
         k = self.cfg.unet.cond_images
         return up if k == 1 else up[:, 3 * (k // 2) : 3 * (k // 2) + 3]
 
+    def adapt_init_state(self, state: dict) -> dict:
+        """Weights of a single-frame model made to fit this k-frame model (``init_from``): the input
+        convolution's condition weights go to the middle frame, the other frames' weights start at 0,
+        so training starts from exactly the single-frame model applied to the middle frame."""
+        key = "net.unet.conv_in.weight"
+        k, w = self.cfg.unet.cond_images, state.get(key)
+        if k == 1 or w is None or w.shape[1] != 6:
+            return state
+        new = torch.zeros(w.shape[0], 3 * k + 3, *w.shape[2:], dtype=w.dtype)
+        new[:, 3 * (k // 2) : 3 * (k // 2) + 3] = w[:, :3]
+        new[:, 3 * k :] = w[:, 3:]
+        return {**state, key: new}
+
     def encode(self, hr: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
         if self.cfg.target == "image":
             return hr * 2 - 1

@@ -86,8 +86,11 @@ def init_weights(model, source: str) -> list[str]:
     from facesr.models.hub import load_model
 
     src = load_model(source, flag="init_from")
+    state = src.state_dict()
+    if hasattr(model, "adapt_init_state"):
+        state = model.adapt_init_state(state)
     try:
-        missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
+        missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:
         raise FacesrError(f"init_from {source}: weights do not fit this model ({str(exc).splitlines()[-1].strip()})") from None
     if unexpected:
