@@ -21,6 +21,7 @@ METHODS = {
     "sr3": "facesr.models.sr3:SR3",
     "score-sde": "facesr.models.score_sr:ScoreSR",
     "regression": "facesr.models.regression:RegressionSR",
+    "refsr-vae": "facesr.models.refsr_vae:RefSRVAE",
 }
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 

@@ -1,0 +1,358 @@
+"""RefSR-VAE / SISR-VAE: losses, building blocks, inference protocol, saving, training sanity."""
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch.distributions import Normal, kl_divergence
+
+from facesr.errors import FacesrError
+from facesr.models.hub import load_model, save_pretrained
+from facesr.models.refsr_vae import (
+    RefSRVAE,
+    RefSRVAEConfig,
+    UpProjection,
+    caffe_preprocess,
+    kl_to_prior,
+    load_vgg19_conv5_4,
+    mvn,
+)
+
+VARIANTS = ["refsr", "sisr"]
+
+
+def tiny_config(variant="refsr", **overrides) -> RefSRVAEConfig:
+    """x4 to 32x32 (LR 8x8) with widths of a few channels."""
+    widths = dict(trunk_channels=(4, 8, 8, 8), skip_channels=(8, 4), encoder_channels=(8, 4, 4), encoder_fc=(16, 16),
+                  latent=8, noise_fc=8, decoder_fc=(16, 16), decoder_map_channels=4, upproj_channels=4)
+    return RefSRVAEConfig(**{"variant": variant, "scale": 4, "hr_size": 32, **widths, **overrides})
+
+
+def tiny_model(variant="refsr", seed=0, **overrides) -> RefSRVAE:
+    torch.manual_seed(seed)
+    return RefSRVAE(tiny_config(variant, **overrides)).eval()
+
+
+def rand(*shape, seed):
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+# --- losses and building blocks -----------------------------------------------------------
+
+
+def test_kl_matches_torch_distributions_and_the_caffe_formula():
+    mu = torch.randn(4, 16, dtype=torch.float64)
+    log_sigma = torch.randn(4, 16, dtype=torch.float64) - 1
+    sigma = log_sigma.exp()
+    ours = kl_to_prior(mu, log_sigma)
+    torch.testing.assert_close(ours, kl_divergence(Normal(mu, sigma), Normal(0.0, 0.1)))
+    torch.testing.assert_close(ours, 50 * mu**2 + 50 * sigma**2 - torch.log(10 * sigma) - 0.5)
+
+
+def test_mvn_normalises_each_sample_and_matches_a_loop():
+    x = torch.randn(3, 40) * torch.tensor([[0.1], [5.0], [30.0]]) + torch.tensor([[2.0], [-7.0], [0.5]])
+    out = mvn(x)
+    torch.testing.assert_close(out.mean(1), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.std(1, unbiased=False), torch.ones(3), atol=1e-5, rtol=0)
+    for row, got in zip(x, out):
+        centred = row - row.mean()
+        torch.testing.assert_close(got, centred / (centred.pow(2).mean().sqrt() + 1e-9))
+    # all ReLUs off: a constant vector maps to zeros, with finite gradients
+    flat = torch.zeros(1, 8, requires_grad=True)
+    result = mvn(flat)
+    result.sum().backward()
+    assert torch.equal(result, torch.zeros(1, 8)) and torch.isfinite(flat.grad).all()
+
+
+def prelu(x, slope):
+    return torch.where(x >= 0, x, slope * x)
+
+
+def test_up_projection_doubles_the_size_and_follows_its_formula():
+    torch.manual_seed(0)
+    unit = UpProjection(5, 4)
+    acts = [unit.h0_act, unit.l0_act, unit.h1_act, unit.out_act]
+    for value, act in zip((0.1, 0.2, 0.3, 0.4), acts):  # distinct slopes, so a swapped activation shows
+        act.weight.data.fill_(value)
+    x = torch.randn(2, 5, 6, 7)
+    out = unit(x)
+    assert out.shape == (2, 4, 12, 14)
+    h0 = prelu(unit.h0_deconv(x), 0.1)
+    l0 = prelu(unit.l0_conv(h0), 0.2)
+    e = unit.x_proj(x) - l0
+    h1 = prelu(unit.h1_deconv(e), 0.3)
+    torch.testing.assert_close(out, prelu(unit.h0_proj(h0) + h1, 0.4))
+    assert all(act.weight.numel() == 1 for act in acts)  # one shared slope (Caffe channel_shared)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@torch.no_grad()
+def test_decoder_joins_the_skip_as_in_the_prototxt(variant):
+    """RefSR: PReLU(conv) + skip; SISR: PReLU(concat(skip, conv)), into the first up-projection unit."""
+    model = tiny_model(variant)
+    model.decoder_act.weight.fill_(0.3)
+    seen = []
+    model.upproj[0].register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    up, z, skip = rand(1, 3, 32, 32, seed=1), torch.randn(1, 8), torch.randn(1, 4, 4, 4)
+    model.decode(z, skip, up)
+    conv = model.decoder_conv(model.decoder_fc(z).view(1, 4, 4, 4))
+    expected = prelu(conv, 0.3) + skip if variant == "refsr" else prelu(torch.cat([skip, conv], 1), 0.3)
+    torch.testing.assert_close(seen[0], expected)
+
+
+@pytest.mark.parametrize("size", [4, 7, 16])
+def test_caffe_deconvolution_doubles_and_convolution_halves(size):
+    x = torch.randn(1, 3, size, size)
+    up = torch.nn.ConvTranspose2d(3, 3, 6, 2, 2)(x)
+    assert up.shape[-2:] == (2 * size, 2 * size)
+    assert torch.nn.Conv2d(3, 3, 6, 2, 2)(up).shape[-2:] == (size, size)
+
+
+def test_caffe_preprocessing_is_bgr_times_255_minus_means():
+    rgb = torch.tensor([1.0, 0.5, 0.0]).view(1, 3, 1, 1)
+    expected = torch.tensor([0.0 - 103.939, 127.5 - 116.779, 255.0 - 123.68]).view(1, 3, 1, 1)
+    torch.testing.assert_close(caffe_preprocess(rgb), expected)
+
+
+# --- model size ------------------------------------------------------------------------
+
+
+def count_on_meta(cfg: RefSRVAEConfig) -> int:
+    with torch.device("meta"):
+        model = RefSRVAE(cfg)
+    assert all(p.is_meta for p in model.parameters())
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_reference_parameter_counts():
+    """Reference widths: RefSR 198,667,408 parameters, SISR 199,922,832 (its encoder reads
+    1024 channels and its first up-projection unit 128)."""
+    refsr = count_on_meta(RefSRVAEConfig())
+    assert abs(refsr - 198.7e6) / 198.7e6 < 0.005
+    assert refsr == 198_667_408
+    assert count_on_meta(RefSRVAEConfig(variant="sisr")) == 199_922_832
+
+
+def test_narrow_preset_fits_in_25_mb():
+    """Narrow preset: RefSR 5,148,928 parameters (20.6 MB float32), SISR 5,260,544 (21.0 MB)."""
+    counts = {v: count_on_meta(RefSRVAEConfig.preset("narrow", variant=v)) for v in VARIANTS}
+    assert counts == {"refsr": 5_148_928, "sisr": 5_260_544}
+    assert all(4 * n < 25e6 for n in counts.values())
+
+
+# --- inference -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_output_shape_range_and_evaluation_count(variant):
+    model = tiny_model(variant)
+    sr = model.super_resolve(rand(2, 3, 8, 8, seed=1), ref=rand(2, 3, 32, 32, seed=2), generator=gen(0))
+    assert sr.shape == (2, 3, 32, 32) and sr.min() >= 0 and sr.max() <= 1
+    assert model.network_evaluations(None) == 1
+    assert tiny_model(variant, self_ensemble=True).network_evaluations(None) == 8
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_self_ensemble_of_a_zero_residual_returns_up_exactly(variant):
+    model = tiny_model(variant, self_ensemble=True)
+    model.output_conv.weight.data.zero_()
+    model.output_conv.bias.data.zero_()
+    lr = rand(2, 3, 8, 8, seed=1)
+    sr = model.super_resolve(lr, ref=rand(2, 3, 32, 32, seed=2), generator=gen(0))
+    assert torch.equal(sr, model.condition(lr))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_self_ensemble_is_the_average_over_eight_views(variant):
+    model = tiny_model(variant, self_ensemble=True)
+    lr, ref = rand(2, 3, 8, 8, seed=1), rand(2, 3, 32, 32, seed=2)
+    up = model.condition(lr)
+    sigma = torch.randn(2, model.cfg.latent, generator=gen(5))  # SISR's draw, shared by the views
+    total = torch.zeros_like(up)
+    with torch.no_grad():
+        for flip in (False, True):
+            for turns in range(4):
+                def forward_view(x, turns=turns, flip=flip):
+                    return torch.rot90(torch.flip(x, [3]) if flip else x, turns, [2, 3])
+                out = torch.rot90(model.predict(forward_view(up), forward_view(ref), sigma), -turns, [2, 3])
+                total += torch.flip(out, [3]) if flip else out
+    expected = (total / 8).clamp(0, 1)
+    got = model.super_resolve(lr, ref=ref, generator=gen(5))
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+    model.cfg.self_ensemble = False
+    single = model.super_resolve(lr, ref=ref, generator=gen(5))
+    assert (single - got).abs().max() > 1e-4  # a random network is not rotation-invariant
+
+
+def test_refsr_follows_the_reference_and_is_deterministic():
+    model = tiny_model("refsr")
+    lr, ref = rand(1, 3, 8, 8, seed=1), rand(1, 3, 32, 32, seed=2)
+    a = model.super_resolve(lr, ref=ref)
+    assert torch.equal(a, model.super_resolve(lr, ref=ref, generator=gen(9)))  # nothing is drawn
+    other = model.super_resolve(lr, ref=rand(1, 3, 32, 32, seed=3))
+    assert (a - other).abs().max() > 1e-4
+    # one reference serves a whole batch
+    batch = model.super_resolve(torch.cat([lr, lr]), ref=ref[0])
+    torch.testing.assert_close(batch, torch.cat([a, a]), atol=1e-6, rtol=0)
+
+
+def test_sisr_draw_follows_the_generator_and_ignores_the_reference():
+    model = tiny_model("sisr")
+    lr = rand(2, 3, 8, 8, seed=1)
+    a = model.super_resolve(lr, generator=gen(0))
+    assert torch.equal(a, model.super_resolve(lr, ref=rand(2, 3, 32, 32, seed=2), generator=gen(0)))
+    b = model.super_resolve(lr, generator=gen(1))
+    assert (a - b).abs().max() > 1e-5
+    # one generator per image: an image's output does not depend on its batch
+    per_image = model.super_resolve(lr, generator=[gen(3), gen(4)])
+    alone = model.super_resolve(lr[1:], generator=[gen(4)])
+    torch.testing.assert_close(per_image[1:], alone, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_save_and_load_round_trip(tmp_path, variant):
+    torch.manual_seed(0)
+    model = RefSRVAE(RefSRVAEConfig.preset("narrow", variant=variant, hr_size=32, scale=4)).eval()
+    save_pretrained(model, tmp_path / "m")
+    loaded = load_model(str(tmp_path / "m"))
+    assert isinstance(loaded, RefSRVAE) and loaded.cfg == model.cfg
+    lr, ref = rand(1, 3, 8, 8, seed=1), rand(1, 3, 32, 32, seed=2)
+    assert torch.equal(loaded.super_resolve(lr, ref=ref, generator=gen(0)),
+                       model.super_resolve(lr, ref=ref, generator=gen(0)))
+    assert isinstance(RefSRVAE.from_pretrained(tmp_path / "m"), RefSRVAE)
+
+
+def test_degrade_is_the_quantised_operator():
+    model = tiny_model()
+    hr = rand(2, 3, 32, 32, seed=1)
+    lr, record = model.degrade(hr, ["a.png", "b.png"])
+    assert record is None and lr.shape == (2, 3, 8, 8)
+    assert torch.equal(lr, torch.round(model.operator.down(hr).clamp(0, 1) * 255) / 255)
+
+
+# --- errors ----------------------------------------------------------------------------
+
+
+def test_bad_inputs_raise_clear_errors():
+    model = tiny_model("refsr")
+    lr, ref = rand(1, 3, 8, 8, seed=1), rand(1, 3, 32, 32, seed=2)
+    with pytest.raises(FacesrError, match="--ref"):
+        model.super_resolve(lr)
+    with pytest.raises(FacesrError, match=r"--ref.*32x32"):
+        model.super_resolve(lr, ref=rand(1, 3, 16, 16, seed=2))
+    assert model.input_problem(8, 8) is None
+    assert "8x8" in model.input_problem(8, 16)
+    with pytest.raises(FacesrError, match=r"fix the input at 8x8.*got 16x16"):
+        model.super_resolve(rand(1, 3, 16, 16, seed=1), ref=ref)
+    hr = rand(1, 3, 32, 32, seed=3)
+    with pytest.raises(FacesrError, match="reference"):
+        model({"hr": hr, "up": hr, "lr": lr})
+    with pytest.raises(FacesrError, match="patch_size to 32"):
+        model({"hr": hr[..., :16, :16], "up": hr[..., :16, :16], "lr": lr, "ref": ref})
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"variant": "both"}, "variant"),
+    ({"hr_size": 36}, "multiple of 8"),
+    ({"hr_size": 32, "scale": 3}, "divisible"),
+    ({"trunk_channels": (4, 8, 8)}, "trunk_channels must be 4"),
+    ({"latent": 0}, "latent"),
+    ({"kl_weight": -1.0}, "kl_weight"),
+])
+def test_config_validation(overrides, message):
+    with pytest.raises(FacesrError, match=message):
+        tiny_config(**overrides)
+
+
+def test_unknown_preset():
+    with pytest.raises(FacesrError, match="narrow"):
+        RefSRVAEConfig.preset("wide")
+
+
+# --- training --------------------------------------------------------------------------
+
+
+def training_batch(model, seed=0):
+    hr = rand(2, 3, 32, 32, seed=seed)
+    lr, _ = model.degrade(hr)
+    return {"hr": hr, "lr": lr, "up": model.condition(lr), "ref": rand(2, 3, 32, 32, seed=seed + 1)}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_few_adam_steps_reduce_the_loss(variant):
+    model = tiny_model(variant).train()
+    batch = training_batch(model)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for step in range(20):
+        loss = model(batch)
+        assert set(model.last_losses) == {"pixel", "kl"}
+        assert loss.item() == pytest.approx(model.last_losses["pixel"] + 0.0208 * model.last_losses["kl"], rel=1e-5)
+        losses.append(loss.item())
+        optimiser.zero_grad()
+        loss.backward()
+        if step == 0:  # every layer takes part in training
+            assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+        optimiser.step()
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def torchvision_vgg19_state(seed=0) -> dict:
+    """Random weights in torchvision's vgg19 key layout (features.N: conv, ReLU, max pool)."""
+    g = gen(seed)
+    layout = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
+    state, index, cin = {}, 0, 3
+    for item in layout:
+        if item == "M":
+            index += 1
+            continue
+        state[f"features.{index}.weight"] = torch.randn(item, cin, 3, 3, generator=g) * (2 / (9 * cin)) ** 0.5
+        state[f"features.{index}.bias"] = torch.randn(item, generator=g) * 0.1
+        index, cin = index + 2, item
+    state["classifier.0.weight"] = torch.randn(4, 4, generator=g)  # ignored
+    return state
+
+
+def test_vgg_loading_and_perceptual_term(tmp_path):
+    state = torchvision_vgg19_state()
+    torch.save(state, tmp_path / "vgg19.pth")
+    save_file(state, str(tmp_path / "vgg19.safetensors"))
+    x = rand(1, 3, 32, 32, seed=4)
+    features = [load_vgg19_conv5_4(tmp_path / name)(x) for name in ("vgg19.pth", "vgg19.safetensors")]
+    assert torch.equal(*features) and features[0].shape == (1, 512, 2, 2)
+    assert features[0].min() < 0  # conv5_4 before its ReLU
+    vgg = load_vgg19_conv5_4(tmp_path / "vgg19.pth")
+    assert torch.equal(vgg.features[34].weight, state["features.34.weight"])
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in vgg.modules())
+    assert sum(isinstance(m, torch.nn.AvgPool2d) for m in vgg.modules()) == 4
+    assert not any(p.requires_grad for p in vgg.parameters())
+
+    model = tiny_model("refsr", vgg_weights=str(tmp_path / "vgg19.pth")).train()
+    loss = model(training_batch(model))
+    parts = model.last_losses
+    assert parts["perceptual"] > 0
+    assert loss.item() == pytest.approx(parts["pixel"] + 0.0208 * parts["kl"] + 0.0260 * parts["perceptual"], rel=1e-5)
+    loss.backward()
+    assert model.output_conv.weight.grad is not None
+    assert not any("vgg" in k or k.startswith("features.") for k in model.state_dict())
+
+
+def test_bad_vgg_files(tmp_path):
+    with pytest.raises(FacesrError, match="not found"):
+        load_vgg19_conv5_4(tmp_path / "none.pth")
+    first_layer = {"features.0.weight": torch.zeros(64, 3, 3, 3), "features.0.bias": torch.zeros(64)}
+    torch.save(first_layer, tmp_path / "partial.pth")
+    with pytest.raises(FacesrError, match=r"missing 30.*features\.2\.weight"):
+        load_vgg19_conv5_4(tmp_path / "partial.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(FacesrError, match="cannot read"):
+        load_vgg19_conv5_4(tmp_path / "junk.pth")
+
+
+def test_no_vgg_weights_means_no_perceptual_term():
+    model = tiny_model("sisr").train()
+    model(training_batch(model))
+    assert set(model.last_losses) == {"pixel", "kl"}
