@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refs", nargs="+", metavar="REF",
                    help="FASR models: other low-quality images of the person (files, folders), or one features file from "
                         "'facesr features' whose row for each input's parent folder name is used (batch mode)")
+    p.add_argument("--ref", metavar="FACE", help="RefSR-VAE: an aligned HR photo of the same person, used for every input")
     video = p.add_argument_group("video (multi-frame models)")
     video.add_argument("--frames", type=int, metavar="K",
                        help="inputs are videos or folders of LR frames; restore every frame from a sliding window of K "
@@ -84,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aux", default="all", metavar="N|all",
                    help="FASR models (--run --protocol second): condition each probe on the LR versions of at most N "
                         "aux images of its identity (3rd image onwards); probes without any are left out (default: all)")
+    p.add_argument("--ref-from", default="same", choices=["same", "other"],
+                   help="RefSR-VAE (--run --protocol second): the reference is the first aux image (3rd) of the probe's "
+                        "identity ('same'), or of the next identity ('other', the control); default: same")
     p.add_argument("-o", "--out", default="outputs/eval", help="writes per_image.csv and summary.json here")
     _add_sampling_options(p)
 

@@ -171,14 +171,20 @@ def cmd_upscale(args) -> int:
     opts = _sampling(args, model)
     if args.uncertainty and opts.samples < 2:
         raise FacesrError("--uncertainty needs --samples 2 or more")
+    from facesr.pipelines.identity_refs import needs_reference, read_reference
+
     vectors = None
     if args.refs:
         vectors = refs_vectors(model, paths, args.refs, on_error=_stderr)
     elif vector_dim(model):
         raise FacesrError(f"{model.source} is conditioned on identity (FASR): give --refs with other images of the "
                           "person, or a features file from 'facesr features'")
+    if needs_reference(model) != bool(args.ref):
+        raise FacesrError(f"{model.source} needs a reference photo of the person: give --ref FACE" if not args.ref
+                          else f"--ref: {model.source} takes no reference photo (only RefSR-VAE models do)")
+    ref = read_reference(model, args.ref) if args.ref else None
     result = upscale_files(model, paths, args.out, opts, device, on_error=_stderr, uncertainty=args.uncertainty,
-                           vectors=vectors)
+                           vectors=vectors, ref=ref)
     print(f"wrote {len(result['outputs'])} image(s) to {args.out} ({result['seconds_per_face']:.2f} s per face)")
     if result["failures"]:
         _stderr(f"{len(result['failures'])} input(s) failed; see {Path(args.out) / 'facesr-run.json'}")
@@ -251,6 +257,23 @@ def _aux_vectors(args, model, hr):
     return vectors, extra
 
 
+def _protocol_refs(args, model, hr):
+    """RefSR-VAE: ({probe: reference face}, summary entry) under --ref-from; (None, None) otherwise."""
+    from facesr.errors import FacesrError
+    from facesr.pipelines.identity_refs import needs_reference, protocol_references
+
+    if not needs_reference(model):
+        return None, None
+    if args.protocol != "second":
+        raise FacesrError(f"{model.source} needs reference photos: evaluate it with --protocol second")
+    refs = protocol_references(model, hr, args.ref_from)
+    if not refs:
+        raise FacesrError(f"{args.hr}: no probe has a reference image (identity folders need 3 or more images)")
+    if len(refs) < len(hr):
+        print(f"{len(hr) - len(refs)} probe(s) without a reference image left out")
+    return refs, {"reference": f"first aux image of the {'same' if args.ref_from == 'same' else 'next'} identity"}
+
+
 def cmd_evaluate(args) -> int:
     from facesr.data.resample import make_operator
     from facesr.errors import FacesrError
@@ -265,9 +288,12 @@ def cmd_evaluate(args) -> int:
         vectors, extra = _aux_vectors(args, model, hr)
         if vectors is not None:
             hr = [p for p in hr if p in vectors]
+        refs, ref_extra = _protocol_refs(args, model, hr)
+        if refs is not None:
+            hr, extra = [p for p in hr if p in refs], {**(extra or {}), **ref_extra}
         done = lambda n, total: print(f"\r{n}/{total} faces", end="", flush=True)
         result = evaluate.run_and_evaluate(model, hr, _sampling(args, model), device, args.out, args.y, args.crop,
-                                           _stderr, done, embedder, gallery, vectors, extra)
+                                           _stderr, done, embedder, gallery, vectors, extra, refs)
         print()
     else:
         if not args.sr:

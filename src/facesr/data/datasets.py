@@ -25,10 +25,11 @@ log = logging.getLogger(__name__)
 
 class HRFolderDataset:
     def __init__(self, roots, operator: Resampler, hr_size: int, patch_size: int = 0, hflip: bool = True, augment=None,
-                 vectors=(), frames: int = 1, motion_px: float = 0.0):
+                 vectors=(), frames: int = 1, motion_px: float = 0.0, reference: str | None = None):
         """``vectors``: FeatureTables keyed by image path relative to its root; with them, only images
         that have a vector are used, and each item carries one (drawn among the tables that have it).
-        ``frames`` > 1: synthetic bursts, see ``burst``; "up" and "lr" then stack the frames along channels."""
+        ``frames`` > 1: synthetic bursts, see ``burst``; "up" and "lr" then stack the frames along channels.
+        ``reference``: items also carry "ref", a whole reference face ("same-identity" or "self")."""
         self.files: list[Path] = []
         self.keys: list[str] = []
         for root in roots:
@@ -64,6 +65,23 @@ class HRFolderDataset:
         if frames < 1 or motion_px < 0:
             raise FacesrError(f"frames must be >= 1 and motion_px >= 0, got {frames}, {motion_px}")
         self.frames, self.motion_px = frames, motion_px
+        if reference not in (None, "same-identity", "self"):
+            raise FacesrError(f"reference must be null, 'same-identity' or 'self', got {reference!r}")
+        self.reference = reference
+        self.same_identity: dict[int, list[int]] = {}
+        if reference == "same-identity":
+            by_folder: dict[Path, list[int]] = {}
+            for i, f in enumerate(self.files):
+                by_folder.setdefault(f.parent, []).append(i)
+            keep = [i for group in by_folder.values() if len(group) > 1 for i in group]
+            if not keep:
+                raise FacesrError("reference 'same-identity' needs <identity>/ folders with 2 or more images")
+            self.files, self.keys = [self.files[i] for i in keep], [self.keys[i] for i in keep]
+            position = {old: new for new, old in enumerate(keep)}
+            for group in by_folder.values():
+                if len(group) > 1:
+                    for i in group:
+                        self.same_identity[position[i]] = [position[j] for j in group if j != i]
         self.bad: set[int] = set()
 
     def __len__(self) -> int:
@@ -103,11 +121,28 @@ class HRFolderDataset:
                 "lr": lr[:, y // s : (y + p) // s, x // s : (x + p) // s]}
         if self.hflip and torch.rand((), generator=generator) < 0.5:
             item = {k: v.flip(-1) for k, v in item.items()}
+        if self.reference:
+            item["ref"] = self.reference_image(i, hr, generator)
         if self.vectors:
             found = [v for v in (t.get(self.keys[i]) for t in self.vectors) if v is not None]
             pick = int(torch.randint(0, len(found), (1,), generator=generator)) if len(found) > 1 else 0
             item["vector"] = torch.from_numpy(found[pick].copy())
         return item
+
+    def reference_image(self, i: int, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """A whole reference face for item ``i`` (its HR ``hr`` after augmentation)."""
+        if self.reference == "same-identity":
+            others = self.same_identity[i]
+            for _ in range(len(others)):
+                j = others[int(torch.randint(0, len(others), (1,), generator=generator))]
+                try:
+                    return self.load_hr(j)
+                except InputError as exc:
+                    log.warning("skipping reference image %s", exc)
+            raise FacesrError(f"{self.files[i]}: no readable reference image in its folder")
+        dx, dy = ((torch.rand(2, generator=generator) * 2 - 1) * 8).tolist()
+        gain = 0.8 + 0.4 * float(torch.rand((), generator=generator))
+        return (shift(hr.flip(-1), dx, dy) * gain).clamp(0, 1)
 
     def batch(self, indices, generator: torch.Generator) -> dict:
         items = [self.item(i, generator) for i in indices]

@@ -4,8 +4,9 @@ Every method runs on the same probes (the 2nd image of each identity folder; wit
 only identities that have at least one aux image, so all rows share one probe set). Each method's
 run is a normal evaluation folder (per-image CSV, summary.json) under <out>/<label>/.
 
-A method is ``LABEL=MODEL[,key=value...]``; keys: aux (FASR: N or all), and the sampling recipe
-(sampler, steps, strength, samples, init, eta). Bicubic and the HR ceiling come with every table.
+A method is ``LABEL=MODEL[,key=value...]``; keys: aux (FASR: N or all), ref (RefSR-VAE: same or
+other, whose first aux image is the reference), and the sampling recipe (sampler, steps, strength,
+samples, init, eta). Bicubic and the HR ceiling come with every table.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Method:
     label: str
     model: str
     aux: str | None = None
+    ref: str | None = None
     recipe: dict = field(default_factory=dict)
 
 
@@ -42,13 +44,15 @@ def parse_method(text: str) -> Method:
             raise FacesrError(f"--method {text!r}: {pair!r} is not key=value")
         if key == "aux":
             m.aux = value
+        elif key == "ref":
+            m.ref = value
         elif key in RECIPE_TYPES:
             try:
                 m.recipe[key] = RECIPE_TYPES[key](value)
             except ValueError:
                 raise FacesrError(f"--method {text!r}: {key} must be a {RECIPE_TYPES[key].__name__}") from None
         else:
-            raise FacesrError(f"--method {text!r}: unknown key {key!r} (aux, {', '.join(RECIPE_TYPES)})")
+            raise FacesrError(f"--method {text!r}: unknown key {key!r} (aux, ref, {', '.join(RECIPE_TYPES)})")
     if not label.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise FacesrError(f"--method {text!r}: labels use letters, digits, - _ . only (it names a folder)")
     return m
@@ -70,19 +74,22 @@ def run_benchmark(hr_root, methods: list[Method], out, judge, device, limit: int
     from facesr.identity.recognition import identity_split
     from facesr.models.hub import load_model
     from facesr.pipelines.evaluate import run_and_evaluate
-    from facesr.pipelines.identity_refs import aux_vectors, vector_dim
+    from facesr.pipelines.identity_refs import aux_vectors, needs_reference, protocol_references, vector_dim
     from facesr.pipelines.upscale import SamplingOptions
 
     out = Path(out)
     models = {m.model: load_model(m.model, device) for m in methods}
     fasr = {m.model for m in methods if vector_dim(models[m.model])}
+    refsr = {m.model for m in methods if needs_reference(models[m.model])}
     ops = {(mod.cfg.operator, mod.cfg.scale) for mod in models.values()}
     if len(ops) > 1:
         raise FacesrError(f"the methods use different LR protocols {sorted(ops)}; one table needs one operator and scale")
     for m in methods:
         if m.aux is not None and m.model not in fasr:
             raise FacesrError(f"--method {m.label}: aux is only for FASR models")
-    probes = probe_set(hr_root, limit, need_aux=bool(fasr))
+        if m.ref is not None and m.model not in refsr:
+            raise FacesrError(f"--method {m.label}: ref is only for RefSR-VAE models")
+    probes = probe_set(hr_root, limit, need_aux=bool(fasr or refsr))
     gallery = {name: entry["gallery"] for name, entry in identity_split(hr_root).items()}
     results = []
     for m in methods:
@@ -95,9 +102,14 @@ def run_benchmark(hr_root, methods: list[Method], out, judge, device, limit: int
             hr = [p for p in probes if p in vectors]
             extra = {"identity_condition": {"embedder": model.cfg.unet.vector_embedder, "aux": aux,
                                             "left_out": [p.parent.name for p in probes if p not in vectors]}}
+        refs = None
+        if m.model in refsr:
+            refs = protocol_references(model, hr, m.ref or "same")
+            hr = [p for p in hr if p in refs]
+            extra["reference"] = f"first aux image of the {'same' if (m.ref or 'same') == 'same' else 'next'} identity"
         log(f"{m.label}: {m.model} on {len(hr)} probes")
         res = run_and_evaluate(model, hr, opts, device, out / m.label, on_error=on_error, embedder=judge,
-                               gallery=gallery, vectors=vectors, extra=extra)
+                               gallery=gallery, vectors=vectors, extra=extra, refs=refs)
         results.append((m, res["summary"]))
     rows = table_rows(results)
     conditioned = sorted({models[m].cfg.unet.vector_embedder for m in fasr})
@@ -125,7 +137,8 @@ def table_rows(results) -> list[dict]:
                  "rank1": ident.get("bicubic_probes", {}).get("rank1"), "network_evaluations": 0, "seconds_per_face": None})
     for m, s in results:
         ident = s.get("identity", {})
-        rows.append({"method": m.label, "model": m.model, "aux": (s.get("identity_condition") or {}).get("aux", ""),
+        aux = (s.get("identity_condition") or {}).get("aux", "") or ("ref: " + (m.ref or "same") if m.ref or s.get("reference") else "")
+        rows.append({"method": m.label, "model": m.model, "aux": aux,
                      "faces": s["images"], **_pair("psnr", s["metrics"].get("psnr")), **_pair("ssim", s["metrics"].get("ssim")),
                      **_pair("consistency", s["metrics"].get("consistency")), **_pair("cs", ident.get("cs")),
                      "rank1": ident.get("sr_probes", {}).get("rank1"), "network_evaluations": s["network_evaluations"],

@@ -154,10 +154,11 @@ def evaluate_folders(sr_dir, hr_dir, operator: Resampler, lr_dir=None, y=False, 
 
 def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False, crop=0, on_error=print, progress=None,
                      embedder=None, gallery: dict[str, Path] | None = None, vectors: dict | None = None,
-                     extra: dict | None = None) -> dict:
+                     extra: dict | None = None, refs: dict | None = None) -> dict:
     """``embedder``: add identity metrics (CS per image; with ``gallery`` {identity: image path},
     rank-k and verification, probes labelled by their folder name). ``vectors``: {HR path: identity
-    vector} for FASR models; ``extra`` is added to the summary (e.g. how the vectors were made)."""
+    vector} for FASR models; ``refs``: {HR path: reference face} for RefSR-VAE; ``extra`` is added to the
+    summary (e.g. how the vectors were made)."""
     from facesr.pipelines.upscale import super_resolve_tensors
 
     op = model.operator
@@ -188,8 +189,9 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
         part = items[start : start + chunk]
         t0 = time.time()
         vecs = [vectors[p] for p, _, _ in part] if vectors is not None else None
+        refs_part = [refs[p] for p, _, _ in part] if refs is not None else None
         srs = super_resolve_tensors(model, [to_tensor(lr) for _, _, lr in part], [p.name for p, _, _ in part], opts, device,
-                                    vectors=vecs)
+                                    vectors=vecs, refs=refs_part)
         dt = time.time() - t0
         t_total += dt
         for (path, hr, lr), sr_t, name in zip(part, srs, names[start : start + chunk]):

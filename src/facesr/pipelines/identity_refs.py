@@ -86,3 +86,41 @@ def aux_vectors(model, probes: list[Path], max_aux: int = 0, how: str = "mean", 
         if len(good):
             out[probe] = torch.from_numpy(aggregate(good, how).astype(np.float32))
     return out
+
+
+def needs_reference(model) -> bool:
+    return getattr(model, "is_refsr", False)
+
+
+def read_reference(model, path) -> torch.Tensor:
+    """A reference face file as a (3, H, W) tensor of the model's HR size."""
+    from facesr.data.io import read_image, to_tensor
+    from facesr.errors import InputError
+
+    img = to_tensor(read_image(path))
+    size = model.cfg.hr_size
+    if tuple(img.shape[-2:]) != (size, size):
+        raise InputError(path, f"the reference must be an aligned {size}x{size} face, got {img.shape[2]}x{img.shape[1]}")
+    return img
+
+
+def protocol_references(model, probes: list[Path], whose: str = "same") -> dict[Path, torch.Tensor]:
+    """{probe: reference} under facesr's identity protocol: the first aux image (3rd of the folder) of the
+    probe's own identity (``whose="same"``), or of the next identity in sorted order (``"other"``, the
+    control). Probes whose identity (or the next one) has no aux image are left out."""
+    from facesr.data.io import list_images
+
+    if whose not in ("same", "other"):
+        raise FacesrError(f"--ref-from must be 'same' or 'other', got {whose!r}")
+    folders = sorted({p.parent for p in probes})
+    first_aux = {f: (list_images(f)[2:] or [None])[0] for f in folders}
+    out = {}
+    for probe in probes:
+        folder = probe.parent
+        if whose == "other":
+            folder = folders[(folders.index(folder) + 1) % len(folders)]
+            if folder == probe.parent:
+                continue
+        if first_aux[folder] is not None:
+            out[probe] = read_reference(model, first_aux[folder])
+    return out

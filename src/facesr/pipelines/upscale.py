@@ -91,10 +91,12 @@ def image_generator(seed: int, key: str) -> torch.Generator:
 
 
 def super_resolve_tensors(model, lrs: list[torch.Tensor], keys: list[str], opts: SamplingOptions, device,
-                          with_std: bool = False, vectors: list[torch.Tensor] | None = None):
+                          with_std: bool = False, vectors: list[torch.Tensor] | None = None,
+                          refs: list[torch.Tensor] | None = None):
     """LR tensors (3, h, w) to SR tensors; batches group images of equal size.
 
-    ``vectors``: one identity vector per image, for FASR models.
+    ``vectors``: one identity vector per image, for FASR models; ``refs``: one reference face
+    (3, H, W) per image, for RefSR-VAE.
 
     With ``opts.samples`` = K > 1 each image is the mean of K samples (seeds seed..seed+K-1);
     ``with_std`` also returns the per-pixel standard deviation over the K samples.
@@ -114,9 +116,14 @@ def super_resolve_tensors(model, lrs: list[torch.Tensor], keys: list[str], opts:
             lr = torch.stack([lrs[i] for i, _ in chunk]).to(device)
             gens = [image_generator(opts.seed + k, keys[i]) for i, k in chunk]
             init = init_model.super_resolve(lr, precision=opts.precision) if init_model else None
-            vector = torch.stack([vectors[i] for i, _ in chunk]).to(device) if vectors is not None else None
-            sr = model.super_resolve(lr, opts.sampler, opts.steps, opts.eta, gens, precision=opts.precision,
-                                     strength=opts.strength, pc=opts.pc, init=init, vector=vector).cpu().double()
+            extra = {}
+            if vectors is not None:
+                extra["vector"] = torch.stack([vectors[i] for i, _ in chunk]).to(device)
+            if refs is not None:
+                extra["ref"] = torch.stack([refs[i] for i, _ in chunk]).to(device)
+            sr = model.super_resolve(lr, sampler=opts.sampler, steps=opts.steps, eta=opts.eta, generator=gens,
+                                     precision=opts.precision, strength=opts.strength, pc=opts.pc, init=init,
+                                     **extra).cpu().double()
             for (i, _), img in zip(chunk, sr):
                 sums[i] = sums.get(i, 0) + img
                 squares[i] = squares.get(i, 0) + img**2
@@ -148,11 +155,12 @@ def output_names(paths: list[Path]) -> list[str]:
 
 
 def upscale_files(model, paths: list[Path], out_dir, opts: SamplingOptions, device, on_error=print, on_done=None,
-                  uncertainty: bool = False, vectors: dict | None = None) -> dict:
+                  uncertainty: bool = False, vectors: dict | None = None, ref: torch.Tensor | None = None) -> dict:
     """Write <out>/<stem>.png for each input (and <stem>.std.png with ``uncertainty``, which needs samples > 1).
 
     Inputs are read a chunk at a time; an unreadable file or an unusable size fails that input only.
     ``vectors``: {input path: identity vector} for FASR models; an input without one fails.
+    ``ref``: one reference face (3, H, W) for every input, for RefSR-VAE models.
     """
     out_dir = Path(out_dir)
     warm_start_model(model, opts, device)  # a bad --init stops here, before any input is read
@@ -194,7 +202,7 @@ def upscale_files(model, paths: list[Path], out_dir, opts: SamplingOptions, devi
             continue
         vecs = [vectors[j[0]] for j in part] if vectors is not None else None
         srs, stds = super_resolve_tensors(model, [j[2] for j in part], [j[0].name for j in part], opts, device,
-                                          with_std=True, vectors=vecs)
+                                          with_std=True, vectors=vecs, refs=None if ref is None else [ref] * len(part))
         for (path, target, _), sr, std in zip(part, srs, stds):
             write_image(target, to_uint8(sr))
             if uncertainty:

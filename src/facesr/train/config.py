@@ -25,6 +25,10 @@ class DataConfig:
     # up to ``motion_px`` HR pixels (uniform, sub-pixel, x and y) per frame; the middle frame is unshifted
     frames: int = 1
     motion_px: float = 0.0
+    # reference-based models (RefSR-VAE): each item also carries a reference face, "same-identity"
+    # (another image of the same <identity>/ folder; folders with one image are left out) or "self"
+    # (the image itself, flipped, shifted by up to 8 px and re-lit: for data without identities)
+    reference: str | None = None
 
 
 @dataclass

@@ -114,12 +114,14 @@ def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int |
 
     torch.manual_seed(o.seed)  # initial weights are part of the experiment
     model = cfg.build_model()
+    if getattr(model, "is_refsr", False) and not cfg.data.reference:
+        raise FacesrError("a RefSR-VAE model trains with reference faces: set data.reference to 'same-identity' or 'self'")
     frames = getattr(getattr(model.cfg, "unet", None), "cond_images", 1)
     if cfg.data.frames != frames:
         raise FacesrError(f"data.frames is {cfg.data.frames}, but the model takes {frames} condition frame(s) (unet.cond_images)")
     dataset = HRFolderDataset(cfg.data.train_dirs, model.operator, model.cfg.hr_size, cfg.data.patch_size, cfg.data.hflip,
                               augment=cfg.data, vectors=load_vector_tables(cfg, model), frames=frames,
-                              motion_px=cfg.data.motion_px)
+                              motion_px=cfg.data.motion_px, reference=cfg.data.reference)
     optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, betas=tuple(o.betas))
     ema = EMAModel(model.parameters(), decay=o.ema_decay)
     generator = torch.Generator().manual_seed(o.seed * 1000 + rank)
