@@ -1,0 +1,86 @@
+"""Few-step benchmark: the fewest network evaluations that come within 0.2 dB of a 1000-evaluation result.
+
+Runs `facesr sweep --nfe` (every setting is an evaluation folder with per-image CSVs) for the few-step
+samplers at small budgets plus the reference sampler at the reference budget, all on the same faces and
+seeds, then reports for each sampler the smallest budget whose mean PSNR is within ``--tolerance`` dB of
+the reference result, and its seconds per face (batch 16).
+
+    python benchmarks/few_step.py --hr ../shared/data/dev/lfw --model sr3-x8 --strength 1.0 --limit 20 \
+        --out outputs/few_step/sr3-x8-s1 --table benchmarks/FEWSTEP-sr3-x8.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_sweep(args, samplers: list[str], nfes: list[int], out: Path) -> list[dict]:
+    if not (out / "nfe.csv").exists() or args.force:
+        cmd = [sys.executable, "-m", "facesr.cli", "sweep", "--hr", args.hr, "--protocol", "second", "--limit", str(args.limit),
+               "--model", args.model, "--strength", str(args.strength), "--samples", "1", "--batch-size", "16",
+               "--seed", str(args.seed), "--nfe", *map(str, nfes), "--samplers", *samplers, "-o", str(out)]
+        print(" ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+    return [{k: (float(v) if k not in ("sampler",) and v not in ("", None) else v) for k, v in r.items()}
+            for r in csv.DictReader(open(out / "nfe.csv"))]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--hr", required=True)
+    p.add_argument("--model", default="sr3-x8")
+    p.add_argument("--strength", type=float, default=1.0, help="1: from pure noise; < 1: warm start from bicubic")
+    p.add_argument("--samplers", nargs="+", default=["ddim", "dpmpp-2m", "heun"])
+    p.add_argument("--nfe", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
+    p.add_argument("--reference-sampler", default="ddim")
+    p.add_argument("--reference-nfe", type=int, default=1000)
+    p.add_argument("--tolerance", type=float, default=0.2, help="dB")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.add_argument("--table")
+    p.add_argument("--force", action="store_true")
+    args = p.parse_args()
+    out = Path(args.out)
+    rows = run_sweep(args, args.samplers, args.nfe, out / "few")
+    ref_rows = run_sweep(args, [args.reference_sampler], [args.reference_nfe], out / "reference")
+    ref = ref_rows[0]
+    lines = [
+        f"`{args.model}` on `{args.hr}` (probe = second image of each identity folder, first {int(ref['images'])} "
+        f"identities; LR = the model's operator, 8-bit), one sample per face, strength {args.strength} "
+        f"({'pure noise' if args.strength >= 1 else 'warm start from noised bicubic'}), seed {args.seed}, batch 16, bf16.",
+        "",
+        f"Reference: {args.reference_sampler} with {int(ref['network_evaluations'])} network evaluations: "
+        f"PSNR {ref['psnr_mean']:.2f} dB, {ref['seconds_per_face']:.2f} s per face.",
+        "",
+        f"| sampler | fewest evaluations within {args.tolerance} dB of the reference | PSNR there (dB) | s / face there |",
+        "|---|---|---|---|",
+    ]
+    for sampler in args.samplers:
+        ok = sorted((r for r in rows if r["sampler"] == sampler and r["psnr_mean"] >= ref["psnr_mean"] - args.tolerance),
+                    key=lambda r: r["network_evaluations"])
+        if ok:
+            r = ok[0]
+            lines.append(f"| {sampler} | {int(r['network_evaluations'])} | {r['psnr_mean']:.2f} | {r['seconds_per_face']:.2f} |")
+        else:
+            lines.append(f"| {sampler} | none up to {max(args.nfe)} | – | – |")
+    lines += ["", "| sampler | network evaluations | steps | PSNR (dB) | SSIM | consistency | s / face |", "|---|---|---|---|---|---|---|"]
+    unique = {(r["sampler"], r["network_evaluations"]): r for r in rows + ref_rows}  # two budgets can give one setting
+    for r in sorted(unique.values(), key=lambda r: (r["sampler"], r["network_evaluations"])):
+        lines.append(f"| {r['sampler']} | {int(r['network_evaluations'])} | {int(r['steps'])} | {r['psnr_mean']:.2f} ± "
+                     f"{r['psnr_std']:.2f} | {r['ssim_mean']:.4f} | {r['consistency_mean']:.2f} | {r['seconds_per_face']:.2f} |")
+    cmd = (f"python benchmarks/few_step.py --hr {args.hr} --model {args.model} --strength {args.strength} "
+           f"--limit {args.limit} --out {args.out}")
+    lines += ["", f"Command: `{cmd}` (plots: `{out}/few/quality_vs_nfe.png`)."]
+    text = "\n".join(lines) + "\n"
+    if args.table:
+        Path(args.table).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
