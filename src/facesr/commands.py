@@ -223,21 +223,10 @@ def _identity(args):
     return make_embedder(args.identity), gallery
 
 
-def parse_aux(text: str) -> int:
-    """'all' -> 0 (no limit), 'N' -> N >= 1."""
-    from facesr.errors import FacesrError
-
-    if text == "all":
-        return 0
-    if not text.isdigit() or int(text) < 1:
-        raise FacesrError(f"--aux {text!r}: expected a positive number or 'all'")
-    return int(text)
-
-
 def _aux_vectors(args, model, hr):
     """FASR: ({probe: vector}, summary entry) from each probe's aux images; (None, None) otherwise."""
     from facesr.errors import FacesrError
-    from facesr.pipelines.identity_refs import aux_vectors, vector_dim
+    from facesr.pipelines.identity_refs import aux_vectors, parse_aux, vector_dim
 
     max_aux = parse_aux(args.aux)
     if not vector_dim(model):

@@ -70,11 +70,10 @@ def probe_set(hr_root, limit: int, need_aux: bool) -> list[Path]:
 
 def run_benchmark(hr_root, methods: list[Method], out, judge, device, limit: int = 0, batch_size: int = 16,
                   seed: int = 0, precision: str = "bf16", on_error=print, log=print) -> dict:
-    from facesr.commands import parse_aux
     from facesr.identity.recognition import identity_split
     from facesr.models.hub import load_model
     from facesr.pipelines.evaluate import run_and_evaluate
-    from facesr.pipelines.identity_refs import aux_vectors, needs_reference, protocol_references, vector_dim
+    from facesr.pipelines.identity_refs import aux_vectors, needs_reference, parse_aux, protocol_references, vector_dim
     from facesr.pipelines.upscale import SamplingOptions
 
     out = Path(out)

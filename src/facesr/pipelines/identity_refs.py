@@ -66,6 +66,15 @@ def refs_vectors(model, inputs: list[Path], refs: list[str], how: str = "mean", 
     return {path: v for path in inputs}
 
 
+def parse_aux(text: str) -> int:
+    """'all' -> 0 (no limit), 'N' -> N >= 1."""
+    if text == "all":
+        return 0
+    if not text.isdigit() or int(text) < 1:
+        raise FacesrError(f"--aux {text!r}: expected a positive number or 'all'")
+    return int(text)
+
+
 def aux_vectors(model, probes: list[Path], max_aux: int = 0, how: str = "mean", on_error=print) -> dict[Path, torch.Tensor]:
     """{probe: vector} under facesr's identity protocol: the probe is the 2nd image of its folder, the aux
     images are the 3rd onwards (at most ``max_aux``; 0 = all), embedded from their LR versions made with
@@ -76,8 +85,7 @@ def aux_vectors(model, probes: list[Path], max_aux: int = 0, how: str = "mean", 
     embedder = model_embedder(model)
     out = {}
     for probe in probes:
-        images = list_images(probe.parent)
-        aux = [p for p in images if p != probe and images.index(p) >= 2]
+        aux = list_images(probe.parent)[2:]
         aux = aux[:max_aux] if max_aux else aux
         if not aux:
             continue
