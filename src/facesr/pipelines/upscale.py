@@ -85,6 +85,12 @@ def warm_start_model(model, opts: SamplingOptions, device):
     return init
 
 
+def middle_frame(lr: torch.Tensor) -> torch.Tensor:
+    """The middle frame of k stacked RGB frames (B, 3k, h, w); the image itself when k = 1."""
+    k = lr.shape[1] // 3
+    return lr[:, 3 * (k // 2) : 3 * (k // 2) + 3]
+
+
 def image_generator(seed: int, key: str) -> torch.Generator:
     """Noise for one image depends on (seed, its name) only, not on batching."""
     return torch.Generator().manual_seed((seed * 1_000_003 + zlib.crc32(key.encode())) % (2**63))
@@ -115,7 +121,7 @@ def super_resolve_tensors(model, lrs: list[torch.Tensor], keys: list[str], opts:
             chunk = group[start : start + opts.batch_size]
             lr = torch.stack([lrs[i] for i, _ in chunk]).to(device)
             gens = [image_generator(opts.seed + k, keys[i]) for i, k in chunk]
-            init = init_model.super_resolve(lr, precision=opts.precision) if init_model else None
+            init = init_model.super_resolve(middle_frame(lr), precision=opts.precision) if init_model else None
             extra = {}
             if vectors is not None:
                 extra["vector"] = torch.stack([vectors[i] for i, _ in chunk]).to(device)
