@@ -72,7 +72,7 @@ def test_cli_init_recorded_and_bad_init_is_one_line(tiny_model, tmp_path, sample
 
 
 def test_a_multi_frame_model_warm_starts_from_the_middle_frame(tiny_model, tmp_path):
-    from facesr.pipelines.upscale import middle_frame
+    from facesr.data.datasets import middle_frame
 
     frames = torch.rand(2, 9, 16, 16)
     assert torch.equal(middle_frame(frames), frames[:, 3:6]) and torch.equal(middle_frame(frames[:, :3]), frames[:, :3])

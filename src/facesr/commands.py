@@ -46,25 +46,21 @@ def cmd_features(args) -> int:
         raise FacesrError("--skip, --max-images and --limit must be non-negative")
     operator = parse_lr_view(args.lr)
     embedder = make_embedder(args.embedder)
-    failed = []
-
-    def report(message: str) -> None:
-        failed.append(message)
-        _stderr(message)
+    failures = _Reported()
 
     if args.per_image:
-        table = features.per_image_table(embedder, args.root, operator, args.limit, on_error=report,
+        table = features.per_image_table(embedder, args.root, operator, args.limit, on_error=failures,
                                          progress=lambda i, n: print(f"\r{i}/{n} images", end="", flush=True))
         print()
     else:
         groups = features.identity_images(args.root, args.skip, args.max_images)
-        table = features.identity_table(embedder, groups, operator, args.aggregate, args.renorm, on_error=report)
+        table = features.identity_table(embedder, groups, operator, args.aggregate, args.renorm, on_error=failures)
     table.meta["embedder_spec"] = args.embedder
     table.save(args.out)
     kind = "images" if args.per_image else "identities"
     print(f"wrote {args.out}: {len(table.names)} {kind} x {table.dim} ({table.meta['embedder']}, view {table.meta['view']})")
-    if failed:
-        _stderr(f"{len(failed)} input(s) could not be used")
+    if failures:
+        _stderr(f"{len(failures)} input(s) could not be used")
         return 1
     return 0
 
@@ -80,17 +76,13 @@ def cmd_benchmark(args) -> int:
         from facesr.errors import FacesrError
 
         raise FacesrError(f"--method labels must differ, got {labels}")
-    failed = []
-
-    def report(message: str) -> None:
-        failed.append(message)
-        _stderr(message)
+    failures = _Reported()
 
     result = run_benchmark(args.hr, methods, args.out, make_embedder(args.identity), resolve_device(args.device),
-                           args.limit, args.batch_size, args.seed, args.precision, on_error=report)
+                           args.limit, args.batch_size, args.seed, args.precision, on_error=failures)
     print(result["markdown"])
     print(f"wrote {Path(args.out) / 'benchmark.md'} and benchmark.csv")
-    return 1 if failed else 0
+    return 1 if failures else 0
 
 
 def cmd_export(args) -> int:
@@ -148,6 +140,14 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
+class _Reported(list):
+    """An ``on_error`` callback: prints each message to stderr and keeps it for the exit code."""
+
+    def __call__(self, message: str) -> None:
+        self.append(message)
+        _stderr(message)
+
+
 def cmd_demo(args) -> int:
     from facesr.pipelines.demo import run_demo
 
@@ -161,8 +161,7 @@ def cmd_upscale(args) -> int:
     from facesr.pipelines.upscale import upscale_files
 
     from facesr.errors import FacesrError
-
-    from facesr.pipelines.identity_refs import refs_vectors, vector_dim
+    from facesr.pipelines.identity_refs import needs_reference, read_reference, refs_vectors, vector_dim
 
     if args.frames is not None:
         return _upscale_video(args)
@@ -171,8 +170,6 @@ def cmd_upscale(args) -> int:
     opts = _sampling(args, model)
     if args.uncertainty and opts.samples < 2:
         raise FacesrError("--uncertainty needs --samples 2 or more")
-    from facesr.pipelines.identity_refs import needs_reference, read_reference
-
     vectors = None
     if args.refs:
         vectors = refs_vectors(model, paths, args.refs, on_error=_stderr)
@@ -223,44 +220,23 @@ def _identity(args):
     return make_embedder(args.identity), gallery
 
 
-def _aux_vectors(args, model, hr):
-    """FASR: ({probe: vector}, summary entry) from each probe's aux images; (None, None) otherwise."""
+def _condition_inputs(args, model, hr):
+    """FASR vectors from each probe's aux images, RefSR references (--ref-from): (probes, vectors, refs, summary entries)."""
     from facesr.errors import FacesrError
-    from facesr.pipelines.identity_refs import aux_vectors, parse_aux, vector_dim
+    from facesr.pipelines.identity_refs import condition_inputs, needs_reference, parse_aux, vector_dim
 
-    max_aux = parse_aux(args.aux)
-    if not vector_dim(model):
-        return None, None
+    parse_aux(args.aux)  # a malformed --aux is an error whatever the model
+    if not (vector_dim(model) or needs_reference(model)):
+        return hr, None, None, None
     if args.protocol != "second":
-        raise FacesrError(f"{model.source} is conditioned on identity (FASR): evaluate it with --protocol second, "
-                          "so each probe has aux images of its identity")
-    vectors = aux_vectors(model, hr, max_aux, on_error=_stderr)
-    left_out = [p.parent.name for p in hr if p not in vectors]
-    if not vectors:
+        raise FacesrError(f"{model.source} takes other images of each identity (aux images or a reference): "
+                          "evaluate it with --protocol second")
+    runnable, vectors, refs, extra = condition_inputs(model, hr, args.aux, args.ref_from, on_error=_stderr)
+    if not runnable:
         raise FacesrError(f"{args.hr}: no probe has an aux image (identity folders need 3 or more images)")
-    if left_out:
-        print(f"{len(left_out)} probe(s) without a usable aux image left out")
-    extra = {"identity_condition": {"embedder": model.cfg.unet.vector_embedder, "aux": args.aux,
-                                    "view": f"LR of the aux images ({model.cfg.operator} x{model.cfg.scale})",
-                                    "aggregate": "mean", "left_out": left_out}}
-    return vectors, extra
-
-
-def _protocol_refs(args, model, hr):
-    """RefSR-VAE: ({probe: reference face}, summary entry) under --ref-from; (None, None) otherwise."""
-    from facesr.errors import FacesrError
-    from facesr.pipelines.identity_refs import needs_reference, protocol_references
-
-    if not needs_reference(model):
-        return None, None
-    if args.protocol != "second":
-        raise FacesrError(f"{model.source} needs reference photos: evaluate it with --protocol second")
-    refs = protocol_references(model, hr, args.ref_from)
-    if not refs:
-        raise FacesrError(f"{args.hr}: no probe has a reference image (identity folders need 3 or more images)")
-    if len(refs) < len(hr):
-        print(f"{len(hr) - len(refs)} probe(s) without a reference image left out")
-    return refs, {"reference": f"first aux image of the {'same' if args.ref_from == 'same' else 'next'} identity"}
+    if len(runnable) < len(hr):
+        print(f"{len(hr) - len(runnable)} probe(s) without a usable aux image left out")
+    return runnable, vectors, refs, extra
 
 
 def cmd_evaluate(args) -> int:
@@ -274,12 +250,7 @@ def cmd_evaluate(args) -> int:
             raise FacesrError(f"--run makes LR with the model's own operator ({model.cfg.operator} x{model.cfg.scale}); drop --op/--scale")
         hr = evaluate.select_hr(args.hr, args.protocol, args.limit)
         embedder, gallery = _identity(args)
-        vectors, extra = _aux_vectors(args, model, hr)
-        if vectors is not None:
-            hr = [p for p in hr if p in vectors]
-        refs, ref_extra = _protocol_refs(args, model, hr)
-        if refs is not None:
-            hr, extra = [p for p in hr if p in refs], {**(extra or {}), **ref_extra}
+        hr, vectors, refs, extra = _condition_inputs(args, model, hr)
         done = lambda n, total: print(f"\r{n}/{total} faces", end="", flush=True)
         result = evaluate.run_and_evaluate(model, hr, _sampling(args, model), device, args.out, args.y, args.crop,
                                            _stderr, done, embedder, gallery, vectors, extra, refs)
@@ -364,20 +335,16 @@ def cmd_sweep(args) -> int:
 
     opts = SamplingOptions.for_model(model, **recipe, seed=args.seed, batch_size=args.batch_size, precision=args.precision)
     print(f"{len(hr)} face(s) from {args.hr}; writing to {args.out}")
-    failed = set()
-
-    def report(message: str) -> None:
-        failed.add(message)
-        _stderr(message)
+    failures = _Reported()
 
     if args.snr is not None:
-        result = sweep.sweep_snr(model, hr, opts, snrs, device, args.out, embedder, gallery, on_error=report)
+        result = sweep.sweep_snr(model, hr, opts, snrs, device, args.out, embedder, gallery, on_error=failures)
         corr = result["info"]["pearson_cs_psnr"]
         print(f"Pearson correlation of CS and PSNR over {result['info']['pearson_points']} (face, r) pairs: "
               + ("undefined" if corr is None else f"{corr:.4f}") + " (seed 004 slides: -0.6591)")
     else:
-        result = sweep.sweep_nfe(model, hr, opts, nfes, samplers, device, args.out, embedder, gallery, on_error=report)
+        result = sweep.sweep_nfe(model, hr, opts, nfes, samplers, device, args.out, embedder, gallery, on_error=failures)
         if result["skipped"]:
             print(f"{len(result['skipped'])} setting(s) skipped; see sweep.json")
     print(f"wrote {', '.join(result['info']['files'])} and sweep.json to {args.out}")
-    return 1 if failed else 0  # an input that could not be used was reported above
+    return 1 if failures else 0  # an input that could not be used was reported above

@@ -160,6 +160,16 @@ def shift(img: torch.Tensor, dx: float, dy: float) -> torch.Tensor:
     return F.grid_sample(img[None], grid, mode="bicubic", padding_mode="border", align_corners=False)[0].clamp(0, 1)
 
 
+def middle_channels(frames: int) -> slice:
+    """The channels of the middle frame (index frames // 2) in ``frames`` RGB frames stacked along channels."""
+    return slice(3 * (frames // 2), 3 * (frames // 2) + 3)
+
+
+def middle_frame(stack: torch.Tensor) -> torch.Tensor:
+    """The middle frame of RGB frames stacked along channels (B, 3k, H, W); the image itself when k = 1."""
+    return stack[:, middle_channels(stack.shape[1] // 3)]
+
+
 def burst(hr: torch.Tensor, frames: int, motion_px: float, generator: torch.Generator) -> torch.Tensor:
     """(frames, C, H, W): the middle frame (index frames // 2) is ``hr``; each other frame is ``hr``
     shifted by (dx, dy) ~ U(-motion_px, motion_px)^2, the sub-pixel motion between video frames."""

@@ -99,6 +99,12 @@ def embed_paths(embedder, paths: list[Path], operator=None, on_error=print) -> t
     return vecs, [bool(np.isfinite(v).all()) for v in vecs]
 
 
+def usable_embeddings(embedder, paths: list[Path], operator=None, on_error=print) -> np.ndarray:
+    """(m, dim): the rows of ``embed_paths`` that could be made (failures reported, left out)."""
+    vecs, ok = embed_paths(embedder, paths, operator, on_error)
+    return vecs[np.array(ok, dtype=bool)]
+
+
 def aggregate(embs: np.ndarray, how: str, renorm: bool = False) -> np.ndarray:
     if how == "mean":
         return agg.mean(embs, renorm)
@@ -162,8 +168,7 @@ def identity_table(embedder, groups: dict[str, list[Path]], operator=None, how: 
         if not paths:
             on_error(f"{name}: no images to aggregate; skipped")
             continue
-        vecs, ok = embed_paths(embedder, paths, operator, on_error)
-        good = vecs[np.array(ok)]
+        good = usable_embeddings(embedder, paths, operator, on_error)
         if len(good) == 0:
             on_error(f"{name}: no image could be embedded; skipped")
             continue

@@ -167,5 +167,17 @@ def identity_split(root) -> IdentitySplit:
         if len(images) < 2:
             split.skipped[folder.name] = f"{len(images)} image{'s' if len(images) != 1 else ''}"
             continue
-        split[folder.name] = {"gallery": images[0], "probe": images[1], "aux": images[2:]}
+        split[folder.name] = split_images(images)
     return split
+
+
+def split_images(images: list[Path]) -> dict:
+    """One identity's sorted images under the protocol: {"gallery": 1st, "probe": 2nd, "aux": the rest}
+    (None where the folder has too few images)."""
+    first, second = (list(images) + [None, None])[:2]
+    return {"gallery": first, "probe": second, "aux": images[2:]}
+
+
+def aux_images(folder) -> list[Path]:
+    """The auxiliary images of an identity folder under the protocol (3rd image onwards, sorted)."""
+    return split_images(list_images(folder))["aux"]

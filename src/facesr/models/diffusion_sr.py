@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from facesr.config import from_dict, to_dict
+from facesr.data.datasets import middle_channels, middle_frame
 from facesr.data.resample import quantize
 
 
@@ -22,8 +23,7 @@ class DiffusionSRMixin:
 
     def target_frame(self, up: torch.Tensor) -> torch.Tensor:
         """The upsampled image the output corresponds to: ``up`` itself, or its middle frame."""
-        k = self.cfg.unet.cond_images
-        return up if k == 1 else up[:, 3 * (k // 2) : 3 * (k // 2) + 3]
+        return middle_frame(up)
 
     def adapt_init_state(self, state: dict) -> dict:
         """Weights of a single-frame model made to fit this k-frame model (``init_from``): the input
@@ -34,7 +34,7 @@ class DiffusionSRMixin:
         if k == 1 or w is None or w.shape[1] != 6:
             return state
         new = torch.zeros(w.shape[0], 3 * k + 3, *w.shape[2:], dtype=w.dtype)
-        new[:, 3 * (k // 2) : 3 * (k // 2) + 3] = w[:, :3]
+        new[:, middle_channels(k)] = w[:, :3]
         new[:, 3 * k :] = w[:, 3:]
         return {**state, key: new}
 

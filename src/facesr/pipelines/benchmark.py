@@ -58,10 +58,8 @@ def parse_method(text: str) -> Method:
     return m
 
 
-def probe_set(hr_root, limit: int, need_aux: bool) -> list[Path]:
-    from facesr.identity.recognition import identity_split
-
-    split = identity_split(hr_root)
+def probe_set(split: dict, hr_root, limit: int, need_aux: bool) -> list[Path]:
+    """The probes of an ``identity_split``; only identities with an aux image when ``need_aux``."""
     probes = [entry["probe"] for entry in split.values() if entry["aux"] or not need_aux]
     if not probes:
         raise FacesrError(f"{hr_root}: no identity folder with {'3' if need_aux else '2'} or more images")
@@ -73,7 +71,7 @@ def run_benchmark(hr_root, methods: list[Method], out, judge, device, limit: int
     from facesr.identity.recognition import identity_split
     from facesr.models.hub import load_model
     from facesr.pipelines.evaluate import run_and_evaluate
-    from facesr.pipelines.identity_refs import aux_vectors, needs_reference, parse_aux, protocol_references, vector_dim
+    from facesr.pipelines.identity_refs import condition_inputs, needs_reference, vector_dim
     from facesr.pipelines.upscale import SamplingOptions
 
     out = Path(out)
@@ -88,24 +86,14 @@ def run_benchmark(hr_root, methods: list[Method], out, judge, device, limit: int
             raise FacesrError(f"--method {m.label}: aux is only for FASR models")
         if m.ref is not None and m.model not in refsr:
             raise FacesrError(f"--method {m.label}: ref is only for RefSR-VAE models")
-    probes = probe_set(hr_root, limit, need_aux=bool(fasr or refsr))
-    gallery = {name: entry["gallery"] for name, entry in identity_split(hr_root).items()}
+    split = identity_split(hr_root)
+    probes = probe_set(split, hr_root, limit, need_aux=bool(fasr or refsr))
+    gallery = {name: entry["gallery"] for name, entry in split.items()}
     results = []
     for m in methods:
         model = models[m.model]
         opts = SamplingOptions.for_model(model, **m.recipe, seed=seed, batch_size=batch_size, precision=precision)
-        vectors, extra, hr = None, {}, probes
-        if m.model in fasr:
-            aux = m.aux or "all"
-            vectors = aux_vectors(model, probes, parse_aux(aux), on_error=on_error)
-            hr = [p for p in probes if p in vectors]
-            extra = {"identity_condition": {"embedder": model.cfg.unet.vector_embedder, "aux": aux,
-                                            "left_out": [p.parent.name for p in probes if p not in vectors]}}
-        refs = None
-        if m.model in refsr:
-            refs = protocol_references(model, hr, m.ref or "same")
-            hr = [p for p in hr if p in refs]
-            extra["reference"] = f"first aux image of the {'same' if (m.ref or 'same') == 'same' else 'next'} identity"
+        hr, vectors, refs, extra = condition_inputs(model, probes, m.aux or "all", m.ref or "same", on_error=on_error)
         log(f"{m.label}: {m.model} on {len(hr)} probes")
         res = run_and_evaluate(model, hr, opts, device, out / m.label, on_error=on_error, embedder=judge,
                                gallery=gallery, vectors=vectors, extra=extra, refs=refs)

@@ -42,7 +42,7 @@ def refs_vectors(model, inputs: list[Path], refs: list[str], how: str = "mean", 
     they are and aggregated into one vector used for every input.
     """
     from facesr.data.io import expand_inputs
-    from facesr.identity.features import FeatureTable, aggregate, embed_paths
+    from facesr.identity.features import FeatureTable, aggregate, usable_embeddings
 
     if not vector_dim(model):
         raise FacesrError(f"--refs: {model.source} takes no identity vector (not a FASR model)")
@@ -58,8 +58,7 @@ def refs_vectors(model, inputs: list[Path], refs: list[str], how: str = "mean", 
                 out[path] = torch.from_numpy(v.copy())
         return out
     paths = expand_inputs(refs)
-    embs, ok = embed_paths(model_embedder(model), paths, None, on_error)
-    good = embs[np.array(ok)]
+    good = usable_embeddings(model_embedder(model), paths, None, on_error)
     if len(good) == 0:
         raise FacesrError(f"--refs: none of the {len(paths)} reference image(s) could be embedded")
     v = torch.from_numpy(aggregate(good, how).astype(np.float32))
@@ -79,18 +78,17 @@ def aux_vectors(model, probes: list[Path], max_aux: int = 0, how: str = "mean", 
     """{probe: vector} under facesr's identity protocol: the probe is the 2nd image of its folder, the aux
     images are the 3rd onwards (at most ``max_aux``; 0 = all), embedded from their LR versions made with
     the model's operator. Probes without any usable aux image are left out (not in the result)."""
-    from facesr.data.io import list_images
-    from facesr.identity.features import aggregate, embed_paths
+    from facesr.identity.features import aggregate, usable_embeddings
+    from facesr.identity.recognition import aux_images
 
     embedder = model_embedder(model)
     out = {}
     for probe in probes:
-        aux = list_images(probe.parent)[2:]
+        aux = aux_images(probe.parent)
         aux = aux[:max_aux] if max_aux else aux
         if not aux:
             continue
-        embs, ok = embed_paths(embedder, aux, model.operator, on_error)
-        good = embs[np.array(ok)]
+        good = usable_embeddings(embedder, aux, model.operator, on_error)
         if len(good):
             out[probe] = torch.from_numpy(aggregate(good, how).astype(np.float32))
     return out
@@ -116,12 +114,12 @@ def protocol_references(model, probes: list[Path], whose: str = "same") -> dict[
     """{probe: reference} under facesr's identity protocol: the first aux image (3rd of the folder) of the
     probe's own identity (``whose="same"``), or of the next identity in sorted order (``"other"``, the
     control). Probes whose identity (or the next one) has no aux image are left out."""
-    from facesr.data.io import list_images
+    from facesr.identity.recognition import aux_images
 
     if whose not in ("same", "other"):
         raise FacesrError(f"--ref-from must be 'same' or 'other', got {whose!r}")
     folders = sorted({p.parent for p in probes})
-    first_aux = {f: (list_images(f)[2:] or [None])[0] for f in folders}
+    first_aux = {f: (aux_images(f) or [None])[0] for f in folders}
     out = {}
     for probe in probes:
         folder = probe.parent
@@ -132,3 +130,22 @@ def protocol_references(model, probes: list[Path], whose: str = "same") -> dict[
         if first_aux[folder] is not None:
             out[probe] = read_reference(model, first_aux[folder])
     return out
+
+
+def condition_inputs(model, probes: list[Path], aux: str = "all", ref_from: str = "same", on_error=print):
+    """What ``model`` needs besides each probe's LR, under the identity protocol: (the probes it can run,
+    {probe: identity vector} or None, {probe: reference face} or None, summary entries saying how they
+    were made). FASR probes without a usable aux image and RefSR probes without a reference are left out."""
+    vectors = refs = None
+    extra = {}
+    if vector_dim(model):
+        vectors = aux_vectors(model, probes, parse_aux(aux), on_error=on_error)
+        extra["identity_condition"] = {"embedder": model.cfg.unet.vector_embedder, "aux": aux,
+                                       "view": f"LR of the aux images ({model.cfg.operator} x{model.cfg.scale})",
+                                       "aggregate": "mean", "left_out": [p.parent.name for p in probes if p not in vectors]}
+        probes = [p for p in probes if p in vectors]
+    if needs_reference(model):
+        refs = protocol_references(model, probes, ref_from)
+        extra["reference"] = f"first aux image of the {'same' if ref_from == 'same' else 'next'} identity"
+        probes = [p for p in probes if p in refs]
+    return probes, vectors, refs, extra

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from facesr.data.datasets import middle_frame
 from facesr.data.io import atomic_write_text, read_image, to_tensor, to_uint8, write_image
 from facesr.diffusion.dispatch import SDE_SAMPLERS, PCOptions, sde_evaluations
 from facesr.diffusion.samplers import network_evaluations
@@ -83,12 +84,6 @@ def warm_start_model(model, opts: SamplingOptions, device):
             raise FacesrError(f"init model {opts.init}: {key} {getattr(init.cfg, key)} does not match "
                               f"{getattr(model, 'source', 'the model')} ({getattr(model.cfg, key)})")
     return init
-
-
-def middle_frame(lr: torch.Tensor) -> torch.Tensor:
-    """The middle frame of k stacked RGB frames (B, 3k, h, w); the image itself when k = 1."""
-    k = lr.shape[1] // 3
-    return lr[:, 3 * (k // 2) : 3 * (k // 2) + 3]
 
 
 def image_generator(seed: int, key: str) -> torch.Generator:
