@@ -100,3 +100,21 @@ def test_refsr_training_needs_references(tmp_path, sample_faces, capsys):
     cfg = config(tmp_path, sample_faces, "refsr", None)
     assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
     assert "set data.reference" in capsys.readouterr().err
+
+
+def test_an_unreadable_reference_leaves_out_only_its_probe(tmp_path, sample_faces, capsys):
+    from facesr.models.hub import save_pretrained
+    from facesr.models.refsr_vae import RefSRVAE, RefSRVAEConfig
+
+    root = identity_root(tmp_path, sample_faces)
+    bad = sorted(root.iterdir())[0] / "2.png"
+    bad.write_bytes(b"not an image")
+    save_pretrained(RefSRVAE(RefSRVAEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in WIDTHS.items()})),
+                    tmp_path / "m")
+    ev = tmp_path / "ev"
+    assert main(["evaluate", "--run", "--hr", str(root), "--protocol", "second", "--model", str(tmp_path / "m"),
+                 "-o", str(ev)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert str(bad) in err[0] and "could not be evaluated" in err[-1]
+    summary = json.loads((ev / "summary.json").read_text())
+    assert summary["images"] == 2 and summary["unusable_images"] == [err[0]]

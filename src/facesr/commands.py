@@ -231,7 +231,9 @@ def _condition_inputs(args, model, hr):
     if args.protocol != "second":
         raise FacesrError(f"{model.source} takes other images of each identity (aux images or a reference): "
                           "evaluate it with --protocol second")
-    runnable, vectors, refs, extra = condition_inputs(model, hr, args.aux, args.ref_from, on_error=_stderr)
+    unusable = _Reported()
+    runnable, vectors, refs, extra = condition_inputs(model, hr, args.aux, args.ref_from, on_error=unusable)
+    extra["unusable_images"] = unusable  # aux or reference images that could not be used
     if not runnable:
         raise FacesrError(f"{args.hr}: no probe has an aux image (identity folders need 3 or more images)")
     if len(runnable) < len(hr):
@@ -278,7 +280,7 @@ def cmd_evaluate(args) -> int:
                 print(f"  {kind:<8} probes: rank-1 {r['rank1']:.3f}  EER {r['eer']:.3f}  "
                       f"(gallery of {ident['gallery_identities']} identities)")
     print(f"per-image CSV and summary JSON in {args.out}")
-    failed = result["summary"]["failures"]
+    failed = result["summary"]["failures"] + result["summary"].get("unusable_images", [])
     if failed:
         _stderr(f"{len(failed)} input(s) could not be evaluated; listed in {Path(args.out) / 'summary.json'}")
     return 1 if failed else 0

@@ -110,16 +110,25 @@ def read_reference(model, path) -> torch.Tensor:
     return img
 
 
-def protocol_references(model, probes: list[Path], whose: str = "same") -> dict[Path, torch.Tensor]:
+def protocol_references(model, probes: list[Path], whose: str = "same", on_error=print) -> dict[Path, torch.Tensor]:
     """{probe: reference} under facesr's identity protocol: the first aux image (3rd of the folder) of the
     probe's own identity (``whose="same"``), or of the next identity in sorted order (``"other"``, the
-    control). Probes whose identity (or the next one) has no aux image are left out."""
+    control). Probes whose identity (or the next one) has no usable aux image are left out; an unreadable
+    reference is reported through ``on_error``."""
+    from facesr.errors import InputError
     from facesr.identity.recognition import aux_images
 
     if whose not in ("same", "other"):
         raise FacesrError(f"--ref-from must be 'same' or 'other', got {whose!r}")
     folders = sorted({p.parent for p in probes})
-    first_aux = {f: (aux_images(f) or [None])[0] for f in folders}
+    references: dict[Path, torch.Tensor | None] = {}
+    for folder in folders:
+        first = (aux_images(folder) or [None])[0]
+        try:
+            references[folder] = None if first is None else read_reference(model, first)
+        except InputError as exc:
+            on_error(str(exc))
+            references[folder] = None
     out = {}
     for probe in probes:
         folder = probe.parent
@@ -127,8 +136,8 @@ def protocol_references(model, probes: list[Path], whose: str = "same") -> dict[
             folder = folders[(folders.index(folder) + 1) % len(folders)]
             if folder == probe.parent:
                 continue
-        if first_aux[folder] is not None:
-            out[probe] = read_reference(model, first_aux[folder])
+        if references[folder] is not None:
+            out[probe] = references[folder]
     return out
 
 
@@ -145,7 +154,7 @@ def condition_inputs(model, probes: list[Path], aux: str = "all", ref_from: str 
                                        "aggregate": "mean", "left_out": [p.parent.name for p in probes if p not in vectors]}
         probes = [p for p in probes if p in vectors]
     if needs_reference(model):
-        refs = protocol_references(model, probes, ref_from)
+        refs = protocol_references(model, probes, ref_from, on_error)
         extra["reference"] = f"first aux image of the {'same' if ref_from == 'same' else 'next'} identity"
         probes = [p for p in probes if p in refs]
     return probes, vectors, refs, extra
