@@ -82,6 +82,13 @@ def test_train_from_an_unconditioned_model_then_evaluate_and_upscale(tmp_path, s
     assert main(["upscale", str(lr_probe), "-o", str(out), "--model", str(model_dir), "--steps", "1",
                  "--refs", str(root / "Ai_Sugiyama_0003")]) == 0
     assert (out / "probe.png").is_file()
+    # an unreadable reference image is reported and the others still make the vector; exit code 1
+    (root / "Ai_Sugiyama_0003" / "9.png").write_bytes(b"")
+    capsys.readouterr()
+    assert main(["upscale", str(lr_probe), "-o", str(tmp_path / "up-bad"), "--model", str(model_dir), "--steps", "1",
+                 "--refs", str(root / "Ai_Sugiyama_0003")]) == 1
+    assert "9.png: empty file" in capsys.readouterr().err and (tmp_path / "up-bad" / "probe.png").is_file()
+    (root / "Ai_Sugiyama_0003" / "9.png").unlink()
     # batch mode: a features file, one row per identity folder; an identity without a row fails alone
     feats = tmp_path / "ids.safetensors"
     assert main(["features", str(root), str(feats), "--skip", "2"]) == 0

@@ -170,9 +170,9 @@ def cmd_upscale(args) -> int:
     opts = _sampling(args, model)
     if args.uncertainty and opts.samples < 2:
         raise FacesrError("--uncertainty needs --samples 2 or more")
-    vectors = None
+    vectors, unusable_refs = None, _Reported()
     if args.refs:
-        vectors = refs_vectors(model, paths, args.refs, on_error=_stderr)
+        vectors = refs_vectors(model, paths, args.refs, on_error=unusable_refs)
     elif vector_dim(model):
         raise FacesrError(f"{model.source} is conditioned on identity (FASR): give --refs with other images of the "
                           "person, or a features file from 'facesr features'")
@@ -185,8 +185,7 @@ def cmd_upscale(args) -> int:
     print(f"wrote {len(result['outputs'])} image(s) to {args.out} ({result['seconds_per_face']:.2f} s per face)")
     if result["failures"]:
         _stderr(f"{len(result['failures'])} input(s) failed; see {Path(args.out) / 'facesr-run.json'}")
-        return 1
-    return 0
+    return 1 if result["failures"] or unusable_refs else 0  # an unusable reference was reported above
 
 
 def _upscale_video(args) -> int:
