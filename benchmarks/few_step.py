@@ -24,7 +24,8 @@ def run_sweep(args, samplers: list[str], nfes: list[int], out: Path) -> list[dic
                "--model", args.model, "--strength", str(args.strength), "--samples", "1", "--batch-size", "16",
                "--seed", str(args.seed), "--nfe", *map(str, nfes), "--samplers", *samplers, "-o", str(out)]
         print(" ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
+        if subprocess.run(cmd).returncode:
+            sys.exit(f"{Path(__file__).name}: stopped, this command failed (its message is above): {' '.join(cmd)}")
     return [{k: (float(v) if k not in ("sampler",) and v not in ("", None) else v) for k, v in r.items()}
             for r in csv.DictReader(open(out / "nfe.csv"))]
 
@@ -75,6 +76,11 @@ def main() -> None:
                      f"{r['psnr_std']:.2f} | {r['ssim_mean']:.4f} | {r['consistency_mean']:.2f} | {r['seconds_per_face']:.2f} |")
     cmd = (f"python benchmarks/few_step.py --hr {args.hr} --model {args.model} --strength {args.strength} "
            f"--limit {args.limit} --out {args.out}")
+    for flag, value, default in (("--samplers", args.samplers, p.get_default("samplers")), ("--nfe", args.nfe, p.get_default("nfe")),
+                                 ("--reference-sampler", [args.reference_sampler], [p.get_default("reference_sampler")]),
+                                 ("--reference-nfe", [args.reference_nfe], [p.get_default("reference_nfe")])):
+        if list(value) != list(default):
+            cmd += f" {flag} {' '.join(map(str, value))}"
     lines += ["", f"Command: `{cmd}` (plots: `{out}/few/quality_vs_nfe.png`)."]
     text = "\n".join(lines) + "\n"
     if args.table:

@@ -30,6 +30,12 @@ def training_summary(run: Path) -> dict:
             "mean_rate": sum(float(r["steps_per_s"]) for r in rows) / len(rows)}
 
 
+DATA_SOURCES = {
+    "train": "`../shared/data/train` (UTKFace crop_part1 and LFW faces of people not in `dev/`; aligned 128x128 chips)",
+    "celeba": "`../shared/data/dev/celeba` (CelebA identity folders; aligned 128x128 chips)",
+}
+
+
 def data_line(cfg: dict, exp: dict) -> str:
     inner = cfg["config"]
     if inner.get("degradation"):
@@ -41,8 +47,17 @@ def data_line(cfg: dict, exp: dict) -> str:
     aug = ["horizontal flip"] + (["rotation by multiples of 90 degrees"] if d.get("rot90") else [])
     if d.get("brightness"):
         aug.append(f"brightness x{d['brightness']} and contrast x{d['contrast']}, each with p = {d['jitter_prob']}")
-    return (f"- Data: `../shared/data/train` (UTKFace crop_part1 and LFW faces of people not in `dev/`; aligned 128x128 chips), "
-            f"{lr}; {d['patch_size'] or inner['hr_size']}px crops; augmentation: {', '.join(aug)}.")
+    sources = ", ".join(DATA_SOURCES.get(Path(s).name, f"`{s}`") for s in d["train_dirs"])
+    extra = ""
+    if d.get("frames", 1) > 1:
+        extra = (f"; {d['frames']}-frame synthetic bursts: each frame is the HR shifted by up to {d['motion_px']} px "
+                 f"(sub-pixel, per frame), then degraded, the middle frame unshifted and the target")
+    if d.get("reference") == "same-identity":
+        extra = "; reference = another image of the same identity folder, drawn per sample"
+    elif d.get("reference") == "self":
+        extra = "; reference = the HR itself, shifted and with jittered gain"
+    crop = f"{d['patch_size']}px crops" if d["patch_size"] else f"whole {inner['hr_size']}px faces"
+    return f"- Data: {sources}, {lr}{extra}; {crop}; augmentation: {', '.join(aug)}."
 
 
 def method_lines(cfg: dict, exp: dict, n_params: int, size: float) -> list[str]:
@@ -54,12 +69,28 @@ def method_lines(cfg: dict, exp: dict, n_params: int, size: float) -> list[str]:
         return [data_line(cfg, exp),
                 f"- Network: {net['arch']} ({net['num_blocks']} residual blocks, {net['num_feat']} features), {weights}.",
                 f"- Loss: L1 against {target}. One forward pass per face; no sampling recipe."]
+    if cfg["method"] == "refsr-vae":
+        keys = ("trunk_channels", "skip_channels", "encoder_channels", "encoder_fc", "latent", "noise_fc", "decoder_fc",
+                "decoder_map_channels", "upproj_channels")
+        perceptual = (f"VGG-19 conv5_4 L1 (weight {inner['perceptual_weight']})" if inner.get("vgg_weights")
+                      else "no perceptual term (no VGG weights supplied)")
+        return [data_line(cfg, exp),
+                f"- Network: {inner['variant'].upper()}-VAE, widths {{{', '.join(f'{k}: {inner[k]}' for k in keys)}}}; {weights}.",
+                f"- Loss: mean pixel L1 + {inner['kl_weight']} x KL to N(0, 0.1^2), {perceptual}. One forward pass per face."]
+    if cfg["method"] == "score-sde":
+        options = {k: inner[k] for k in ("preconditioning", "weighting", "noise_sampling", "p_mean", "p_std") if k in inner}
+        diffusion = (f"- Diffusion: {json.dumps({'sde': inner['sde'], **inner.get('sde_params', {})})}, {options}, "
+                     f"denoising score matching ({inner['reduce']} over pixels), target `{inner['target']}` "
+                     f"(residual scale {inner['residual_scale']}), one noise level per sample.")
+    else:
+        diffusion = (f"- Diffusion: {json.dumps(inner['diffusion'])}, target `{inner['target']}` "
+                     f"(residual scale {inner['residual_scale']}), {inner.get('loss', 'l2')} loss, one noise level per sample.")
+    frames = inner["unet"].get("cond_images", 1)
     return [data_line(cfg, exp),
             f"- Network: diffusers UNet2DModel, block_out_channels {inner['unet']['block_out_channels']}, "
             f"{inner['unet']['layers_per_block']} res block(s) per level, attention at levels {inner['unet']['attention_levels']}; "
-            f"{weights}.",
-            f"- Diffusion: {json.dumps(inner.get('diffusion') or {'sde': inner.get('sde'), **inner.get('sde_params', {})})}, target `{inner['target']}` "
-            f"(residual scale {inner['residual_scale']}), {inner.get('loss', 'l2')} loss, one noise level per sample.",
+            f"{weights}" + (f"; the condition is {frames} stacked upsampled LR frames." if frames > 1 else "."),
+            diffusion,
             f"- Recommended sampling (the CLI default for this model): {cfg.get('sampling', {})}."]
 
 
@@ -71,7 +102,10 @@ def limit_lines(cfg: dict) -> list[str]:
                  "synthetic pipeline does not draw (motion blur, strong compression artefacts, colour casts)."]
     else:
         lines = [align + " with a known bicubic degradation. Other alignments, blur, noise or compression are outside what it learned."]
-    if cfg["method"] == "regression":
+    if cfg["method"] == "refsr-vae":
+        lines.append("- One deterministic output per face (the SISR variant draws its latent from a seeded generator). "
+                     "A reference of a different person, or in a very different pose, is not detected: it degrades the output.")
+    elif cfg["method"] == "regression":
         lines.append("- A regression model predicts the mean of the plausible faces: it is smooth where the LR is ambiguous "
                      "and invents no detail; it is also the warm start of the diffusion models (`--init`).")
     else:
@@ -99,12 +133,16 @@ def main() -> None:
     n_params = sum(v.numel() for f in model.glob("*.safetensors") for v in load_file(str(f)).values())
     inner = cfg["config"]
     lr_px = inner["hr_size"] // inner["scale"]
-    title = {"sr3": "SR3 diffusion", "score-sde": "Score-SDE diffusion", "regression": "Regression"}.get(cfg["method"], cfg["method"])
+    title = {"sr3": "SR3 diffusion", "score-sde": "Score-SDE diffusion", "regression": "Regression",
+             "refsr-vae": f"{inner.get('variant', '').upper()}-VAE"}.get(cfg["method"], cfg["method"])
+    if inner.get("unet", {}).get("cond_images", 1) > 1:
+        title = f"Multi-frame ({inner['unet']['cond_images']} frames) SR3 diffusion"
+    origin = f"fine-tuned from `{exp['init_from']}`" if exp.get("init_from") else "trained from scratch"
     lines = [
         f"# {model.name}",
         "",
         f"{title} face super-resolution, {lr_px}x{lr_px} -> {inner['hr_size']}x{inner['hr_size']} (x{inner['scale']}), "
-        f"trained from scratch on a 2-core CPU in this repository.",
+        f"{origin} on a 2-core CPU in this repository.",
         "",
         "## How it was made",
         "",
@@ -125,7 +163,7 @@ def main() -> None:
         "## Limits",
         "",
         *limit_lines(cfg),
-        "- Training data licences: UTKFace is for non-commercial research only, LFW is published for research. "
+        "- Training data licences: UTKFace and CelebA are for non-commercial research only, LFW is published for research. "
         "These weights inherit those terms.",
     ]
     if args.notes:

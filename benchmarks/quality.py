@@ -45,7 +45,8 @@ def run(args, r: dict, model: str | None = None) -> dict:
         if args.identity:
             cmd += ["--identity", args.identity]
         print(" ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
+        if subprocess.run(cmd).returncode:
+            sys.exit(f"{Path(__file__).name}: stopped, this command failed (its message is above): {' '.join(cmd)}")
     return json.loads((out / "summary.json").read_text())
 
 

@@ -98,3 +98,53 @@ def test_train_and_sample_through_the_cli(tmp_path, sample_faces):
                  "--snr", "0.16", "--limit", "2", "--precision", "fp32", "-o", str(ev)]) == 0
     summary = json.loads((ev / "summary.json").read_text())
     assert summary["network_evaluations"] == 6 and summary["images"] == 2  # 3 predictor + 3 corrector calls
+
+
+def test_edm_preconditioning_gives_the_karras_denoiser():
+    """With preconditioning 'edm', the model's denoiser is c_skip x + c_out F (F = sigma x the UNet's output)."""
+    m = tiny(preconditioning="edm")
+    up, x = torch.rand(2, 3, 32, 32), torch.randn(2, 3, 32, 32)
+    cond = up * 2 - 1
+    den = m.denoiser(up)
+    for sigma in (0.02, 0.7, 40.0):
+        s = torch.full((2,), sigma, dtype=torch.float64)
+        with torch.no_grad():
+            F = m.net(x / (sigma**2 + 0.25) ** 0.5, s, cond).double() * sigma
+            got = den(x, s)
+        want = 0.25 / (sigma**2 + 0.25) * x + sigma * 0.5 / (sigma**2 + 0.25) ** 0.5 * F
+        torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-4)
+
+
+def test_edm_weighting_is_the_karras_loss():
+    """weighting 'edm' = mean over pixels of (sigma^2 + sd^2) / (sigma sd)^2 |D - x0|^2, computed per sample."""
+    m = tiny(preconditioning="edm", weighting="edm", noise_sampling="lognormal")
+    hr, up = torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        loss = m({"hr": hr, "up": up}, generator=torch.Generator().manual_seed(3))
+        g = torch.Generator().manual_seed(3)
+        x0 = m.encode(hr, up)
+        t = m.training_times(4, g)
+        z = torch.randn(x0.shape, generator=g)
+        want = []
+        for i in range(4):
+            sigma = float(m.sde.sigma(t[i]))
+            d = m.denoiser(up[i:i + 1])(x0[i:i + 1] + sigma * z[i:i + 1], torch.tensor([sigma], dtype=torch.float64))
+            want.append((sigma**2 + 0.25) / (sigma**2 * 0.25) * ((d - x0[i:i + 1]) ** 2).mean())
+    torch.testing.assert_close(loss, torch.stack(want).mean().to(loss), rtol=1e-3, atol=1e-5)
+
+
+def test_lognormal_noise_sampling_matches_its_distribution():
+    m = tiny(noise_sampling="lognormal", p_mean=-1.0, p_std=0.8)
+    t = m.training_times(200_000, torch.Generator().manual_seed(0))
+    log_sigma = m.sde.sigma(t).log()
+    assert abs(float(log_sigma.mean()) + 1.0) < 0.01 and abs(float(log_sigma.std()) - 0.8) < 0.01
+    assert float(t.min()) >= 0 and float(t.max()) <= 1
+
+
+def test_edm_options_are_ve_only_and_need_input_scaling():
+    with pytest.raises(FacesrError, match="VE option"):
+        ScoreSRConfig(unet=UNetConfig(time_embedding="positional"), sde="vp", weighting="edm")
+    with pytest.raises(FacesrError, match="input_scaling"):
+        ScoreSRConfig(preconditioning="edm", input_scaling=False)
+    with pytest.raises(FacesrError, match="noise_sampling"):
+        ScoreSRConfig(noise_sampling="bogus")

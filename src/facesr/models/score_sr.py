@@ -8,6 +8,17 @@ score matching with lambda(t) = std(t)^2: loss = reduce((s std + z)^2). Paramete
   ``input_scaling`` (facesr default) feeds c_in x with c_in = 1 / sqrt(sigma^2 + 0.25) so the network
   sees unit-scale inputs at every noise level; the reference feeds x raw (``input_scaling: false``).
 - VP / subVP: positional embedding of 999 t, epsilon prediction: s = -F(x_t, 999 t) / std(t).
+- VE with ``preconditioning: "edm"`` (facesr's option, Karras et al. 2022): the denoiser is
+  D = c_skip x + c_out F(c_in x, sigma) with c_skip = sd^2 / (sigma^2 + sd^2) and
+  c_out = sigma sd / sqrt(sigma^2 + sd^2), and s = (D - x) / sigma^2. The reference form makes
+  D = x - sigma F, so an error of F costs sigma times more in the x0 estimate at high noise.
+
+Training noise and weight: the reference draws t ~ U(train_eps, 1) and weighs by lambda = std^2.
+VE options: ``weighting: "edm"`` multiplies that by (sigma^2 + sd^2) / sd^2, i.e. the loss is
+(sigma^2 + sd^2) / (sigma sd)^2 |D - x0|^2, which keeps the high noise levels (where the
+condition, not the noisy image, carries the face) from vanishing in the sum; ``noise_sampling:
+"lognormal"`` draws ln sigma ~ N(p_mean, p_std^2), clamped to the SDE's range. With the reference
+settings, a VE model learns to denoise x_t long before it learns to use the LR image.
 
 The condition y (upsampled LR) is concatenated before the noisy image along channels, condition
 first. The reference interleaves the channels [x_R, y_R, x_G, y_G, x_B, y_B] (dossier 1.2); only
@@ -48,6 +59,12 @@ class ScoreSRConfig:
     hr_size: int = 128
     target: str = "residual"  # as SR3: "image" or "residual" (HR - up(LR), scaled)
     residual_scale: float = 4.0
+    # VE only (see the module docstring); the defaults are the reference's
+    preconditioning: str = "score"  # "score" (s = F / sigma) or "edm" (c_skip, c_out; needs input_scaling)
+    weighting: str = "sigma2"  # "sigma2" (lambda = std^2) or "edm" (x (sigma^2 + sd^2) / sd^2)
+    noise_sampling: str = "uniform"  # "uniform" in t or "lognormal" in sigma
+    p_mean: float = -1.2  # lognormal: mean and std of ln sigma
+    p_std: float = 1.2
 
     def __post_init__(self):
         make_sde(self.sde, **self.sde_params)
@@ -58,6 +75,17 @@ class ScoreSRConfig:
             raise FacesrError(f"reduce must be 'mean' or 'sum', got {self.reduce!r}")
         if self.target not in ("image", "residual"):
             raise FacesrError(f"target must be 'image' or 'residual', got {self.target!r}")
+        for name, allowed in (("preconditioning", ("score", "edm")), ("weighting", ("sigma2", "edm")),
+                              ("noise_sampling", ("uniform", "lognormal"))):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise FacesrError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+            if value != allowed[0] and self.sde != "ve":
+                raise FacesrError(f"{name} {value!r} is a VE option; the {self.sde} SDE uses {allowed[0]!r}")
+        if self.preconditioning == "edm" and not self.input_scaling:
+            raise FacesrError("preconditioning 'edm' scales the network input: set input_scaling to true")
+        if self.p_std <= 0:
+            raise FacesrError(f"p_std must be > 0, got {self.p_std}")
         make_operator(self.operator, self.scale)
 
 
@@ -79,19 +107,35 @@ class ScoreSR(DiffusionSRMixin, PretrainedMixin, nn.Module):
         if self.cfg.sde == "ve":
             sigma = self.sde.sigma(t)
             x_in = x_t / bcast(torch.sqrt(sigma**2 + SIGMA_DATA**2), x_t) if self.cfg.input_scaling else x_t
-            return self.net(x_in, sigma, cond, vector).float()  # the UNet divides by sigma itself
+            out = self.net(x_in, sigma, cond, vector).float()  # F / sigma: the UNet divides by sigma itself
+            if self.cfg.preconditioning == "score":
+                return out
+            # (D - x) / sigma^2 with D = c_skip x + c_out F and F = sigma out, simplified
+            v = bcast(sigma, x_t) ** 2 + SIGMA_DATA**2
+            return (SIGMA_DATA * out / v.sqrt() - x_t / v).float()
         return -self.net(x_t, 999 * t, cond, vector).float() / bcast(self.sde.std(t), x_t)
 
+    def training_times(self, n: int, generator=None) -> torch.Tensor:
+        """t for n training samples (float64): uniform in [train_eps, 1], or from ln sigma ~ N(p_mean, p_std^2)."""
+        if self.cfg.noise_sampling == "uniform":
+            return self.cfg.train_eps + (1 - self.cfg.train_eps) * torch.rand(n, generator=generator, dtype=torch.float64)
+        log_sigma = self.cfg.p_mean + self.cfg.p_std * torch.randn(n, generator=generator, dtype=torch.float64)
+        lo, hi = self.sde.sigma(torch.tensor(self.cfg.train_eps, dtype=torch.float64)), self.sde.sigma(torch.tensor(1.0, dtype=torch.float64))
+        return self.sde.t_of_sigma(log_sigma.exp().clamp(float(lo), float(hi)))
+
     def forward(self, batch: dict, generator=None):
-        """Denoising score matching, lambda(t) = std(t)^2: reduce((s std + z)^2), mean over the batch."""
+        """Denoising score matching: reduce(w (s std + z)^2), mean over the batch; w = 1 (lambda = std^2)
+        or (sigma^2 + sd^2) / sd^2 (``weighting: "edm"``)."""
         hr, up = batch["hr"], batch["up"]
         x0 = self.encode(hr, up)
-        t = self.cfg.train_eps + (1 - self.cfg.train_eps) * torch.rand(x0.shape[0], generator=generator, dtype=torch.float64)
+        t = self.training_times(x0.shape[0], generator)
         z = torch.randn(x0.shape, generator=generator).to(x0)
         t = t.to(x0.device)
         mean, std = bcast(self.sde.mean_coef(t), x0) * x0, bcast(self.sde.std(t), x0)
         err = (self.score(mean + std * z, t, up * 2 - 1, batch.get("vector")) * std + z) ** 2
         per_sample = err.flatten(1).sum(1) / 2 if self.cfg.reduce == "sum" else err.flatten(1).mean(1)
+        if self.cfg.weighting == "edm":  # VE: std = sigma
+            per_sample = per_sample * ((self.sde.std(t) ** 2 + SIGMA_DATA**2) / SIGMA_DATA**2).to(per_sample)
         return per_sample.mean()
 
     # --- sampling ------------------------------------------------------------------------
