@@ -8,7 +8,7 @@ norm noise biases the variance by O(2/d) (≈ +3% at d = 64); the reference runs
 import pytest
 import torch
 
-from facesr.diffusion.pc import euler_maruyama, langevin, ode_sample, pc_sample, reverse_diffusion
+from facesr.diffusion.pc import euler_maruyama, langevin, ode_sample, pc_sample, pc_time_grid, reverse_diffusion
 from facesr.diffusion.sde import make_sde, score_from_denoiser
 from facesr.errors import FacesrError
 
@@ -195,3 +195,16 @@ def test_bad_names_raise():
         pc_sample(gaussian_score(sde), sde, None)
     with pytest.raises(FacesrError):  # DDPM betas beta_max / N would exceed 1
         pc_sample(gaussian_score(sde), make_sde("vp"), x, steps=20)
+
+
+@pytest.mark.parametrize("name", ["ve", "vp"])
+def test_warm_start_grid_has_the_requested_steps_below_the_start(name):
+    """Every (steps, start) gives at least `steps` times in [eps, t_start], on an evenly spaced grid
+    (a one-step warm start used to get an empty grid)."""
+    sde = make_sde(name)
+    for strength in (0.05, 0.3, 0.5, 0.7, 0.95):
+        for steps in range(1, 12):
+            discretised, ts = pc_time_grid(sde, steps, strength)
+            assert len(ts) >= steps and ts[0] <= strength + 1e-12 and ts[-1] == pytest.approx(sde.eps)
+            full = torch.linspace(sde.T, sde.eps, discretised.N, dtype=torch.float64)
+            assert torch.allclose(torch.tensor(ts, dtype=torch.float64), full[-len(ts):])

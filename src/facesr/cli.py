@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("benchmark", help="several methods on one identity test set: PSNR, SSIM, consistency, CS, rank-1 (Markdown + CSV)")
     p.add_argument("--hr", required=True, help="<root>/<identity>/<images>: 1st = gallery, 2nd = probe, rest = aux")
     p.add_argument("--method", nargs="+", required=True, metavar="LABEL=MODEL[,key=value]",
-                   help="e.g. sr3=sr3-x8  fasr-4=fasr-x8,aux=4  sr3-1step=sr3-x8,steps=1,samples=1; keys: aux, sampler, "
+                   help="e.g. sr3=sr3-x8  fasr-4=fasr-x8,aux=4  sr3-1step=sr3-x8,steps=1,samples=1  "
+                        "refsr=refsr-vae-x8,ref=same; keys: aux (N or all), ref (same or other), sampler, "
                         "steps, strength, samples, init, eta")
     p.add_argument("--identity", default="dlib", help="judge network: 'dlib', 'dlib-detect' or 'adaface:CKPT[:ARCH]' (default: dlib)")
     p.add_argument("--limit", type=int, default=0, help="use only the first N probes")

@@ -122,11 +122,13 @@ def pc_time_grid(sde: SDE, steps: int | None = None, t_start: float | None = Non
     t_start = sde.T if t_start is None else float(t_start)
     if not sde.eps < t_start <= sde.T:
         raise FacesrError(f"start time {t_start} outside ({sde.eps}, {sde.T}]")
-    n_full = n if t_start >= sde.T else max(n, round(n * (sde.T - sde.eps) / (t_start - sde.eps)))
-    if n_full != sde.N:
-        sde = sde.with_N(n_full)
-    ts = torch.linspace(sde.T, sde.eps, sde.N, dtype=torch.float64).tolist()
-    return sde, [t for t in ts if t <= t_start + 1e-12]
+    n_full = n if t_start >= sde.T else max(n, 2, round(n * (sde.T - sde.eps) / (t_start - sde.eps)))
+    while True:  # rounding can leave fewer than n grid times at or below t_start
+        ts = [t for t in torch.linspace(sde.T, sde.eps, n_full, dtype=torch.float64).tolist() if t <= t_start + 1e-12]
+        if len(ts) >= n:
+            break
+        n_full += 1
+    return (sde.with_N(n_full) if n_full != sde.N else sde), ts
 
 
 @torch.no_grad()
