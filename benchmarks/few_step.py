@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,21 @@ def run_sweep(args, samplers: list[str], nfes: list[int], out: Path) -> list[dic
             sys.exit(f"{Path(__file__).name}: stopped, this command failed (its message is above): {' '.join(cmd)}")
     return [{k: (float(v) if k not in ("sampler",) and v not in ("", None) else v) for k, v in r.items()}
             for r in csv.DictReader(open(out / "nfe.csv"))]
+
+
+def agreement(a: Path, b: Path) -> float:
+    """Mean PSNR (dB) between the SR images of two setting folders, face by face: how closely a few-step
+    run reproduces the reference run's output from the same starting noise (a convergence measure)."""
+    import numpy as np
+    from PIL import Image
+
+    values = []
+    for f in sorted((a / "sr").glob("*.png")):
+        x = np.asarray(Image.open(f), dtype=np.float64)
+        y = np.asarray(Image.open(b / "sr" / f.name), dtype=np.float64)
+        mse = float(((x - y) ** 2).mean())
+        values.append(100.0 if mse == 0 else 10 * np.log10(255.0**2 / mse))
+    return float(np.mean(values))
 
 
 def main() -> None:
@@ -69,11 +85,24 @@ def main() -> None:
             lines.append(f"| {sampler} | {int(r['network_evaluations'])} | {r['psnr_mean']:.2f} | {r['seconds_per_face']:.2f} |")
         else:
             lines.append(f"| {sampler} | none up to {max(args.nfe)} | – | – |")
-    lines += ["", "| sampler | network evaluations | steps | PSNR (dB) | SSIM | consistency | s / face |", "|---|---|---|---|---|---|---|"]
+    ref_dir = out / "reference" / f"{args.reference_sampler}_{int(ref['steps'])}"
+    lines += ["", f"Agreement = mean PSNR between each setting's output and the reference output for the same face and "
+              f"starting noise: how far a few-step run is from what the reference run converges to (deterministic "
+              f"samplers only approach it; stochastic ones such as pc do not).", "",
+              "| sampler | network evaluations | steps | PSNR (dB) | SSIM | consistency | agreement (dB) | s / face |",
+              "|---|---|---|---|---|---|---|---|"]
     unique = {(r["sampler"], r["network_evaluations"]): r for r in rows + ref_rows}  # two budgets can give one setting
     for r in sorted(unique.values(), key=lambda r: (r["sampler"], r["network_evaluations"])):
+        folder = out / ("reference" if r in ref_rows else "few") / f"{r['sampler']}_{int(r['steps'])}"
+        agree = "–" if folder == ref_dir else f"{agreement(folder, ref_dir):.2f}"
         lines.append(f"| {r['sampler']} | {int(r['network_evaluations'])} | {int(r['steps'])} | {r['psnr_mean']:.2f} ± "
-                     f"{r['psnr_std']:.2f} | {r['ssim_mean']:.4f} | {r['consistency_mean']:.2f} | {r['seconds_per_face']:.2f} |")
+                     f"{r['psnr_std']:.2f} | {r['ssim_mean']:.4f} | {r['consistency_mean']:.2f} | {agree} | "
+                     f"{r['seconds_per_face']:.2f} |")
+    skipped = json.loads((out / "few" / "sweep.json").read_text()).get("skipped", [])
+    if skipped:
+        lines += ["", "Budgets the sweep skipped (no setting of that sampler fits, or the sampler refuses it):", ""]
+        lines += [f"- {s['sampler']} at {s['nfe']} evaluations" + (f" ({s['steps']} steps)" if "steps" in s else "")
+                  + f": {s['reason']}" for s in skipped]
     cmd = (f"python benchmarks/few_step.py --hr {args.hr} --model {args.model} --strength {args.strength} "
            f"--limit {args.limit} --out {args.out}")
     for flag, value, default in (("--samplers", args.samplers, p.get_default("samplers")), ("--nfe", args.nfe, p.get_default("nfe")),
