@@ -151,7 +151,7 @@ def main() -> None:
         "```",
         "",
         *method_lines(cfg, exp, n_params, size),
-        f"- Training: {t['steps']} steps at batch {exp['optim']['batch_size']}, Adam "
+        f"- Training: {cfg.get('card', {}).get('trained_steps', t['steps'])} steps at batch {exp['optim']['batch_size']}, Adam "
         f"(learning rates in the commands above), {t['wall_s'] / 3600:.2f} h of wall time "
         f"(mean {t['mean_rate']:.2f} steps/s, 1 thread, bf16 autocast, tcmalloc), final logged loss {t['final_loss']:.4f}. "
         f"Log: `log.csv` of the run (not shipped).",
