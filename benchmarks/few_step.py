@@ -78,7 +78,7 @@ def main() -> None:
         "|---|---|---|---|",
     ]
     for sampler in args.samplers:
-        ok = sorted((r for r in rows if r["sampler"] == sampler and r["psnr_mean"] >= ref["psnr_mean"] - args.tolerance),
+        ok = sorted((r for r in rows if r["sampler"] == sampler and abs(r["psnr_mean"] - ref["psnr_mean"]) <= args.tolerance),
                     key=lambda r: r["network_evaluations"])
         if ok:
             r = ok[0]
