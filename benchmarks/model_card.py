@@ -50,8 +50,9 @@ def data_line(cfg: dict, exp: dict) -> str:
     sources = ", ".join(DATA_SOURCES.get(Path(s).name, f"`{s}`") for s in d["train_dirs"])
     extra = ""
     if d.get("frames", 1) > 1:
-        extra = (f"; {d['frames']}-frame synthetic bursts: each frame is the HR shifted by up to {d['motion_px']} px "
-                 f"(sub-pixel, per frame), then degraded, the middle frame unshifted and the target")
+        extra = (f"; {d['frames']}-frame synthetic bursts: each other frame is the HR shifted by a random (dx, dy) of up to "
+                 f"{d['motion_px']} px ({d['motion_px'] / inner['scale']:g} px of the LR), drawn per frame, then degraded; "
+                 f"the middle frame is unshifted and the target")
     if d.get("reference") == "same-identity":
         extra = "; reference = another image of the same identity folder, drawn per sample"
     elif d.get("reference") == "self":
