@@ -148,3 +148,11 @@ def test_edm_options_are_ve_only_and_need_input_scaling():
         ScoreSRConfig(preconditioning="edm", input_scaling=False)
     with pytest.raises(FacesrError, match="noise_sampling"):
         ScoreSRConfig(noise_sampling="bogus")
+
+
+def test_one_step_pc_warm_start_is_refused_with_a_reason():
+    m = tiny()
+    with pytest.raises(FacesrError, match="at least 2 steps"):
+        m.super_resolve(torch.rand(1, 3, 4, 4), sampler="pc", steps=1, strength=0.5, generator=torch.Generator().manual_seed(0))
+    sr = m.super_resolve(torch.rand(1, 3, 4, 4), sampler="pc", steps=2, strength=0.5, generator=torch.Generator().manual_seed(0))
+    assert sr.shape == (1, 3, 32, 32)
