@@ -1,0 +1,45 @@
+"""Every bundled model: within the size limit, with a model card, loadable, and better than bicubic on a sample face."""
+
+import pytest
+import torch
+
+from facesr.data.io import list_images, read_image, to_tensor, to_uint8
+from facesr.data.resample import quantize
+from facesr.metrics import psnr
+from facesr.models.hub import WEIGHTS_DIR, load_model
+
+MAX_BYTES = 25 * 1024 * 1024
+BUNDLED = sorted(p.parent.name for p in WEIGHTS_DIR.glob("*/config.json"))
+
+
+def test_there_are_bundled_models():
+    assert {"sr3-x8", "msrresnet-x8", "sde-ve-x8"} <= set(BUNDLED)
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_model_has_card_and_fits_the_limit(name):
+    folder = WEIGHTS_DIR / name
+    card = (folder / "README.md").read_text()
+    assert "## How it was made" in card and "## Measured" in card and "facesr train" in card
+    weights = list(folder.glob("*.safetensors"))
+    assert weights and all(f.stat().st_size <= MAX_BYTES for f in weights)
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_model_restores_a_sample_face(name, sample_faces):
+    model = load_model(name).eval()
+    if getattr(model.cfg, "degradation", None):
+        pytest.skip("blind model: its LR comes from a random degradation, scored in its own test")
+    hr = to_tensor(read_image(list_images(sample_faces)[0]))[None]
+    lr = quantize(model.operator.down(hr))
+    frames = getattr(getattr(model.cfg, "unet", None), "cond_images", 1)
+    kwargs = {"generator": torch.Generator().manual_seed(0)}
+    if hasattr(model, "denoiser"):
+        kwargs.update(sampler="ddim", steps=5, strength=0.7)
+    if getattr(model, "is_refsr", False):
+        kwargs["ref"] = hr  # the same face as its own reference: the easiest case
+    with torch.no_grad():
+        sr = model.super_resolve(lr.repeat(1, frames, 1, 1), **kwargs)
+    up = model.operator.up(lr).clamp(0, 1)
+    assert sr.shape == hr.shape and float(sr.min()) >= 0 and float(sr.max()) <= 1
+    assert psnr(to_uint8(sr[0]), to_uint8(hr[0])) > psnr(to_uint8(up[0]), to_uint8(hr[0]))
