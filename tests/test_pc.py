@@ -200,10 +200,12 @@ def test_bad_names_raise():
 @pytest.mark.parametrize("name", ["ve", "vp"])
 def test_warm_start_grid_has_the_requested_steps_below_the_start(name):
     """Every (steps, start) gives at least `steps` times in [eps, t_start], on an evenly spaced grid
-    (a one-step warm start used to get an empty grid)."""
+    (a warm start used to get an empty grid); one step of a warm start is refused with a reason."""
     sde = make_sde(name)
     for strength in (0.05, 0.3, 0.5, 0.7, 0.95):
-        for steps in range(1, 12):
+        with pytest.raises(FacesrError, match="at least 2 steps"):
+            pc_time_grid(sde, 1, strength)
+        for steps in range(2, 12):
             discretised, ts = pc_time_grid(sde, steps, strength)
             assert len(ts) >= steps and ts[0] <= strength + 1e-12 and ts[-1] == pytest.approx(sde.eps)
             full = torch.linspace(sde.T, sde.eps, discretised.N, dtype=torch.float64)

@@ -67,9 +67,6 @@ def _sample_sde(denoiser, noise, sampler, steps, strength, estimate, generator, 
     if strength < 1:
         t0 = strength * sde.T
         if sampler == "pc":
-            if steps < 2:
-                raise FacesrError("the pc sampler needs at least 2 steps for a warm start (strength < 1): "
-                                  "its only time with 1 step would be the end time")
             t0 = pc_time_grid(sde, steps, t0)[1][0]  # noise exactly to the first grid time
         t = torch.full((noise.shape[0],), t0, dtype=torch.float64)
         x = bcast(sde.mean_coef(t), noise) * estimate + bcast(sde.std(t), noise) * noise

@@ -122,7 +122,10 @@ def pc_time_grid(sde: SDE, steps: int | None = None, t_start: float | None = Non
     t_start = sde.T if t_start is None else float(t_start)
     if not sde.eps < t_start <= sde.T:
         raise FacesrError(f"start time {t_start} outside ({sde.eps}, {sde.T}]")
-    n_full = n if t_start >= sde.T else max(n, 2, round(n * (sde.T - sde.eps) / (t_start - sde.eps)))
+    if t_start < sde.T and n < 2:
+        raise FacesrError("the pc sampler needs at least 2 steps for a warm start (strength < 1): "
+                          "its only time with 1 step would be the end time")
+    n_full = n if t_start >= sde.T else max(n, round(n * (sde.T - sde.eps) / (t_start - sde.eps)))
     while True:  # rounding can leave fewer than n grid times at or below t_start
         ts = [t for t in torch.linspace(sde.T, sde.eps, n_full, dtype=torch.float64).tolist() if t <= t_start + 1e-12]
         if len(ts) >= n:

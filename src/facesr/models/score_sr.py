@@ -131,11 +131,12 @@ class ScoreSR(DiffusionSRMixin, PretrainedMixin, nn.Module):
         t = self.training_times(x0.shape[0], generator)
         z = torch.randn(x0.shape, generator=generator).to(x0)
         t = t.to(x0.device)
-        mean, std = bcast(self.sde.mean_coef(t), x0) * x0, bcast(self.sde.std(t), x0)
+        sigma = self.sde.std(t)  # VE: std = sigma
+        mean, std = bcast(self.sde.mean_coef(t), x0) * x0, bcast(sigma, x0)
         err = (self.score(mean + std * z, t, up * 2 - 1, batch.get("vector")) * std + z) ** 2
         per_sample = err.flatten(1).sum(1) / 2 if self.cfg.reduce == "sum" else err.flatten(1).mean(1)
-        if self.cfg.weighting == "edm":  # VE: std = sigma
-            per_sample = per_sample * ((self.sde.std(t) ** 2 + SIGMA_DATA**2) / SIGMA_DATA**2).to(per_sample)
+        if self.cfg.weighting == "edm":
+            per_sample = per_sample * ((sigma**2 + SIGMA_DATA**2) / SIGMA_DATA**2).to(per_sample)
         return per_sample.mean()
 
     # --- sampling ------------------------------------------------------------------------
