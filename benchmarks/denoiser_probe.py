@@ -18,6 +18,7 @@ coordinates (compare with the variance of x0: a model that ignores the condition
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
@@ -30,6 +31,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 def main() -> None:
     from facesr.data.io import list_images, read_image, to_tensor
     from facesr.data.resample import quantize
+    from facesr.errors import InputError
     from facesr.identity.recognition import split_images
     from facesr.models.hub import load_model
 
@@ -46,7 +48,17 @@ def main() -> None:
     folders = sorted(d for d in Path(args.hr).iterdir() if d.is_dir())
     probes = [p for p in (split_images(list_images(d))["probe"] for d in folders) if p is not None][: args.limit]
     model = load_model(args.model).eval()
-    hr = torch.stack([to_tensor(read_image(f)) for f in probes])
+    faces, unusable = [], []
+    for f in probes:
+        try:
+            faces.append(to_tensor(read_image(f)))
+        except InputError as exc:  # reported and left out; the others are still probed
+            unusable.append(f)
+            print(exc, file=sys.stderr)
+    if not faces:
+        sys.exit(f"denoiser_probe.py: no readable probe image in {args.hr}")
+    probes = [f for f in probes if f not in unusable]
+    hr = torch.stack(faces)
     up = model.operator.up(quantize(model.operator.down(hr))).clamp(0, 1)
     x0 = model.encode(hr, up)
     den = model.denoiser(up, precision=args.precision)
@@ -69,6 +81,8 @@ def main() -> None:
     if args.table:
         Path(args.table).write_text(text)
     print(text)
+    if unusable:
+        sys.exit(f"denoiser_probe.py: {len(unusable)} probe image(s) could not be read (listed above)")
 
 
 if __name__ == "__main__":
