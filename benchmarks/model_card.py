@@ -57,6 +57,8 @@ def data_line(cfg: dict, exp: dict) -> str:
         extra = "; reference = another image of the same identity folder, drawn per sample"
     elif d.get("reference") == "self":
         extra = "; reference = the HR itself, shifted and with jittered gain"
+    if d.get("vectors"):
+        extra += f"; identity vectors from {', '.join(f'`{v}`' for v in d['vectors'])} (one drawn per sample among the files that have the image)"
     crop = f"{d['patch_size']}px crops" if d["patch_size"] else f"whole {inner['hr_size']}px faces"
     return f"- Data: {sources}, {lr}{extra}; {crop}; augmentation: {', '.join(aug)}."
 
@@ -87,6 +89,14 @@ def method_lines(cfg: dict, exp: dict, n_params: int, size: float) -> list[str]:
         diffusion = (f"- Diffusion: {json.dumps(inner['diffusion'])}, target `{inner['target']}` "
                      f"(residual scale {inner['residual_scale']}), {inner.get('loss', 'l2')} loss, one noise level per sample.")
     frames = inner["unet"].get("cond_images", 1)
+    unet = inner["unet"]
+    if unet.get("vector_dim"):
+        shared = "the time MLP's second Linear (parity)" if unet.get("vector_shared_linear") else "its own Linear"
+        scales = exp["optim"].get("lr_scale") or {}
+        diffusion += (f"\n- Identity condition (FASR): a {unet['vector_dim']}-d `{unet['vector_embedder']}` vector, normalisation "
+                      f"`{unet.get('vector_norm', 'none')}`, projected by {shared} and added as a per-channel bias after the first "
+                      f"convolution of every ResBlock (zero-initialised)"
+                      + (f"; learning-rate factors {scales}" if scales else "") + ".")
     return [data_line(cfg, exp),
             f"- Network: diffusers UNet2DModel, block_out_channels {inner['unet']['block_out_channels']}, "
             f"{inner['unet']['layers_per_block']} res block(s) per level, attention at levels {inner['unet']['attention_levels']}; "
@@ -136,6 +146,8 @@ def main() -> None:
     lr_px = inner["hr_size"] // inner["scale"]
     title = {"sr3": "SR3 diffusion", "score-sde": "Score-SDE diffusion", "regression": "Regression",
              "refsr-vae": f"{inner.get('variant', '').upper()}-VAE"}.get(cfg["method"], cfg["method"])
+    if inner.get("unet", {}).get("vector_dim"):
+        title = f"FASR (identity-conditioned {title})"
     if inner.get("unet", {}).get("cond_images", 1) > 1:
         title = f"Multi-frame ({inner['unet']['cond_images']} frames) SR3 diffusion"
     origin = f"fine-tuned from `{exp['init_from']}`" if exp.get("init_from") else "trained from scratch"

@@ -132,3 +132,28 @@ def test_load_json_unreadable_config(tmp_path, kind):
     else:
         path.write_bytes(b"\xff\xfe\x00\x89PNG binary")
     assert_one_clear_error(path)
+
+
+def test_lr_scale_groups_parameters_by_name_prefix():
+    import torch
+
+    from facesr.train.config import param_groups
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 3))
+    groups = param_groups(model, {"1.": 10.0})
+    assert [g["lr_scale"] for g in groups] == [1.0, 10.0]
+    assert [p.shape for p in groups[1]["params"]] == [torch.Size([3, 2]), torch.Size([3])]
+    assert sum(len(g["params"]) for g in groups) == 4
+    # Adam moves a scaled group's parameters by lr x scale on the first step (Adam's step is lr per element)
+    opt = torch.optim.Adam(groups, lr=1e-3)
+    for g in opt.param_groups:
+        g["lr"] = 1e-3 * g["lr_scale"]
+    before = [p.detach().clone() for p in model.parameters()]
+    model(torch.ones(1, 2)).sum().backward()
+    opt.step()
+    moved = [float((p.detach() - b).abs().max()) for p, b in zip(model.parameters(), before)]
+    assert moved[0] == pytest.approx(1e-3, rel=1e-3) and moved[2] == pytest.approx(1e-2, rel=1e-3)
+    with pytest.raises(FacesrError, match="'vector'"):
+        param_groups(model, {"vector": 2.0})
+    with pytest.raises(FacesrError, match="positive"):
+        from_dict(OptimConfig, {"lr_scale": {"net": 0}}, "x")

@@ -54,6 +54,30 @@ def test_features_per_identity_and_per_image(tmp_path, sample_faces):
     assert len(per.names) == 3 and per.meta["kind"] == "per_image" and per.names[0] == "Ai_Sugiyama_0003.png"
 
 
+def test_features_of_other_images_per_image(tmp_path, sample_faces, capsys):
+    root = identity_root(tmp_path, sample_faces, people=2, images=4)
+    assert main(["features", str(root), str(tmp_path / "img.safetensors"), "--per-image"]) == 0
+    own = FeatureTable.load(tmp_path / "img.safetensors")
+    for others, expect_count in (("all", 3), ("2", 2)):
+        out = tmp_path / f"others-{others}.safetensors"
+        assert main(["features", str(root), str(out), "--per-image", "--others", others, "--seed", "1"]) == 0
+        table = FeatureTable.load(out)
+        assert table.names == own.names and table.meta["kind"] == "per_image"
+        for name, row in zip(table.names, table.vectors):
+            person = name.split("/")[0]
+            mates = [own.get(n) for n in own.names if n.startswith(person + "/") and n != name]
+            # the row is the mean of `expect_count` of the other images' embeddings (its own is not among them)
+            if others == "all":
+                assert np.allclose(row, np.mean(mates, axis=0), atol=1e-5)
+            else:
+                subsets = [np.mean([mates[i], mates[j]], axis=0) for i in range(3) for j in range(i + 1, 3)]
+                assert any(np.allclose(row, m, atol=1e-5) for m in subsets)
+    assert main(["features", str(root), str(tmp_path / "x.safetensors"), "--others", "all"]) == 2
+    assert "--per-image" in capsys.readouterr().err
+    assert main(["features", str(root), str(tmp_path / "x.safetensors"), "--per-image", "--others", "0"]) == 2
+    assert "--others '0'" in capsys.readouterr().err
+
+
 def test_train_from_an_unconditioned_model_then_evaluate_and_upscale(tmp_path, sample_faces, tiny_model, capsys):
     hr_feats, lr_feats = tmp_path / "hr.safetensors", tmp_path / "lr.safetensors"
     assert main(["features", str(sample_faces), str(hr_feats), "--per-image"]) == 0
@@ -140,6 +164,28 @@ def test_dataset_draws_a_vector_per_item(tmp_path, sample_faces):
     assert only_a.keys == names[:4]
 
 
+def test_aux_vectors_of_the_next_identity_are_the_control(tmp_path, sample_faces):
+    from types import SimpleNamespace
+
+    from facesr.data.resample import make_operator
+    from facesr.errors import FacesrError
+    from facesr.pipelines.identity_refs import aux_vectors
+
+    root = identity_root(tmp_path, sample_faces, people=3, images=4)
+    model = SimpleNamespace(cfg=SimpleNamespace(unet=SimpleNamespace(vector_embedder="dlib")),
+                            operator=make_operator("bicubic", 8))
+    probes = [folder / "1.png" for folder in sorted(root.iterdir())]
+    same = aux_vectors(model, probes)
+    other = aux_vectors(model, probes, whose="other")
+    assert len(same) == len(other) == 3
+    for i, probe in enumerate(probes):  # the next folder in sorted order, cyclically
+        assert torch.equal(other[probe], same[probes[(i + 1) % 3]])
+        assert not torch.allclose(other[probe], same[probe])
+    assert aux_vectors(model, probes[:1], whose="other") == {}  # no other identity among the probes
+    with pytest.raises(FacesrError, match="'same' or 'other'"):
+        aux_vectors(model, probes, whose="nobody")
+
+
 def test_benchmark_table_over_methods(tmp_path, sample_faces, tiny_model, capsys):
     import csv
 
@@ -158,10 +204,11 @@ def test_benchmark_table_over_methods(tmp_path, sample_faces, tiny_model, capsys
         shutil.copy(root / "Ai_Sugiyama_0003" / f"{k}.png", root / "two_only" / f"{k}.png")
     out = tmp_path / "bench"
     assert main(["benchmark", "--hr", str(root), "-o", str(out), "--method", f"sr3={tiny_model},steps=2",
-                 f"fasr-1={tmp_path / 'fasr'},aux=1,steps=2"]) == 0
+                 f"fasr-1={tmp_path / 'fasr'},aux=1,steps=2", f"fasr-x={tmp_path / 'fasr'},ref=other,steps=2"]) == 0
     rows = list(csv.DictReader(open(out / "benchmark.csv")))
-    assert [r["method"] for r in rows] == ["HR (ceiling)", "bicubic", "sr3", "fasr-1"]
+    assert [r["method"] for r in rows] == ["HR (ceiling)", "bicubic", "sr3", "fasr-1", "fasr-x"]
     assert {r["faces"] for r in rows} == {"3"} and rows[3]["aux"] == "1" and rows[2]["network_evaluations"] == "2"
+    assert rows[4]["aux"] == "all (next identity's)"
     summary = json.loads((out / "sr3" / "summary.json").read_text())
     assert abs(float(rows[2]["psnr"]) - summary["metrics"]["psnr"]["mean"]) < 1e-9
     assert float(rows[0]["rank1"]) == summary["identity"]["hr_probes"]["rank1"]

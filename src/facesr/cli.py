@@ -86,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="FASR models (--run --protocol second): condition each probe on the LR versions of at most N "
                         "aux images of its identity (3rd image onwards); probes without any are left out (default: all)")
     p.add_argument("--ref-from", default="same", choices=["same", "other"],
-                   help="RefSR-VAE (--run --protocol second): the reference is the first aux image (3rd) of the probe's "
-                        "identity ('same'), or of the next identity ('other', the control); default: same")
+                   help="RefSR-VAE and FASR (--run --protocol second): the reference (first aux image) or the aux images "
+                        "come from the probe's identity ('same'), or from the next identity ('other', the control); "
+                        "default: same")
     p.add_argument("-o", "--out", default="outputs/eval", help="writes per_image.csv and summary.json here")
     _add_sampling_options(p)
 
@@ -132,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave out the first N images of each identity folder (2: facesr's gallery and probe)")
     p.add_argument("--max-images", type=int, default=0, help="use at most this many images per identity (0: all)")
     p.add_argument("--limit", type=int, default=0, help="--per-image: embed only N images, evenly spaced over the sorted list")
+    p.add_argument("--others", metavar="N|all",
+                   help="--per-image over identity folders: each image's row aggregates N (or all) *other* images of its "
+                        "identity, drawn with --seed (FASR training on the test-time condition)")
+    p.add_argument("--seed", type=int, default=0, help="--others: random draw of the other images")
 
     p = sub.add_parser("prepare", help="write SR3-style hr_/lr_/sr_ folders from HR images")
     p.add_argument("src", nargs="+", help="HR images, folders or globs")

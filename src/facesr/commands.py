@@ -48,7 +48,15 @@ def cmd_features(args) -> int:
     embedder = make_embedder(args.embedder)
     failures = _Reported()
 
-    if args.per_image:
+    if args.others is not None and not args.per_image:
+        raise FacesrError("--others makes one row per image: add --per-image")
+    if args.others is not None:
+        from facesr.pipelines.identity_refs import parse_aux
+
+        groups = features.identity_images(args.root, args.skip, args.max_images)
+        table = features.others_table(embedder, groups, args.root, operator, parse_aux(args.others, "--others"),
+                                      args.aggregate, args.renorm, args.seed, on_error=failures)
+    elif args.per_image:
         table = features.per_image_table(embedder, args.root, operator, args.limit, on_error=failures,
                                          progress=lambda i, n: print(f"\r{i}/{n} images", end="", flush=True))
         print()

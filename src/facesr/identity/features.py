@@ -180,3 +180,32 @@ def identity_table(embedder, groups: dict[str, list[Path]], operator=None, how: 
     meta = {"kind": "identity", "embedder": embedder.name, "embedder_mode": embedder.mode, "view": view_name(operator),
             "aggregate": how, "renorm": renorm, "counts": dict(zip(names, counts))}
     return FeatureTable(names, np.stack(rows), meta)
+
+
+def others_table(embedder, groups: dict[str, list[Path]], root, operator=None, max_others: int = 0, how: str = "mean",
+                 renorm: bool = False, seed: int = 0, on_error=print) -> FeatureTable:
+    """One row per image, named by its path under ``root``: the aggregate of *other* images of its identity
+    (up to ``max_others`` drawn at random with ``seed``; 0 = all others). This is the condition a FASR model
+    gets at test time (other photos of the person), made for training. Images whose identity has no other
+    usable image are left out."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    names, rows = [], []
+    for name, paths in groups.items():
+        vecs, ok = embed_paths(embedder, paths, operator, on_error)
+        good = [i for i, g in enumerate(ok) if g]
+        if len(good) < 2:
+            on_error(f"{name}: fewer than 2 usable images, no 'other' images to aggregate; skipped")
+            continue
+        for i in good:
+            others = [j for j in good if j != i]
+            if max_others and len(others) > max_others:
+                others = sorted(rng.choice(others, size=max_others, replace=False).tolist())
+            names.append(paths[i].relative_to(root).as_posix())
+            rows.append(aggregate(vecs[others], how, renorm))
+    if not rows:
+        raise FacesrError("no identity has two usable images")
+    meta = {"kind": "per_image", "embedder": embedder.name, "embedder_mode": embedder.mode, "view": view_name(operator),
+            "condition": f"{how} of {max_others or 'all'} other image(s) of the identity", "seed": seed}
+    return FeatureTable(names, np.stack(rows), meta)
+

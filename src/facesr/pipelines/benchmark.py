@@ -4,8 +4,9 @@ Every method runs on the same probes (the 2nd image of each identity folder; wit
 only identities that have at least one aux image, so all rows share one probe set). Each method's
 run is a normal evaluation folder (per-image CSV, summary.json) under <out>/<label>/.
 
-A method is ``LABEL=MODEL[,key=value...]``; keys: aux (FASR: N or all), ref (RefSR-VAE: same or
-other, whose first aux image is the reference), and the sampling recipe (sampler, steps, strength,
+A method is ``LABEL=MODEL[,key=value...]``; keys: aux (FASR: N or all), ref (RefSR-VAE and FASR:
+same or other, whose aux images condition the probe: its own identity's or, as a control, the next
+identity's), and the sampling recipe (sampler, steps, strength,
 samples, init, eta). Bicubic and the HR ceiling come with every table.
 """
 
@@ -84,8 +85,8 @@ def run_benchmark(hr_root, methods: list[Method], out, judge, device, limit: int
     for m in methods:
         if m.aux is not None and m.model not in fasr:
             raise FacesrError(f"--method {m.label}: aux is only for FASR models")
-        if m.ref is not None and m.model not in refsr:
-            raise FacesrError(f"--method {m.label}: ref is only for RefSR-VAE models")
+        if m.ref is not None and m.model not in refsr | fasr:
+            raise FacesrError(f"--method {m.label}: ref is only for RefSR-VAE and FASR models")
     split = identity_split(hr_root)
     probes = probe_set(split, hr_root, limit, need_aux=bool(fasr or refsr))
     gallery = {name: entry["gallery"] for name, entry in split.items()}
@@ -124,7 +125,10 @@ def table_rows(results) -> list[dict]:
                  "rank1": ident.get("bicubic_probes", {}).get("rank1"), "network_evaluations": 0, "seconds_per_face": None})
     for m, s in results:
         ident = s.get("identity", {})
-        aux = (s.get("identity_condition") or {}).get("aux", "") or ("ref: " + (m.ref or "same") if m.ref or s.get("reference") else "")
+        cond = s.get("identity_condition") or {}
+        aux = cond.get("aux", "") or ("ref: " + (m.ref or "same") if m.ref or s.get("reference") else "")
+        if cond.get("of") == "other":
+            aux += " (next identity's)"
         rows.append({"method": m.label, "model": m.model, "aux": aux,
                      "faces": s["images"], **_pair("psnr", s["metrics"].get("psnr")), **_pair("ssim", s["metrics"].get("ssim")),
                      **_pair("consistency", s["metrics"].get("consistency")), **_pair("cs", ident.get("cs")),

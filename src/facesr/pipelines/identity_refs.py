@@ -65,32 +65,52 @@ def refs_vectors(model, inputs: list[Path], refs: list[str], how: str = "mean", 
     return {path: v for path in inputs}
 
 
-def parse_aux(text: str) -> int:
+def parse_aux(text: str, flag: str = "--aux") -> int:
     """'all' -> 0 (no limit), 'N' -> N >= 1."""
     if text == "all":
         return 0
     if not text.isdigit() or int(text) < 1:
-        raise FacesrError(f"--aux {text!r}: expected a positive number or 'all'")
+        raise FacesrError(f"{flag} {text!r}: expected a positive number or 'all'")
     return int(text)
 
 
-def aux_vectors(model, probes: list[Path], max_aux: int = 0, how: str = "mean", on_error=print) -> dict[Path, torch.Tensor]:
+def check_whose(whose: str) -> None:
+    if whose not in ("same", "other"):
+        raise FacesrError(f"--ref-from / ref= must be 'same' or 'other', got {whose!r}")
+
+
+def source_folder(probe: Path, folders: list[Path], whose: str) -> Path | None:
+    """Whose images condition ``probe``: its own identity folder ("same"), or the next identity folder in
+    sorted order ("other", the control; None when there is no other)."""
+    check_whose(whose)
+    if whose == "same":
+        return probe.parent
+    other = folders[(folders.index(probe.parent) + 1) % len(folders)]
+    return None if other == probe.parent else other
+
+
+def aux_vectors(model, probes: list[Path], max_aux: int = 0, how: str = "mean", whose: str = "same",
+                on_error=print) -> dict[Path, torch.Tensor]:
     """{probe: vector} under facesr's identity protocol: the probe is the 2nd image of its folder, the aux
-    images are the 3rd onwards (at most ``max_aux``; 0 = all), embedded from their LR versions made with
-    the model's operator. Probes without any usable aux image are left out (not in the result)."""
+    images are the 3rd onwards (at most ``max_aux``; 0 = all) of its own folder (or, ``whose="other"``, of
+    the next identity's), embedded from their LR versions made with the model's operator. Probes without
+    any usable aux image are left out (not in the result)."""
     from facesr.identity.features import aggregate, usable_embeddings
     from facesr.identity.recognition import aux_images
 
     embedder = model_embedder(model)
+    folders = sorted({p.parent for p in probes})
+    vectors: dict[Path, torch.Tensor | None] = {}
+    for folder in folders:
+        aux = aux_images(folder)
+        aux = aux[:max_aux] if max_aux else aux
+        good = usable_embeddings(embedder, aux, model.operator, on_error) if aux else []
+        vectors[folder] = torch.from_numpy(aggregate(good, how).astype(np.float32)) if len(good) else None
     out = {}
     for probe in probes:
-        aux = aux_images(probe.parent)
-        aux = aux[:max_aux] if max_aux else aux
-        if not aux:
-            continue
-        good = usable_embeddings(embedder, aux, model.operator, on_error)
-        if len(good):
-            out[probe] = torch.from_numpy(aggregate(good, how).astype(np.float32))
+        folder = source_folder(probe, folders, whose)
+        if folder is not None and vectors[folder] is not None:
+            out[probe] = vectors[folder]
     return out
 
 
@@ -118,9 +138,8 @@ def protocol_references(model, probes: list[Path], whose: str = "same", on_error
     from facesr.errors import InputError
     from facesr.identity.recognition import aux_images
 
-    if whose not in ("same", "other"):
-        raise FacesrError(f"--ref-from must be 'same' or 'other', got {whose!r}")
     folders = sorted({p.parent for p in probes})
+    check_whose(whose)
     references: dict[Path, torch.Tensor | None] = {}
     for folder in folders:
         first = (aux_images(folder) or [None])[0]
@@ -131,12 +150,8 @@ def protocol_references(model, probes: list[Path], whose: str = "same", on_error
             references[folder] = None
     out = {}
     for probe in probes:
-        folder = probe.parent
-        if whose == "other":
-            folder = folders[(folders.index(folder) + 1) % len(folders)]
-            if folder == probe.parent:
-                continue
-        if references[folder] is not None:
+        folder = source_folder(probe, folders, whose)
+        if folder is not None and references[folder] is not None:
             out[probe] = references[folder]
     return out
 
@@ -148,8 +163,8 @@ def condition_inputs(model, probes: list[Path], aux: str = "all", ref_from: str 
     vectors = refs = None
     extra = {}
     if vector_dim(model):
-        vectors = aux_vectors(model, probes, parse_aux(aux), on_error=on_error)
-        extra["identity_condition"] = {"embedder": model.cfg.unet.vector_embedder, "aux": aux,
+        vectors = aux_vectors(model, probes, parse_aux(aux), whose=ref_from, on_error=on_error)
+        extra["identity_condition"] = {"embedder": model.cfg.unet.vector_embedder, "aux": aux, "of": ref_from,
                                        "view": f"LR of the aux images ({model.cfg.operator} x{model.cfg.scale})",
                                        "aggregate": "mean", "left_out": [p.parent.name for p in probes if p not in vectors]}
         probes = [p for p in probes if p in vectors]

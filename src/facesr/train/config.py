@@ -49,6 +49,7 @@ class OptimConfig:
     log_every: int = 25
     seed: int = 0
     mixed_precision: str = "bf16"  # "no", "bf16" or "fp16"
+    lr_scale: dict[str, float] = field(default_factory=dict)  # parameter-name prefix -> lr multiplier (e.g. new modules)
 
     def __post_init__(self):
         if self.mixed_precision not in ("no", "bf16", "fp16"):
@@ -59,6 +60,23 @@ class OptimConfig:
             raise FacesrError("periods and restart_weights must have the same length, periods positive")
         if self.batch_size < 1 or self.max_steps < 1 or self.checkpoint_every < 1:
             raise FacesrError("batch_size, max_steps and checkpoint_every must be positive")
+        if any(not isinstance(v, (int, float)) or v <= 0 for v in self.lr_scale.values()):
+            raise FacesrError(f"lr_scale values must be positive numbers, got {self.lr_scale}")
+
+
+def param_groups(model, lr_scale: dict[str, float]) -> list[dict]:
+    """Adam parameter groups: each parameter takes the factor of the first ``lr_scale`` prefix its name
+    starts with (1 if none); every prefix must match some parameter."""
+    groups: dict[float, list] = {}
+    used = set()
+    for name, param in model.named_parameters():
+        prefix = next((k for k in lr_scale if name.startswith(k)), None)
+        used.add(prefix)
+        groups.setdefault(float(lr_scale[prefix]) if prefix else 1.0, []).append(param)
+    unknown = sorted(set(lr_scale) - used)
+    if unknown:
+        raise FacesrError(f"optim.lr_scale: no parameter name starts with {', '.join(map(repr, unknown))}")
+    return [{"params": params, "lr_scale": scale} for scale, params in sorted(groups.items())]
 
 
 def learning_rate(o: OptimConfig, step: int) -> float:

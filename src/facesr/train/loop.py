@@ -18,7 +18,7 @@ import torch
 from facesr.data.datasets import EpochSampler, HRFolderDataset
 from facesr.errors import FacesrError
 from facesr.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from facesr.train.config import ExperimentConfig, learning_rate
+from facesr.train.config import ExperimentConfig, learning_rate, param_groups
 
 
 class _StopFlag:
@@ -122,7 +122,7 @@ def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int |
     dataset = HRFolderDataset(cfg.data.train_dirs, model.operator, model.cfg.hr_size, cfg.data.patch_size, cfg.data.hflip,
                               augment=cfg.data, vectors=load_vector_tables(cfg, model), frames=frames,
                               motion_px=cfg.data.motion_px, reference=cfg.data.reference)
-    optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, betas=tuple(o.betas))
+    optimizer = torch.optim.Adam(param_groups(model, o.lr_scale), lr=o.lr, betas=tuple(o.betas))
     ema = EMAModel(model.parameters(), decay=o.ema_decay)
     generator = torch.Generator().manual_seed(o.seed * 1000 + rank)
     step = 0
@@ -170,7 +170,7 @@ def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int |
             batch = dataset.batch([sampler(first + j) for j in range(o.batch_size)], generator)
             lr = learning_rate(o, step)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["lr_scale"]
             with accel.autocast():
                 loss = model({k: v.to(accel.device) for k, v in batch.items()}, generator)
             if not torch.isfinite(loss):

@@ -1,0 +1,100 @@
+"""How much identity does a FASR condition carry? Rank-1 of the condition vector itself, no SR.
+
+Under facesr's protocol (1st image of each identity folder = gallery, 2nd = probe, 3rd onwards = aux),
+each row identifies the probe identities with one embedding per probe, against the HR gallery:
+
+- probe HR (the ceiling of any SR method) and probe LR (what bicubic sees);
+- the mean of the aux embeddings (1, 4 or all aux images), from their HR or their LR versions; the LR
+  view is what ``facesr benchmark`` gives a FASR model;
+- probe LR plus the aux mean (sum of unit vectors): what an SR model could reach if it merged both.
+
+Only probes with at least one aux image are used, so every row has the same probes.
+
+    python benchmarks/condition_identity.py --hr ../shared/data/dev/lfw --scale 8 \
+        --table benchmarks/results/condition-identity-lfw-x8.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    from facesr.data.resample import make_operator
+    from facesr.errors import FacesrError
+    from facesr.identity.features import usable_embeddings
+    from facesr.identity.recognition import identify, identity_split
+    from facesr.pipelines.identity_eval import make_embedder
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--hr", required=True, help="identity-folder set")
+    p.add_argument("--scale", type=int, default=8)
+    p.add_argument("--operator", default="bicubic")
+    p.add_argument("--identity", default="dlib", help="embedder (as in facesr evaluate)")
+    p.add_argument("--table", help="write the Markdown table here")
+    args = p.parse_args()
+    errors = []
+
+    def report(msg):
+        errors.append(msg)
+        print(msg, file=sys.stderr)
+
+    try:
+        split = identity_split(args.hr)
+        embedder = make_embedder(args.identity)
+        operator = make_operator(args.operator, args.scale)
+    except FacesrError as exc:
+        sys.exit(f"condition_identity: {exc}")
+    ids = [i for i, s in split.items() if s["aux"]]
+    gallery = usable_embeddings(embedder, [split[i]["gallery"] for i in split], None, report)
+    if len(gallery) != len(split):
+        sys.exit("condition_identity: a gallery image could not be embedded (above); fix or remove it")
+
+    def one(path, view):
+        e = usable_embeddings(embedder, [path], operator if view == "LR" else None, report)
+        return e[0] if len(e) else None
+
+    rows = {}
+    probe = {view: {i: one(split[i]["probe"], view) for i in ids} for view in ("HR", "LR")}
+    aux = {view: {i: [e for e in (one(a, view) for a in split[i]["aux"]) if e is not None] for i in ids}
+           for view in ("HR", "LR")}
+    ids = [i for i in ids if probe["HR"][i] is not None and probe["LR"][i] is not None
+           and aux["LR"][i] and aux["HR"][i]]
+
+    def unit(v):
+        return v / np.linalg.norm(v)
+
+    def rank1(vectors):
+        return identify(np.stack(vectors), ids, gallery, list(split), ks=(1,)).accuracy[1]
+
+    rows["probe HR (ceiling)"] = rank1([probe["HR"][i] for i in ids])
+    rows["probe LR (bicubic's input)"] = rank1([probe["LR"][i] for i in ids])
+    for view in ("LR", "HR"):
+        for n, name in ((1, "1"), (4, "4"), (0, "all")):
+            means = [unit(np.mean(aux[view][i][:n] if n else aux[view][i], axis=0)) for i in ids]
+            rows[f"aux {view} mean, {name}"] = rank1(means)
+            if view == "LR":
+                rows[f"probe LR + aux LR mean, {name}"] = rank1([unit(probe["LR"][i]) + m for i, m in zip(ids, means)])
+    n_aux = [len(aux["LR"][i]) for i in ids]
+    lines = [f"# Identity in the FASR condition: {args.hr}, {args.operator} x{args.scale}", "",
+             f"{len(ids)} probes with aux images (aux per probe: median {int(np.median(n_aux))}, max {max(n_aux)}); "
+             f"gallery {len(split)} identities; embedder {args.identity}. Rank-1 of each embedding alone, no SR.", "",
+             "| embedding | rank-1 |", "|---|---|"]
+    lines += [f"| {k} | {v:.3f} |" for k, v in rows.items()]
+    lines += ["", f"Command: `python benchmarks/condition_identity.py --hr {args.hr} --scale {args.scale}"
+              f"{'' if args.operator == 'bicubic' else ' --operator ' + args.operator}"
+              f"{' --table ' + args.table if args.table else ''}`"]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.table:
+        Path(args.table).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.table).write_text(text)
+    sys.exit(1 if errors else 0)
+
+
+if __name__ == "__main__":
+    main()
