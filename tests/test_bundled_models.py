@@ -38,6 +38,12 @@ def test_bundled_model_restores_a_sample_face(name, sample_faces):
         kwargs.update(sampler="ddim", steps=5, strength=0.7)
     if getattr(model, "is_refsr", False):
         kwargs["ref"] = hr  # the same face as its own reference: the easiest case
+    if getattr(getattr(model.cfg, "unet", None), "vector_dim", 0):  # FASR: the LR view of the face itself
+        from facesr.identity.features import lr_version
+        from facesr.pipelines.identity_refs import model_embedder
+
+        lr_img = lr_version(read_image(list_images(sample_faces)[0]), model.operator)
+        kwargs["vector"] = torch.from_numpy(model_embedder(model).embed([lr_img]))
     with torch.no_grad():
         sr = model.super_resolve(lr.repeat(1, frames, 1, 1), **kwargs)
     up = model.operator.up(lr).clamp(0, 1)
