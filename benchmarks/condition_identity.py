@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-
 import numpy as np
 
 
 def main() -> None:
+    from facesr.data.io import atomic_write_text
     from facesr.data.resample import make_operator
     from facesr.errors import FacesrError
     from facesr.identity.features import usable_embeddings
@@ -88,11 +87,9 @@ def main() -> None:
     lines += ["", f"Command: `python benchmarks/condition_identity.py --hr {args.hr} --scale {args.scale}"
               f"{'' if args.operator == 'bicubic' else ' --operator ' + args.operator}"
               f"{' --table ' + args.table if args.table else ''}`"]
-    text = "\n".join(lines) + "\n"
-    print(text)
+    print("\n".join(lines))
     if args.table:
-        Path(args.table).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.table).write_text(text)
+        atomic_write_text(args.table, "\n".join(lines) + "\n")
     sys.exit(1 if errors else 0)
 
 

@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-
 import numpy as np
 import torch
 
 
 def main() -> None:
-    from facesr.data.io import read_image, to_tensor, to_uint8
+    from facesr.data.io import atomic_write_text, read_image, to_tensor, to_uint8
     from facesr.errors import FacesrError
     from facesr.identity.features import usable_embeddings
     from facesr.identity.recognition import identify, identity_split
@@ -93,11 +91,9 @@ def main() -> None:
         lines.append(f"| {name} | {ps:.2f} | {cs:.4f} | {r1:.3f} | {diff:.3f} |")
     lines += ["", f"Command: `python benchmarks/fasr_vector_use.py --model {args.model} --hr {args.hr} --limit {args.limit}"
               f"{' --table ' + args.table if args.table else ''}`"]
-    text = "\n".join(lines) + "\n"
-    print(text)
+    print("\n".join(lines))
     if args.table:
-        Path(args.table).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.table).write_text(text)
+        atomic_write_text(args.table, "\n".join(lines) + "\n")
     for msg in failed:
         print(msg, file=sys.stderr)
     sys.exit(1 if failed else 0)

@@ -208,4 +208,3 @@ def others_table(embedder, groups: dict[str, list[Path]], root, operator=None, m
     meta = {"kind": "per_image", "embedder": embedder.name, "embedder_mode": embedder.mode, "view": view_name(operator),
             "condition": f"{how} of {max_others or 'all'} other image(s) of the identity", "seed": seed}
     return FeatureTable(names, np.stack(rows), meta)
-
