@@ -88,8 +88,8 @@ def method_lines(cfg: dict, exp: dict, n_params: int, size: float) -> list[str]:
     else:
         diffusion = (f"- Diffusion: {json.dumps(inner['diffusion'])}, target `{inner['target']}` "
                      f"(residual scale {inner['residual_scale']}), {inner.get('loss', 'l2')} loss, one noise level per sample.")
-    frames = inner["unet"].get("cond_images", 1)
     unet = inner["unet"]
+    frames = unet.get("cond_images", 1)
     if unet.get("vector_dim"):
         shared = "the time MLP's second Linear (parity)" if unet.get("vector_shared_linear") else "its own Linear"
         scales = exp["optim"].get("lr_scale") or {}
@@ -98,8 +98,8 @@ def method_lines(cfg: dict, exp: dict, n_params: int, size: float) -> list[str]:
                       f"convolution of every ResBlock (zero-initialised)"
                       + (f"; learning-rate factors {scales}" if scales else "") + ".")
     return [data_line(cfg, exp),
-            f"- Network: diffusers UNet2DModel, block_out_channels {inner['unet']['block_out_channels']}, "
-            f"{inner['unet']['layers_per_block']} res block(s) per level, attention at levels {inner['unet']['attention_levels']}; "
+            f"- Network: diffusers UNet2DModel, block_out_channels {unet['block_out_channels']}, "
+            f"{unet['layers_per_block']} res block(s) per level, attention at levels {unet['attention_levels']}; "
             f"{weights}" + (f"; the condition is {frames} stacked upsampled LR frames." if frames > 1 else "."),
             diffusion,
             f"- Recommended sampling (the CLI default for this model): {cfg.get('sampling', {})}."]
