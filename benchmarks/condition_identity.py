@@ -38,9 +38,10 @@ def main() -> None:
     args = p.parse_args()
     errors = []
 
-    def report(msg):
-        errors.append(msg)
-        print(msg, file=sys.stderr)
+    def report(msg):  # a bad file fails in both views: say it once
+        if msg not in errors:
+            errors.append(msg)
+            print(msg, file=sys.stderr)
 
     try:
         split = identity_split(args.hr)
