@@ -95,6 +95,11 @@ def test_train_from_an_unconditioned_model_then_evaluate_and_upscale(tmp_path, s
                  "--aux", "1", "--steps", "2", "-o", str(ev)]) == 0
     summary = json.loads((ev / "summary.json").read_text())
     assert summary["images"] == 3 and summary["identity_condition"]["aux"] == "1"
+    assert summary["guidance"] == 0 and summary["network_evaluations"] == 2
+    assert main(["evaluate", "--run", "--hr", str(root), "--protocol", "second", "--model", str(model_dir),
+                 "--aux", "1", "--steps", "2", "--guidance", "1.5", "-o", str(tmp_path / "ev-guided")]) == 0
+    guided = json.loads((tmp_path / "ev-guided" / "summary.json").read_text())
+    assert guided["guidance"] == 1.5 and guided["network_evaluations"] == 4
     # FASR needs identity folders
     assert main(["evaluate", "--run", "--hr", str(root), "--model", str(model_dir), "--steps", "1", "-o", str(ev)]) == 2
 

@@ -32,6 +32,8 @@ def _add_recipe_options(p: argparse.ArgumentParser, default_note: str) -> None:
                    help=f"average this many samples per face (posterior-mean estimate; samples x steps evaluations) {default_note}")
     p.add_argument("--init", metavar="MODEL",
                    help=f"with --strength < 1: warm start from this regression model's output (e.g. msrresnet-x8) instead of bicubic {default_note}")
+    p.add_argument("--guidance", type=float,
+                   help=f"FASR: identity guidance weight w, D(v) + w (D(v) - D(0)); doubles the evaluations {default_note}")
     pc = p.add_argument_group("SDE samplers (--sampler pc / ode)")
     pc.add_argument("--predictor", choices=["reverse_diffusion", "euler_maruyama", "none"], help="PC predictor")
     pc.add_argument("--corrector", choices=["langevin", "none"], help="PC corrector (runs before the predictor)")

@@ -25,9 +25,11 @@ log = logging.getLogger(__name__)
 
 class HRFolderDataset:
     def __init__(self, roots, operator: Resampler, hr_size: int, patch_size: int = 0, hflip: bool = True, augment=None,
-                 vectors=(), frames: int = 1, motion_px: float = 0.0, reference: str | None = None):
+                 vectors=(), frames: int = 1, motion_px: float = 0.0, reference: str | None = None,
+                 vector_dropout: float = 0.0):
         """``vectors``: FeatureTables keyed by image path relative to its root; with them, only images
-        that have a vector are used, and each item carries one (drawn among the tables that have it).
+        that have a vector are used, and each item carries one (drawn among the tables that have it),
+        or with probability ``vector_dropout`` the null identity, zeros.
         ``frames`` > 1: synthetic bursts, see ``burst``; "up" and "lr" then stack the frames along channels.
         ``reference``: items also carry "ref", a whole reference face ("same-identity" or "self")."""
         self.files: list[Path] = []
@@ -45,6 +47,7 @@ class HRFolderDataset:
         if not self.files:
             raise FacesrError(f"no images found in {', '.join(map(str, roots))}")
         self.vectors = list(vectors)
+        self.vector_dropout = vector_dropout
         if self.vectors:
             keep = [i for i, k in enumerate(self.keys) if any(t.get(k) is not None for t in self.vectors)]
             if not keep:
@@ -127,6 +130,8 @@ class HRFolderDataset:
             found = [v for v in (t.get(self.keys[i]) for t in self.vectors) if v is not None]
             pick = int(torch.randint(0, len(found), (1,), generator=generator)) if len(found) > 1 else 0
             item["vector"] = torch.from_numpy(found[pick].copy())
+            if self.vector_dropout and torch.rand((), generator=generator) < self.vector_dropout:
+                item["vector"] = torch.zeros_like(item["vector"])
         return item
 
     def reference_image(self, i: int, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

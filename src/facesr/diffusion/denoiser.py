@@ -34,3 +34,17 @@ class EpsDenoiser:
         self.evaluations += 1
         x0 = x - sigma.to(x.dtype).view(-1, 1, 1, 1) * eps
         return self.clip(x0) if self.clip is not None else x0
+
+
+def guided(cond: Denoiser, null: Denoiser, weight: float) -> Denoiser:
+    """Classifier-free guidance (Ho & Salimans 2022) in denoiser form: D_c + w (D_c - D_null).
+
+    ``cond`` sees the condition, ``null`` the null condition; w = 0 gives ``cond`` itself. Since
+    D = x + sigma^2 * score, this is the same extrapolation of the score, so it holds for every sampler.
+    """
+
+    def denoiser(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        x0 = cond(x, sigma)
+        return x0 + weight * (x0 - null(x, sigma))
+
+    return denoiser

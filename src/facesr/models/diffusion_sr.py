@@ -61,7 +61,7 @@ class DiffusionSRMixin:
 
     @torch.no_grad()
     def super_resolve(self, lr, sampler="ddim", steps=50, eta=None, generator=None, vector=None,
-                      precision="fp32", strength=1.0, init=None, pc=None):
+                      precision="fp32", strength=1.0, init=None, pc=None, guidance=0.0):
         """LR (B, 3k, h, w) in [0, 1] (k = cond_images stacked frames) to SR (B, 3, h*s, w*s) in [0, 1], with any sampler of
         ``facesr.diffusion.dispatch`` (``pc``: its PCOptions for "pc" / "ode").
 
@@ -69,8 +69,12 @@ class DiffusionSRMixin:
         ``strength`` < 1 warm-starts: sampling begins at that fraction of the noise schedule from a
         noised fast estimate ``init`` (an HR-size image in [0, 1]; default: bicubic up(LR)),
         skipping the high-noise steps where a network is least reliable.
+        ``guidance`` w > 0 (FASR): classifier-free guidance on the identity vector, D(v) + w (D(v) - D(0)),
+        two network evaluations per step; the zero vector is the null identity a model sees in training
+        with ``data.vector_dropout``.
         """
         from facesr.diffusion import dispatch
+        from facesr.diffusion.denoiser import guided
         from facesr.errors import FacesrError
 
         problem = self.input_problem(lr.shape[-2], lr.shape[-1])
@@ -79,12 +83,16 @@ class DiffusionSRMixin:
         up = self.condition(lr)
         frame = self.target_frame(up)
         estimate = self.encode(frame if init is None else init.to(up), up) if strength < 1 else None
-        x0 = dispatch.sample(self.denoiser(up, vector, precision=precision), frame, sampler, steps, self.sigma_grid,
+        denoiser = self.denoiser(up, vector, precision=precision)
+        if guidance and vector is not None:
+            denoiser = guided(denoiser, self.denoiser(up, torch.zeros_like(vector), precision=precision), guidance)
+        x0 = dispatch.sample(denoiser, frame, sampler, steps, self.sigma_grid,
                              self.prior_std_ve(), strength, estimate, generator, eta, self.sde_view(), pc)
         return self.decode(x0, up).clamp(0, 1)
 
     def network_evaluations(self, opts) -> int:
-        return opts.network_evaluations
+        guiding = opts.guidance and self.cfg.unet.vector_dim
+        return 2 * opts.network_evaluations if guiding else opts.network_evaluations
 
     def config_dict(self) -> dict:
         return {"method": self.method, "config": to_dict(self.cfg)}

@@ -7,7 +7,7 @@ run is a normal evaluation folder (per-image CSV, summary.json) under <out>/<lab
 A method is ``LABEL=MODEL[,key=value...]``; keys: aux (FASR: N or all), ref (RefSR-VAE and FASR:
 same or other, whose aux images condition the probe: its own identity's or, as a control, the next
 identity's), and the sampling recipe (sampler, steps, strength,
-samples, init, eta). Bicubic and the HR ceiling come with every table.
+samples, init, eta, guidance). Bicubic and the HR ceiling come with every table.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from pathlib import Path
 from facesr.data.io import atomic_write_text
 from facesr.errors import FacesrError
 
-RECIPE_TYPES = {"sampler": str, "steps": int, "strength": float, "samples": int, "init": str, "eta": float}
+RECIPE_TYPES = {"sampler": str, "steps": int, "strength": float, "samples": int, "init": str, "eta": float,
+                "guidance": float}
 
 
 @dataclass

@@ -219,6 +219,7 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
         "eta": opts.eta,
         "strength": opts.strength,
         "init": opts.init if opts.strength < 1 else None,
+        "guidance": opts.guidance,
         "seed": opts.seed,
         "precision": opts.precision,
         "batch_size": opts.batch_size,

@@ -18,7 +18,7 @@ from facesr.diffusion.samplers import network_evaluations
 from facesr.errors import FacesrError, InputError
 
 PC_KEYS = ("predictor", "corrector", "snr", "corrector_steps", "probability_flow", "ode_method")
-RECIPE_KEYS = ("sampler", "steps", "eta", "strength", "samples", "init") + PC_KEYS
+RECIPE_KEYS = ("sampler", "steps", "eta", "strength", "samples", "init", "guidance") + PC_KEYS
 
 
 @dataclass
@@ -32,6 +32,7 @@ class SamplingOptions:
     strength: float = 1.0  # < 1: warm start from the noised fast estimate (bicubic, or ``init``)
     samples: int = 1  # > 1: average that many samples (posterior-mean estimate), K x steps evaluations
     init: str | None = None  # regression model (name or folder) whose output is the warm start; None: bicubic
+    guidance: float = 0.0  # FASR: classifier-free guidance weight on the identity vector (2 x evaluations)
     # SDE samplers ("pc", "ode") only; see facesr.diffusion.dispatch.PCOptions
     predictor: str = "reverse_diffusion"
     corrector: str = "langevin"
@@ -59,6 +60,8 @@ class SamplingOptions:
         opts = cls(**values)
         if opts.steps < 1 or opts.samples < 1 or opts.batch_size < 1:
             raise FacesrError("steps, samples and batch size must be at least 1")
+        if opts.guidance < 0:
+            raise FacesrError(f"guidance must be 0 or more, got {opts.guidance}")
         return opts
 
 
@@ -120,6 +123,7 @@ def super_resolve_tensors(model, lrs: list[torch.Tensor], keys: list[str], opts:
             extra = {}
             if vectors is not None:
                 extra["vector"] = torch.stack([vectors[i] for i, _ in chunk]).to(device)
+                extra["guidance"] = opts.guidance
             if refs is not None:
                 extra["ref"] = torch.stack([refs[i] for i, _ in chunk]).to(device)
             sr = model.super_resolve(lr, sampler=opts.sampler, steps=opts.steps, eta=opts.eta, generator=gens,

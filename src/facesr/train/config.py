@@ -21,6 +21,9 @@ class DataConfig:
     # identity vectors (FASR): per-image feature files from 'facesr features --per-image', keyed by the
     # image's path under its training folder; each sample draws one of the files that has its image
     vectors: tuple[str, ...] = ()
+    # probability that an item's identity vector is replaced by the null identity (zeros), so the model
+    # also learns D(x, 0) and can be sampled with identity guidance (SamplingOptions.guidance)
+    vector_dropout: float = 0.0
     # multi-frame models (MF-SR3): bursts of ``frames`` LR frames made from each still by shifting HR by
     # up to ``motion_px`` HR pixels (uniform, sub-pixel, x and y) per frame; the middle frame is unshifted
     frames: int = 1
@@ -29,6 +32,10 @@ class DataConfig:
     # (another image of the same <identity>/ folder; folders with one image are left out) or "self"
     # (the image itself, flipped, shifted by up to 8 px and re-lit: for data without identities)
     reference: str | None = None
+
+    def __post_init__(self):
+        if not 0 <= self.vector_dropout < 1:
+            raise FacesrError(f"data.vector_dropout must be in [0, 1), got {self.vector_dropout}")
 
 
 @dataclass

@@ -121,7 +121,8 @@ def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int |
         raise FacesrError(f"data.frames is {cfg.data.frames}, but the model takes {frames} condition frame(s) (unet.cond_images)")
     dataset = HRFolderDataset(cfg.data.train_dirs, model.operator, model.cfg.hr_size, cfg.data.patch_size, cfg.data.hflip,
                               augment=cfg.data, vectors=load_vector_tables(cfg, model), frames=frames,
-                              motion_px=cfg.data.motion_px, reference=cfg.data.reference)
+                              motion_px=cfg.data.motion_px, reference=cfg.data.reference,
+                              vector_dropout=cfg.data.vector_dropout)
     optimizer = torch.optim.Adam(param_groups(model, o.lr_scale), lr=o.lr, betas=tuple(o.betas))
     ema = EMAModel(model.parameters(), decay=o.ema_decay)
     generator = torch.Generator().manual_seed(o.seed * 1000 + rank)

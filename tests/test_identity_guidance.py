@@ -1,0 +1,94 @@
+"""Identity guidance (classifier-free guidance on the FASR vector) and the vector dropout that trains the null identity."""
+
+import numpy as np
+import pytest
+import torch
+
+from facesr.diffusion.denoiser import guided
+from facesr.errors import FacesrError
+from facesr.identity.features import FeatureTable
+from facesr.models.conditional_unet import UNetConfig
+from facesr.models.score_sr import ScoreSR, ScoreSRConfig
+from facesr.pipelines.upscale import SamplingOptions
+
+
+def test_guided_denoiser_is_the_linear_extrapolation():
+    x, sigma = torch.randn(2, 3, 4, 4), torch.tensor(2.0)
+    cond = lambda x, s: 0.5 * x + s  # noqa: E731
+    null = lambda x, s: -x  # noqa: E731
+    for w in (0.0, 1.0, 2.5):
+        want = (1 + w) * (0.5 * x + sigma) - w * (-x)
+        assert torch.allclose(guided(cond, null, w)(x, sigma), want)
+    assert torch.equal(guided(cond, null, 0.0)(x, sigma), cond(x, sigma))
+
+
+def fasr_tiny(vector_weights: bool):
+    torch.manual_seed(0)
+    unet = UNetConfig(block_out_channels=(32, 32), attention_levels=(), time_embedding="fourier", norm_num_groups=8,
+                      vector_dim=8)
+    model = ScoreSR(ScoreSRConfig(unet=unet, sde="ve", hr_size=32, scale=4, preconditioning="edm")).eval()
+    if vector_weights:  # the per-ResBlock denses start at zero (the model starts unconditioned): give them weights
+        for dense in model.net.vector_bias:
+            torch.nn.init.normal_(dense.weight, std=0.5)
+    return model
+
+
+def sample(model, vector, guidance):
+    lr = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    gens = [torch.Generator().manual_seed(k) for k in range(2)]
+    return model.super_resolve(lr, sampler="ddim", steps=1, generator=gens, vector=vector, guidance=guidance)
+
+
+def test_one_step_sample_is_guided_by_the_vector_against_the_zero_vector():
+    """One deterministic DDIM step returns D(x, sigma_max); the output is affine in it, so away from the
+    [0, 1] clamp the guided output is (1 + w) out(v) - w out(0)."""
+    model = fasr_tiny(vector_weights=True)
+    v = torch.randn(2, 8, generator=torch.Generator().manual_seed(2))
+    with_v, with_zero = sample(model, v, 0.0), sample(model, torch.zeros_like(v), 0.0)
+    w = 1.5
+    got = sample(model, v, w)
+    want = (1 + w) * with_v - w * with_zero
+    inside = (want > 0.01) & (want < 0.99) & (with_v > 0.01) & (with_v < 0.99) & (with_zero > 0.01) & (with_zero < 0.99)
+    assert inside.float().mean() > 0.3 and (with_v - with_zero).abs().max() > 1e-3
+    assert torch.allclose(got[inside], want[inside], atol=1e-4)
+    assert torch.equal(sample(model, v, 0.0), with_v)
+
+
+def test_guidance_does_nothing_when_the_model_ignores_the_vector():
+    model = fasr_tiny(vector_weights=False)  # zero-initialised vector denses: D(v) = D(0)
+    v = torch.randn(2, 8)
+    assert torch.allclose(sample(model, v, 3.0), sample(model, v, 0.0), atol=1e-6)
+
+
+def test_guidance_doubles_the_network_evaluations_of_fasr_models_only():
+    opts = SamplingOptions(steps=5, samples=4, guidance=1.5)
+    assert fasr_tiny(False).network_evaluations(opts) == 2 * 5 * 4
+    torch.manual_seed(0)
+    plain = ScoreSR(ScoreSRConfig(unet=UNetConfig(block_out_channels=(32, 32), attention_levels=(), time_embedding="fourier"),
+                                  hr_size=32))
+    assert plain.network_evaluations(opts) == 5 * 4
+    with pytest.raises(FacesrError, match="guidance"):
+        SamplingOptions.for_model(plain, guidance=-1.0)
+
+
+def test_vector_dropout_replaces_a_share_of_vectors_by_zeros(sample_faces):
+    from facesr.data.datasets import HRFolderDataset
+    from facesr.data.resample import make_operator
+
+    names = sorted(p.name for p in sample_faces.glob("*.png"))
+    table = FeatureTable(names, np.ones((len(names), 5)), {"kind": "per_image"})
+    make = lambda p: HRFolderDataset([sample_faces], make_operator("bicubic", 8), 128, 32, vectors=[table],  # noqa: E731
+                                     vector_dropout=p)
+    g = torch.Generator().manual_seed(0)
+    drawn = [make(0.3).item(i % len(names), g)["vector"] for i in range(400)]
+    zeros = sum(bool((v == 0).all()) for v in drawn)
+    assert all(bool((v == 0).all()) or bool((v == 1).all()) for v in drawn)
+    assert 0.22 < zeros / 400 < 0.38  # binomial(400, 0.3): std 0.023
+    assert all(bool((make(0.0).item(i, g)["vector"] == 1).all()) for i in range(len(names)))
+
+
+def test_vector_dropout_must_be_a_probability():
+    from facesr.train.config import DataConfig
+
+    with pytest.raises(FacesrError, match="vector_dropout"):
+        DataConfig(vector_dropout=1.0)
