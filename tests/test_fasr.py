@@ -97,9 +97,10 @@ def test_train_from_an_unconditioned_model_then_evaluate_and_upscale(tmp_path, s
     assert summary["images"] == 3 and summary["identity_condition"]["aux"] == "1"
     assert summary["guidance"] == 0 and summary["network_evaluations"] == 2
     assert main(["evaluate", "--run", "--hr", str(root), "--protocol", "second", "--model", str(model_dir),
-                 "--aux", "1", "--steps", "2", "--guidance", "1.5", "-o", str(tmp_path / "ev-guided")]) == 0
+                 "--aux", "1", "--aux-view", "hr", "--steps", "2", "--guidance", "1.5", "-o", str(tmp_path / "ev-guided")]) == 0
     guided = json.loads((tmp_path / "ev-guided" / "summary.json").read_text())
     assert guided["guidance"] == 1.5 and guided["network_evaluations"] == 4
+    assert guided["identity_condition"]["aux_view"] == "hr" and summary["identity_condition"]["aux_view"] == "lr"
     # FASR needs identity folders
     assert main(["evaluate", "--run", "--hr", str(root), "--model", str(model_dir), "--steps", "1", "-o", str(ev)]) == 2
 
@@ -189,6 +190,18 @@ def test_aux_vectors_of_the_next_identity_are_the_control(tmp_path, sample_faces
     assert aux_vectors(model, probes[:1], whose="other") == {}  # no other identity among the probes
     with pytest.raises(FacesrError, match="'same' or 'other'"):
         aux_vectors(model, probes, whose="nobody")
+    # the HR view embeds the aux images as they are: the mean over the 3rd and 4th image, against a direct loop
+    from facesr.data.io import read_image
+    from facesr.pipelines.identity_eval import make_embedder
+
+    hr_view = aux_vectors(model, probes, view="hr")
+    embedder = make_embedder("dlib")
+    for probe in probes:
+        direct = np.mean([embedder.embed([read_image(probe.parent / f"{k}.png")])[0] for k in (2, 3)], axis=0)
+        assert np.allclose(hr_view[probe].numpy(), direct, atol=1e-5)
+        assert not torch.allclose(hr_view[probe], same[probe], atol=1e-3)
+    with pytest.raises(FacesrError, match="'lr' or 'hr'"):
+        aux_vectors(model, probes, view="mid")
 
 
 def test_benchmark_table_over_methods(tmp_path, sample_faces, tiny_model, capsys):
@@ -209,11 +222,13 @@ def test_benchmark_table_over_methods(tmp_path, sample_faces, tiny_model, capsys
         shutil.copy(root / "Ai_Sugiyama_0003" / f"{k}.png", root / "two_only" / f"{k}.png")
     out = tmp_path / "bench"
     assert main(["benchmark", "--hr", str(root), "-o", str(out), "--method", f"sr3={tiny_model},steps=2",
-                 f"fasr-1={tmp_path / 'fasr'},aux=1,steps=2", f"fasr-x={tmp_path / 'fasr'},ref=other,steps=2"]) == 0
+                 f"fasr-1={tmp_path / 'fasr'},aux=1,steps=2", f"fasr-x={tmp_path / 'fasr'},ref=other,steps=2",
+                 f"fasr-hr={tmp_path / 'fasr'},view=hr,steps=2,guidance=1"]) == 0
     rows = list(csv.DictReader(open(out / "benchmark.csv")))
-    assert [r["method"] for r in rows] == ["HR (ceiling)", "bicubic", "sr3", "fasr-1", "fasr-x"]
+    assert [r["method"] for r in rows] == ["HR (ceiling)", "bicubic", "sr3", "fasr-1", "fasr-x", "fasr-hr"]
     assert {r["faces"] for r in rows} == {"3"} and rows[3]["aux"] == "1" and rows[2]["network_evaluations"] == "2"
     assert rows[4]["aux"] == "all (next identity's)"
+    assert rows[5]["aux"] == "all, HR view" and rows[5]["network_evaluations"] == "4"  # guidance: 2 evaluations a step
     summary = json.loads((out / "sr3" / "summary.json").read_text())
     assert abs(float(rows[2]["psnr"]) - summary["metrics"]["psnr"]["mean"]) < 1e-9
     assert float(rows[0]["rank1"]) == summary["identity"]["hr_probes"]["rank1"]
@@ -222,4 +237,4 @@ def test_benchmark_table_over_methods(tmp_path, sample_faces, tiny_model, capsys
     assert main(["benchmark", "--hr", str(root), "--method", f"x={tiny_model},aux=2"]) == 2
     assert main(["benchmark", "--hr", str(root), "--method", "nolabel"]) == 2
     err = capsys.readouterr().err
-    assert "aux is only for FASR models" in err and "expected LABEL=MODEL" in err
+    assert "aux and view are only for FASR models" in err and "expected LABEL=MODEL" in err

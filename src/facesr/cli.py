@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aux", default="all", metavar="N|all",
                    help="FASR models (--run --protocol second): condition each probe on the LR versions of at most N "
                         "aux images of its identity (3rd image onwards); probes without any are left out (default: all)")
+    p.add_argument("--aux-view", default="lr", choices=["lr", "hr"],
+                   help="FASR: embed the aux images from their LR versions made with the model's operator ('lr', tiny "
+                        "faces like the probe; default) or as they are ('hr', the FASR reference's test protocol)")
     p.add_argument("--ref-from", default="same", choices=["same", "other"],
                    help="RefSR-VAE and FASR (--run --protocol second): the reference (first aux image) or the aux images "
                         "come from the probe's identity ('same'), or from the next identity ('other', the control); "

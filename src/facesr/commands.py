@@ -239,7 +239,8 @@ def _condition_inputs(args, model, hr):
         raise FacesrError(f"{model.source} takes other images of each identity (aux images or a reference): "
                           "evaluate it with --protocol second")
     unusable = _Reported()
-    runnable, vectors, refs, extra = condition_inputs(model, hr, args.aux, args.ref_from, on_error=unusable)
+    runnable, vectors, refs, extra = condition_inputs(model, hr, args.aux, args.ref_from, on_error=unusable,
+                                                      view=args.aux_view)
     extra["unusable_images"] = unusable  # aux or reference images that could not be used
     if not runnable:
         raise FacesrError(f"{args.hr}: no probe has an aux image (identity folders need 3 or more images)")

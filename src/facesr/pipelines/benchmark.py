@@ -4,9 +4,9 @@ Every method runs on the same probes (the 2nd image of each identity folder; wit
 only identities that have at least one aux image, so all rows share one probe set). Each method's
 run is a normal evaluation folder (per-image CSV, summary.json) under <out>/<label>/.
 
-A method is ``LABEL=MODEL[,key=value...]``; keys: aux (FASR: N or all), ref (RefSR-VAE and FASR:
-same or other, whose aux images condition the probe: its own identity's or, as a control, the next
-identity's), and the sampling recipe (sampler, steps, strength,
+A method is ``LABEL=MODEL[,key=value...]``; keys: aux (FASR: N or all), view (FASR: lr or hr, the aux
+images' LR versions or the images as they are), ref (RefSR-VAE and FASR: same or other, whose aux images
+condition the probe: its own identity's or, as a control, the next identity's), and the sampling recipe (sampler, steps, strength,
 samples, init, eta, guidance). Bicubic and the HR ceiling come with every table.
 """
 
@@ -30,6 +30,7 @@ class Method:
     label: str
     model: str
     aux: str | None = None
+    view: str | None = None
     ref: str | None = None
     recipe: dict = field(default_factory=dict)
 
@@ -46,6 +47,11 @@ def parse_method(text: str) -> Method:
             raise FacesrError(f"--method {text!r}: {pair!r} is not key=value")
         if key == "aux":
             m.aux = value
+        elif key == "view":
+            from facesr.pipelines.identity_refs import check_view
+
+            check_view(value)
+            m.view = value
         elif key == "ref":
             m.ref = value
         elif key in RECIPE_TYPES:
@@ -54,7 +60,7 @@ def parse_method(text: str) -> Method:
             except ValueError:
                 raise FacesrError(f"--method {text!r}: {key} must be a {RECIPE_TYPES[key].__name__}") from None
         else:
-            raise FacesrError(f"--method {text!r}: unknown key {key!r} (aux, ref, {', '.join(RECIPE_TYPES)})")
+            raise FacesrError(f"--method {text!r}: unknown key {key!r} (aux, view, ref, {', '.join(RECIPE_TYPES)})")
     if not label.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise FacesrError(f"--method {text!r}: labels use letters, digits, - _ . only (it names a folder)")
     return m
@@ -84,8 +90,8 @@ def run_benchmark(hr_root, methods: list[Method], out, judge, device, limit: int
     if len(ops) > 1:
         raise FacesrError(f"the methods use different LR protocols {sorted(ops)}; one table needs one operator and scale")
     for m in methods:
-        if m.aux is not None and m.model not in fasr:
-            raise FacesrError(f"--method {m.label}: aux is only for FASR models")
+        if (m.aux is not None or m.view is not None) and m.model not in fasr:
+            raise FacesrError(f"--method {m.label}: aux and view are only for FASR models")
         if m.ref is not None and m.model not in refsr | fasr:
             raise FacesrError(f"--method {m.label}: ref is only for RefSR-VAE and FASR models")
     split = identity_split(hr_root)
@@ -95,7 +101,8 @@ def run_benchmark(hr_root, methods: list[Method], out, judge, device, limit: int
     for m in methods:
         model = models[m.model]
         opts = SamplingOptions.for_model(model, **m.recipe, seed=seed, batch_size=batch_size, precision=precision)
-        hr, vectors, refs, extra = condition_inputs(model, probes, m.aux or "all", m.ref or "same", on_error=on_error)
+        hr, vectors, refs, extra = condition_inputs(model, probes, m.aux or "all", m.ref or "same", on_error=on_error,
+                                                    view=m.view or "lr")
         log(f"{m.label}: {m.model} on {len(hr)} probes")
         res = run_and_evaluate(model, hr, opts, device, out / m.label, on_error=on_error, embedder=judge,
                                gallery=gallery, vectors=vectors, extra=extra, refs=refs)
@@ -128,6 +135,8 @@ def table_rows(results) -> list[dict]:
         ident = s.get("identity", {})
         cond = s.get("identity_condition") or {}
         aux = cond.get("aux", "") or ("ref: " + (m.ref or "same") if m.ref or s.get("reference") else "")
+        if cond.get("aux_view") == "hr":
+            aux += ", HR view"
         if cond.get("of") == "other":
             aux += " (next identity's)"
         rows.append({"method": m.label, "model": m.model, "aux": aux,

@@ -89,22 +89,32 @@ def source_folder(probe: Path, folders: list[Path], whose: str) -> Path | None:
     return None if other == probe.parent else other
 
 
+AUX_VIEWS = ("lr", "hr")
+
+
+def check_view(view: str) -> None:
+    if view not in AUX_VIEWS:
+        raise FacesrError(f"--aux-view / view= must be 'lr' or 'hr', got {view!r}")
+
+
 def aux_vectors(model, probes: list[Path], max_aux: int = 0, how: str = "mean", whose: str = "same",
-                on_error=print) -> dict[Path, torch.Tensor]:
+                on_error=print, view: str = "lr") -> dict[Path, torch.Tensor]:
     """{probe: vector} under facesr's identity protocol: the probe is the 2nd image of its folder, the aux
     images are the 3rd onwards (at most ``max_aux``; 0 = all) of its own folder (or, ``whose="other"``, of
-    the next identity's), embedded from their LR versions made with the model's operator. Probes without
-    any usable aux image are left out (not in the result)."""
+    the next identity's), embedded from their LR versions made with the model's operator (``view="lr"``:
+    tiny faces like the probe) or as they are (``"hr"``: the reference's test protocol, 128-px photos).
+    Probes without any usable aux image are left out (not in the result)."""
     from facesr.identity.features import aggregate, usable_embeddings
     from facesr.identity.recognition import aux_images
 
+    check_view(view)
     embedder = model_embedder(model)
     folders = sorted({p.parent for p in probes})
     vectors: dict[Path, torch.Tensor | None] = {}
     for folder in folders:
         aux = aux_images(folder)
         aux = aux[:max_aux] if max_aux else aux
-        good = usable_embeddings(embedder, aux, model.operator, on_error) if aux else []
+        good = usable_embeddings(embedder, aux, model.operator if view == "lr" else None, on_error) if aux else []
         vectors[folder] = torch.from_numpy(aggregate(good, how).astype(np.float32)) if len(good) else None
     out = {}
     for probe in probes:
@@ -156,16 +166,19 @@ def protocol_references(model, probes: list[Path], whose: str = "same", on_error
     return out
 
 
-def condition_inputs(model, probes: list[Path], aux: str = "all", ref_from: str = "same", on_error=print):
+def condition_inputs(model, probes: list[Path], aux: str = "all", ref_from: str = "same", on_error=print,
+                     view: str = "lr"):
     """What ``model`` needs besides each probe's LR, under the identity protocol: (the probes it can run,
     {probe: identity vector} or None, {probe: reference face} or None, summary entries saying how they
-    were made). FASR probes without a usable aux image and RefSR probes without a reference are left out."""
+    were made). FASR probes without a usable aux image and RefSR probes without a reference are left out.
+    ``view``: FASR aux images as LR ("lr") or as they are ("hr"); see ``aux_vectors``."""
     vectors = refs = None
     extra = {}
     if vector_dim(model):
-        vectors = aux_vectors(model, probes, parse_aux(aux), whose=ref_from, on_error=on_error)
+        vectors = aux_vectors(model, probes, parse_aux(aux), whose=ref_from, on_error=on_error, view=view)
+        described = f"LR of the aux images ({model.cfg.operator} x{model.cfg.scale})" if view == "lr" else "the aux images as they are (HR)"
         extra["identity_condition"] = {"embedder": model.cfg.unet.vector_embedder, "aux": aux, "of": ref_from,
-                                       "view": f"LR of the aux images ({model.cfg.operator} x{model.cfg.scale})",
+                                       "view": described, "aux_view": view,
                                        "aggregate": "mean", "left_out": [p.parent.name for p in probes if p not in vectors]}
         probes = [p for p in probes if p in vectors]
     if needs_reference(model):
