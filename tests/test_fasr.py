@@ -178,7 +178,7 @@ def test_aux_vectors_of_the_next_identity_are_the_control(tmp_path, sample_faces
     from facesr.pipelines.identity_refs import aux_vectors
 
     root = identity_root(tmp_path, sample_faces, people=3, images=4)
-    model = SimpleNamespace(cfg=SimpleNamespace(unet=SimpleNamespace(vector_embedder="dlib")),
+    model = SimpleNamespace(cfg=SimpleNamespace(unet=SimpleNamespace(vector_embedder="dlib", vector_dim=128)),
                             operator=make_operator("bicubic", 8))
     probes = [folder / "1.png" for folder in sorted(root.iterdir())]
     same = aux_vectors(model, probes)
@@ -188,8 +188,10 @@ def test_aux_vectors_of_the_next_identity_are_the_control(tmp_path, sample_faces
         assert torch.equal(other[probe], same[probes[(i + 1) % 3]])
         assert not torch.allclose(other[probe], same[probe])
     assert aux_vectors(model, probes[:1], whose="other") == {}  # no other identity among the probes
-    with pytest.raises(FacesrError, match="'same' or 'other'"):
+    with pytest.raises(FacesrError, match="'same', 'other' or 'none'"):
         aux_vectors(model, probes, whose="nobody")
+    null = aux_vectors(model, probes, whose="none")  # the null identity for every probe
+    assert list(null) == probes and all(torch.equal(v, torch.zeros(128)) for v in null.values())
     # the HR view embeds the aux images as they are: the mean over the 3rd and 4th image, against a direct loop
     from facesr.data.io import read_image
     from facesr.pipelines.identity_eval import make_embedder
@@ -223,12 +225,13 @@ def test_benchmark_table_over_methods(tmp_path, sample_faces, tiny_model, capsys
     out = tmp_path / "bench"
     assert main(["benchmark", "--hr", str(root), "-o", str(out), "--method", f"sr3={tiny_model},steps=2",
                  f"fasr-1={tmp_path / 'fasr'},aux=1,steps=2", f"fasr-x={tmp_path / 'fasr'},ref=other,steps=2",
-                 f"fasr-hr={tmp_path / 'fasr'},view=hr,steps=2,guidance=1"]) == 0
+                 f"fasr-hr={tmp_path / 'fasr'},view=hr,steps=2,guidance=1", f"fasr-0={tmp_path / 'fasr'},ref=none,steps=1"]) == 0
     rows = list(csv.DictReader(open(out / "benchmark.csv")))
-    assert [r["method"] for r in rows] == ["HR (ceiling)", "bicubic", "sr3", "fasr-1", "fasr-x", "fasr-hr"]
+    assert [r["method"] for r in rows] == ["HR (ceiling)", "bicubic", "sr3", "fasr-1", "fasr-x", "fasr-hr", "fasr-0"]
     assert {r["faces"] for r in rows} == {"3"} and rows[3]["aux"] == "1" and rows[2]["network_evaluations"] == "2"
     assert rows[4]["aux"] == "all (next identity's)"
     assert rows[5]["aux"] == "all, HR view" and rows[5]["network_evaluations"] == "4"  # guidance: 2 evaluations a step
+    assert rows[6]["aux"] == "none (zero vector)" and rows[6]["faces"] == "3"
     summary = json.loads((out / "sr3" / "summary.json").read_text())
     assert abs(float(rows[2]["psnr"]) - summary["metrics"]["psnr"]["mean"]) < 1e-9
     assert float(rows[0]["rank1"]) == summary["identity"]["hr_probes"]["rank1"]

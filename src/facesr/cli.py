@@ -90,9 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aux-view", default="lr", choices=["lr", "hr"],
                    help="FASR: embed the aux images from their LR versions made with the model's operator ('lr', tiny "
                         "faces like the probe; default) or as they are ('hr', the FASR reference's test protocol)")
-    p.add_argument("--ref-from", default="same", choices=["same", "other"],
+    p.add_argument("--ref-from", default="same", choices=["same", "other", "none"],
                    help="RefSR-VAE and FASR (--run --protocol second): the reference (first aux image) or the aux images "
                         "come from the probe's identity ('same'), or from the next identity ('other', the control); "
+                        "FASR also 'none': the zero vector, the null identity of a model trained with vector dropout; "
                         "default: same")
     p.add_argument("-o", "--out", default="outputs/eval", help="writes per_image.csv and summary.json here")
     _add_sampling_options(p)
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hr", required=True, help="<root>/<identity>/<images>: 1st = gallery, 2nd = probe, rest = aux")
     p.add_argument("--method", nargs="+", required=True, metavar="LABEL=MODEL[,key=value]",
                    help="e.g. sr3=sr3-x8  fasr-4=fasr-x8,aux=4  sr3-1step=sr3-x8,steps=1,samples=1  "
-                        "refsr=refsr-vae-x8,ref=same; keys: aux (N or all), ref (same or other), sampler, "
+                        "refsr=refsr-vae-x8,ref=same; keys: aux (N or all), view (lr or hr), ref (same, other or none), guidance, sampler, "
                         "steps, strength, samples, init, eta")
     p.add_argument("--identity", default="dlib", help="judge network: 'dlib', 'dlib-detect' or 'adaface:CKPT[:ARCH]' (default: dlib)")
     p.add_argument("--limit", type=int, default=0, help="use only the first N probes")

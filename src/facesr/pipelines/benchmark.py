@@ -6,7 +6,8 @@ run is a normal evaluation folder (per-image CSV, summary.json) under <out>/<lab
 
 A method is ``LABEL=MODEL[,key=value...]``; keys: aux (FASR: N or all), view (FASR: lr or hr, the aux
 images' LR versions or the images as they are), ref (RefSR-VAE and FASR: same or other, whose aux images
-condition the probe: its own identity's or, as a control, the next identity's), and the sampling recipe (sampler, steps, strength,
+condition the probe: its own identity's or, as a control, the next identity's; FASR also none, the zero
+vector), and the sampling recipe (sampler, steps, strength,
 samples, init, eta, guidance). Bicubic and the HR ceiling come with every table.
 """
 
@@ -139,6 +140,8 @@ def table_rows(results) -> list[dict]:
             aux += ", HR view"
         if cond.get("of") == "other":
             aux += " (next identity's)"
+        if cond.get("of") == "none":
+            aux = "none (zero vector)"
         rows.append({"method": m.label, "model": m.model, "aux": aux,
                      "faces": s["images"], **_pair("psnr", s["metrics"].get("psnr")), **_pair("ssim", s["metrics"].get("ssim")),
                      **_pair("consistency", s["metrics"].get("consistency")), **_pair("cs", ident.get("cs")),

@@ -75,8 +75,8 @@ def parse_aux(text: str, flag: str = "--aux") -> int:
 
 
 def check_whose(whose: str) -> None:
-    if whose not in ("same", "other"):
-        raise FacesrError(f"--ref-from / ref= must be 'same' or 'other', got {whose!r}")
+    if whose not in ("same", "other", "none"):
+        raise FacesrError(f"--ref-from / ref= must be 'same', 'other' or 'none', got {whose!r}")
 
 
 def source_folder(probe: Path, folders: list[Path], whose: str) -> Path | None:
@@ -103,11 +103,16 @@ def aux_vectors(model, probes: list[Path], max_aux: int = 0, how: str = "mean", 
     images are the 3rd onwards (at most ``max_aux``; 0 = all) of its own folder (or, ``whose="other"``, of
     the next identity's), embedded from their LR versions made with the model's operator (``view="lr"``:
     tiny faces like the probe) or as they are (``"hr"``: the reference's test protocol, 128-px photos).
-    Probes without any usable aux image are left out (not in the result)."""
+    Probes without any usable aux image are left out (not in the result). ``whose="none"``: the null
+    identity, the zero vector, for every probe (the same network without identity; meaningful for a
+    model trained with ``data.vector_dropout``)."""
     from facesr.identity.features import aggregate, usable_embeddings
     from facesr.identity.recognition import aux_images
 
     check_view(view)
+    check_whose(whose)
+    if whose == "none":
+        return {probe: torch.zeros(vector_dim(model)) for probe in probes}
     embedder = model_embedder(model)
     folders = sorted({p.parent for p in probes})
     vectors: dict[Path, torch.Tensor | None] = {}
@@ -150,6 +155,8 @@ def protocol_references(model, probes: list[Path], whose: str = "same", on_error
 
     folders = sorted({p.parent for p in probes})
     check_whose(whose)
+    if whose == "none":
+        raise FacesrError("ref 'none' (the zero identity vector) is only for FASR models")
     references: dict[Path, torch.Tensor | None] = {}
     for folder in folders:
         first = (aux_images(folder) or [None])[0]
