@@ -67,8 +67,11 @@ def test_guidance_doubles_the_network_evaluations_of_fasr_models_only():
     plain = ScoreSR(ScoreSRConfig(unet=UNetConfig(block_out_channels=(32, 32), attention_levels=(), time_embedding="fourier"),
                                   hr_size=32))
     assert plain.network_evaluations(opts) == 5 * 4
-    with pytest.raises(FacesrError, match="guidance"):
-        SamplingOptions.for_model(plain, guidance=-1.0)
+    with pytest.raises(FacesrError, match="guidance must be 0 or more"):
+        SamplingOptions.for_model(fasr_tiny(False), guidance=-1.0)
+    with pytest.raises(FacesrError, match="guidance is for FASR models"):
+        SamplingOptions.for_model(plain, guidance=1.0)
+    assert SamplingOptions.for_model(plain, guidance=0.0).guidance == 0
 
 
 def test_vector_dropout_replaces_a_share_of_vectors_by_zeros(sample_faces):

@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="FASR models (--run --protocol second): condition each probe on the LR versions of at most N "
                         "aux images of its identity (3rd image onwards); probes without any are left out (default: all)")
     p.add_argument("--aux-view", default="lr", choices=["lr", "hr"],
-                   help="FASR: embed the aux images from their LR versions made with the model's operator ('lr', tiny "
+                   help="FASR (--run --protocol second): embed the aux images from their LR versions made with the model's operator ('lr', tiny "
                         "faces like the probe; default) or as they are ('hr', the FASR reference's test protocol)")
     p.add_argument("--ref-from", default="same", choices=["same", "other", "none"],
                    help="RefSR-VAE and FASR (--run --protocol second): the reference (first aux image) or the aux images "

@@ -167,7 +167,7 @@ def markdown(hr_root, results, rows, judge, conditioned: list[str]) -> str:
     judge_name = s.get("identity", {}).get("embedder", getattr(judge, "name", "?"))
     lines = [
         f"Test set `{hr_root}`: the 2nd image of each identity folder is the probe, the 1st the gallery, the rest aux "
-        f"images (their LR versions condition FASR). LR = {p['operator']['name']} x{p['operator']['scale']} of HR, 8-bit. "
+        f"images (their LR versions condition FASR; the photos as they are in rows marked HR view). LR = {p['operator']['name']} x{p['operator']['scale']} of HR, 8-bit. "
         f"PSNR/SSIM on {p['colour']}, crop {p['crop_border']}; consistency = {p['consistency']}. Judge network: "
         f"{judge_name}; rank-1 = closed-set identification against the {s.get('identity', {}).get('gallery_identities', '?')} "
         f"gallery images. Seed {s['seed']}, {s['precision']}, batch {s['batch_size']}, {s['device']}, {s['threads']} thread(s).",

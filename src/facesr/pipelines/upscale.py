@@ -62,6 +62,9 @@ class SamplingOptions:
             raise FacesrError("steps, samples and batch size must be at least 1")
         if opts.guidance < 0:
             raise FacesrError(f"guidance must be 0 or more, got {opts.guidance}")
+        if opts.guidance and not getattr(getattr(model.cfg, "unet", None), "vector_dim", 0):
+            raise FacesrError(f"guidance is for FASR models (an identity vector to guide by); "
+                              f"{getattr(model, 'source', 'this model')} has none")
         return opts
 
 
