@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+
 import numpy as np
 
 

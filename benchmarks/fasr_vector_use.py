@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+
 import numpy as np
 import torch
 

@@ -55,6 +55,8 @@ class SamplingOptions:
     @classmethod
     def for_model(cls, model, **given) -> "SamplingOptions":
         """The model's recommended recipe (config.json "sampling"), overridden by ``given`` values that are not None."""
+        from facesr.pipelines.identity_refs import vector_dim
+
         values = {k: v for k, v in getattr(model, "sampling", {}).items() if k in RECIPE_KEYS}
         values.update({k: v for k, v in given.items() if v is not None})
         opts = cls(**values)
@@ -62,7 +64,7 @@ class SamplingOptions:
             raise FacesrError("steps, samples and batch size must be at least 1")
         if opts.guidance < 0:
             raise FacesrError(f"guidance must be 0 or more, got {opts.guidance}")
-        if opts.guidance and not getattr(getattr(model.cfg, "unet", None), "vector_dim", 0):
+        if opts.guidance and not vector_dim(model):
             raise FacesrError(f"guidance is for FASR models (an identity vector to guide by); "
                               f"{getattr(model, 'source', 'this model')} has none")
         return opts
