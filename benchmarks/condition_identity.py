@@ -6,7 +6,10 @@ each row identifies the probe identities with one embedding per probe, against t
 - probe HR (the ceiling of any SR method) and probe LR (what bicubic sees);
 - the mean of the aux embeddings (1, 4 or all aux images), from their HR or their LR versions; the LR
   view is what ``facesr benchmark`` gives a FASR model;
-- probe LR plus the aux mean (sum of unit vectors): what an SR model could reach if it merged both.
+- probe LR plus the aux mean (sum of unit vectors): what an SR model could reach if it merged both;
+- with ``--map HR_TABLE LR_TABLE`` (per-image tables of the same training faces, ``facesr features
+  --per-image``): the LR-view embeddings first mapped to the HR view by a ridge regression fitted on those
+  pairs. Does the LR view lack identity, or only sit elsewhere in the embedding space?
 
 Only probes with at least one aux image are used, so every row has the same probes.
 
@@ -36,6 +39,8 @@ def main() -> None:
     p.add_argument("--operator", default="bicubic")
     p.add_argument("--identity", default="dlib", help="embedder (as in facesr evaluate)")
     p.add_argument("--table", help="write the Markdown table here")
+    p.add_argument("--map", nargs=2, metavar=("HR_TABLE", "LR_TABLE"),
+                   help="also map LR-view embeddings to the HR view, fitted on these training pairs")
     args = p.parse_args()
     errors = []
 
@@ -45,6 +50,7 @@ def main() -> None:
             print(msg, file=sys.stderr)
 
     try:
+        lr_to_hr = fit_lr_to_hr(*args.map) if args.map else None
         split = identity_split(args.hr)
         embedder = make_embedder(args.identity)
         operator = make_operator(args.operator, args.scale)
@@ -80,6 +86,11 @@ def main() -> None:
             rows[f"aux {view} mean, {name}"] = rank1(means)
             if view == "LR":
                 rows[f"probe LR + aux LR mean, {name}"] = rank1([unit(probe["LR"][i]) + m for i, m in zip(ids, means)])
+    if lr_to_hr is not None:
+        for n, name in ((1, "1"), (4, "4"), (0, "all")):
+            means = [unit(np.mean(lr_to_hr(np.stack(aux["LR"][i][:n] if n else aux["LR"][i])), axis=0)) for i in ids]
+            rows[f"aux LR mapped to HR view, mean, {name}"] = rank1(means)
+        rows["probe LR mapped to HR view"] = rank1([lr_to_hr(probe["LR"][i][None])[0] for i in ids])
     n_aux = [len(aux["LR"][i]) for i in ids]
     lines = [f"# Identity in the FASR condition: {args.hr}, {args.operator} x{args.scale}", "",
              f"{len(ids)} probes with aux images (aux per probe: median {int(np.median(n_aux))}, max {max(n_aux)}); "
@@ -88,11 +99,34 @@ def main() -> None:
     lines += [f"| {k} | {v:.3f} |" for k, v in rows.items()]
     lines += ["", f"Command: `python benchmarks/condition_identity.py --hr {args.hr} --scale {args.scale}"
               f"{'' if args.operator == 'bicubic' else ' --operator ' + args.operator}"
+              f"{' --map ' + ' '.join(args.map) if args.map else ''}"
               f"{' --table ' + args.table if args.table else ''}`"]
     print("\n".join(lines))
     if args.table:
         atomic_write_text(args.table, "\n".join(lines) + "\n")
     sys.exit(1 if errors else 0)
+
+
+def fit_lr_to_hr(hr_table: str, lr_table: str, ridge: float = 1e-2):
+    """A function mapping (m, d) LR-view embeddings to unit HR-view ones: least squares on centred pairs."""
+    from facesr.errors import FacesrError
+    from facesr.identity.features import FeatureTable
+
+    hr, lr = FeatureTable.load(hr_table), FeatureTable.load(lr_table)
+    names = [n for n in hr.names if lr.get(n) is not None]
+    if len(names) <= hr.dim:
+        raise FacesrError(f"{lr_table}: only {len(names)} images in common with {hr_table}; need more than {hr.dim}")
+    x = np.stack([lr.get(n) for n in names]).astype(np.float64)
+    y = np.stack([hr.get(n) for n in names]).astype(np.float64)
+    mx, my = x.mean(0), y.mean(0)
+    xc = x - mx
+    w = np.linalg.solve(xc.T @ xc + ridge * np.eye(x.shape[1]), xc.T @ (y - my))
+
+    def lr_to_hr(e):
+        out = (e - mx) @ w + my
+        return out / np.linalg.norm(out, axis=-1, keepdims=True)
+
+    return lr_to_hr
 
 
 if __name__ == "__main__":
