@@ -108,7 +108,7 @@ def main() -> None:
 
 
 def fit_lr_to_hr(hr_table: str, lr_table: str, ridge: float = 1e-2):
-    """A function mapping (m, d) LR-view embeddings to unit HR-view ones: least squares on centred pairs."""
+    """A function mapping (m, d) LR-view embeddings to unit HR-view ones: ridge regression on centred pairs."""
     from facesr.errors import FacesrError
     from facesr.identity.features import FeatureTable
 
