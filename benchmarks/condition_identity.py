@@ -29,6 +29,7 @@ def main() -> None:
     from facesr.data.io import atomic_write_text
     from facesr.data.resample import make_operator
     from facesr.errors import FacesrError
+    from facesr.identity.embedders import l2_normalise as unit
     from facesr.identity.features import usable_embeddings
     from facesr.identity.recognition import identify, identity_split
     from facesr.pipelines.identity_eval import make_embedder
@@ -72,9 +73,6 @@ def main() -> None:
     ids = [i for i in ids if probe["HR"][i] is not None and probe["LR"][i] is not None
            and aux["LR"][i] and aux["HR"][i]]
 
-    def unit(v):
-        return v / np.linalg.norm(v)
-
     def rank1(vectors):
         return identify(np.stack(vectors), ids, gallery, list(split), ks=(1,)).accuracy[1]
 
@@ -110,6 +108,7 @@ def main() -> None:
 def fit_lr_to_hr(hr_table: str, lr_table: str, ridge: float = 1e-2):
     """A function mapping (m, d) LR-view embeddings to unit HR-view ones: ridge regression on centred pairs."""
     from facesr.errors import FacesrError
+    from facesr.identity.embedders import l2_normalise
     from facesr.identity.features import FeatureTable
 
     hr, lr = FeatureTable.load(hr_table), FeatureTable.load(lr_table)
@@ -123,8 +122,7 @@ def fit_lr_to_hr(hr_table: str, lr_table: str, ridge: float = 1e-2):
     w = np.linalg.solve(xc.T @ xc + ridge * np.eye(x.shape[1]), xc.T @ (y - my))
 
     def lr_to_hr(e):
-        out = (e - mx) @ w + my
-        return out / np.linalg.norm(out, axis=-1, keepdims=True)
+        return l2_normalise((e - mx) @ w + my)
 
     return lr_to_hr
 
