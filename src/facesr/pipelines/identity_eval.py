@@ -33,7 +33,8 @@ def identity_report(embedder, probes: dict[str, list[np.ndarray]], labels: list[
                     gallery: list[tuple[str, np.ndarray]] | None, ks=(1, 5)) -> tuple[dict, dict]:
     """``probes``: {"sr": [...], "bicubic": [...], "hr": [...]} uint8 images in label order.
 
-    Returns (per-image columns {"cs": [...], "bicubic_cs": [...]}, summary).
+    Returns (per-image columns, summary). Columns: "cs" and "bicubic_cs"; with a gallery also "rank"
+    (1-based rank of the true identity) and "predicted" (best-matching identity), and their bicubic_ twins.
     """
     from facesr.identity.recognition import cosine_similarity, identify, similarity_matrix, verify
 
@@ -50,6 +51,10 @@ def identity_report(embedder, probes: dict[str, list[np.ndarray]], labels: list[
         summary["gallery_identities"] = len(g_labels)
         for kind, e in emb.items():
             ident = identify(e, labels, g_emb, g_labels, ks)
+            if kind in ("sr", "bicubic"):  # per probe, so two methods can be compared probe by probe
+                prefix = "" if kind == "sr" else "bicubic_"
+                columns[f"{prefix}rank"] = [int(r) for r in ident.rank]
+                columns[f"{prefix}predicted"] = list(ident.predicted)
             ver = verify(similarity_matrix(e, g_emb).ravel(), genuine.ravel())
             summary[f"{kind}_probes"] = {
                 **{f"rank{k}": float(ident.accuracy[k]) for k in ks},
