@@ -225,7 +225,8 @@ def test_benchmark_table_over_methods(tmp_path, sample_faces, tiny_model, capsys
     out = tmp_path / "bench"
     assert main(["benchmark", "--hr", str(root), "-o", str(out), "--method", f"sr3={tiny_model},steps=2",
                  f"fasr-1={tmp_path / 'fasr'},aux=1,steps=2", f"fasr-x={tmp_path / 'fasr'},ref=other,steps=2",
-                 f"fasr-hr={tmp_path / 'fasr'},view=hr,steps=2,guidance=1", f"fasr-0={tmp_path / 'fasr'},ref=none,steps=1"]) == 0
+                 f"fasr-hr={tmp_path / 'fasr'},view=hr,steps=2,guidance=1", f"fasr-0={tmp_path / 'fasr'},ref=none,steps=1",
+                 "--baseline", "sr3"]) == 0
     rows = list(csv.DictReader(open(out / "benchmark.csv")))
     assert [r["method"] for r in rows] == ["HR (ceiling)", "bicubic", "sr3", "fasr-1", "fasr-x", "fasr-hr", "fasr-0"]
     assert {r["faces"] for r in rows} == {"3"} and rows[3]["aux"] == "1" and rows[2]["network_evaluations"] == "2"
@@ -236,7 +237,20 @@ def test_benchmark_table_over_methods(tmp_path, sample_faces, tiny_model, capsys
     assert abs(float(rows[2]["psnr"]) - summary["metrics"]["psnr"]["mean"]) < 1e-9
     assert float(rows[0]["rank1"]) == summary["identity"]["hr_probes"]["rank1"]
     assert "| fasr-1 |" in (out / "benchmark.md").read_text()
+    # per-probe ranks make the summary's rank-1, and the paired table agrees with both
+    paired = json.loads((out / "paired.json").read_text())
+    assert [r["label"] for r in paired["rows"]] == ["sr3", "fasr-1", "fasr-x", "fasr-hr", "fasr-0"]
+    for row, paired_row in zip(rows[2:], paired["rows"]):
+        per_image = list(csv.DictReader(open(out / row["method"] / "per_image.csv")))
+        hits = [int(p["rank"]) == 1 for p in per_image]
+        assert float(row["rank1"]) == pytest.approx(np.mean(hits)) == pytest.approx(paired_row["rank1"])
+        assert float(row["rank1_low"]) <= float(row["rank1"]) <= float(row["rank1_high"])
+        for p in per_image:  # names are <identity>__<stem> here; predicted is right exactly at rank 1
+            assert (p["predicted"] == p["name"].partition("__")[0]) == (int(p["rank"]) == 1)
+    assert "| fasr-1 |" in (out / "paired.md").read_text()
     capsys.readouterr()
+    assert main(["benchmark", "--hr", str(root), "--method", f"sr3={tiny_model}", "--baseline", "bicubic"]) == 2
+    assert "--baseline 'bicubic' is not one of the --method labels" in capsys.readouterr().err
     assert main(["benchmark", "--hr", str(root), "--method", f"x={tiny_model},aux=2"]) == 2
     assert main(["benchmark", "--hr", str(root), "--method", "nolabel"]) == 2
     err = capsys.readouterr().err

@@ -47,6 +47,19 @@ def test_identify_toy():
 def test_identify_ties_count_against_the_probe():
     r = identify([_unit(60)], ["A"], [_unit(0), _unit(120)], ["A", "B"], ks=(1, 2))
     assert r.rank[0] == 2 and r.accuracy == {1: 0.0, 2: 1.0}
+    assert r.predicted == ["B"]  # the prediction agrees with the rank: a tie is a miss
+
+
+def test_identify_predicts_the_true_identity_exactly_at_rank_1():
+    rng = np.random.default_rng(2)
+    gallery = np.repeat(rng.standard_normal((5, 4)), 2, axis=0)  # each identity's 2 images identical
+    glabels = np.repeat(list("abcde"), 2)
+    probes = np.concatenate([gallery[::2], gallery[::2] + 0.3 * rng.standard_normal((5, 4))])
+    plabels = ["a", "b", "a", "d", "e"] * 2  # some probes carry another identity's face exactly (a tie-free miss)
+    r = identify(probes, plabels, gallery, glabels)
+    assert [p == t for p, t in zip(r.predicted, plabels)] == list(r.rank == 1)
+    ties = identify(gallery[:2], ["a", "a"], np.concatenate([gallery[:2], gallery[:2]]), ["a", "a", "b", "b"])
+    assert list(ties.rank) == [2, 2] and ties.predicted == ["b", "b"]
 
 
 def test_identify_independent_of_probe_order():

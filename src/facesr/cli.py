@@ -125,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: auto)")
     p.add_argument("--precision", default="bf16", choices=["bf16", "fp32", "fp16"])
+    p.add_argument("--baseline", metavar="LABEL",
+                   help="also write paired.md: every method against this one, probe by probe, with confidence intervals")
+
+    p = sub.add_parser("compare", help="paired comparison of evaluation runs on the same probes, with confidence intervals")
+    p.add_argument("base", metavar="[LABEL=]RUN", help="run folder holding per_image.csv (a 'facesr benchmark' method folder, "
+                                                      "or the output of 'facesr evaluate --run')")
+    p.add_argument("runs", nargs="+", metavar="[LABEL=]RUN", help="run folders to compare with the base")
+    p.add_argument("-o", "--out", help="also write paired.md and paired.json here")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
 
     p = sub.add_parser("features", help="identity features per identity folder (FASR's --refs) or per image (training)")
     p.add_argument("root", help="<root>/<identity>/<images>, or any image folder with --per-image")

@@ -84,13 +84,45 @@ def cmd_benchmark(args) -> int:
         from facesr.errors import FacesrError
 
         raise FacesrError(f"--method labels must differ, got {labels}")
+    if args.baseline is not None and args.baseline not in labels:
+        from facesr.errors import FacesrError
+
+        raise FacesrError(f"--baseline {args.baseline!r} is not one of the --method labels {labels}")
     failures = _Reported()
 
     result = run_benchmark(args.hr, methods, args.out, make_embedder(args.identity), resolve_device(args.device),
                            args.limit, args.batch_size, args.seed, args.precision, on_error=failures)
     print(result["markdown"])
     print(f"wrote {Path(args.out) / 'benchmark.md'} and benchmark.csv")
+    if args.baseline is not None:
+        from facesr.pipelines.compare import compare_runs, write_comparison
+
+        out = Path(args.out)
+        paired = compare_runs((args.baseline, out / args.baseline),
+                              [(label, out / label) for label in labels if label != args.baseline], seed=args.seed)
+        write_comparison(paired, out)
+        print(paired["markdown"])
+        print(f"wrote {out / 'paired.md'}")
     return 1 if failures else 0
+
+
+def _labelled_run(text: str) -> tuple[str, Path]:
+    """'LABEL=FOLDER' or 'FOLDER' (labelled by its name)."""
+    label, sep, folder = text.partition("=")
+    if not sep or not label or Path(text).exists():
+        return Path(text).name or text, Path(text)
+    return label, Path(folder)
+
+
+def cmd_compare(args) -> int:
+    from facesr.pipelines.compare import compare_runs, write_comparison
+
+    result = compare_runs(_labelled_run(args.base), [_labelled_run(t) for t in args.runs], seed=args.seed)
+    print(result["markdown"])
+    if args.out:
+        write_comparison(result, args.out)
+        print(f"wrote {Path(args.out) / 'paired.md'} and paired.json")
+    return 0
 
 
 def cmd_export(args) -> int:
@@ -285,7 +317,8 @@ def cmd_evaluate(args) -> int:
         for kind in ("sr", "bicubic", "hr"):
             if f"{kind}_probes" in ident:
                 r = ident[f"{kind}_probes"]
-                print(f"  {kind:<8} probes: rank-1 {r['rank1']:.3f}  EER {r['eer']:.3f}  "
+                low, high = r["rank1_ci95"]
+                print(f"  {kind:<8} probes: rank-1 {r['rank1']:.3f} [95 % CI {low:.3f}, {high:.3f}]  EER {r['eer']:.3f}  "
                       f"(gallery of {ident['gallery_identities']} identities)")
     print(f"per-image CSV and summary JSON in {args.out}")
     failed = result["summary"]["failures"] + result["summary"].get("unusable_images", [])

@@ -47,7 +47,7 @@ def similarity_matrix(probes, gallery) -> np.ndarray:
 @dataclass
 class Identification:
     accuracy: dict[int, float]   # k -> rank-k accuracy
-    predicted: list              # per probe: best-scoring gallery identity
+    predicted: list              # per probe: best-scoring gallery identity (the true one only at rank 1)
     rank: np.ndarray             # per probe: 1-based rank of its true identity
     identities: list             # gallery identities, column order of ``scores``
     scores: np.ndarray = field(repr=False)  # (n_probes, n_identities): best match per identity
@@ -80,7 +80,11 @@ def identify(probe_embs, probe_labels, gallery_embs, gallery_labels, ks=(1, 5)) 
     true_score = scores[np.arange(len(true)), true]
     rank = np.sum(scores >= true_score[:, None], axis=1)  # the true column itself counts once
     accuracy = {int(k): float(np.mean(rank <= k)) if len(rank) else float("nan") for k in ks}
-    predicted = [identities[j] for j in scores.argmax(axis=1)]
+    others = scores.copy()
+    others[np.arange(len(true)), true] = -np.inf
+    # a tie at the top counts against the probe, so its prediction is then the other identity
+    best = np.where(rank == 1, true, others.argmax(axis=1)) if len(identities) > 1 else true
+    predicted = [identities[j] for j in best]
     return Identification(accuracy, predicted, rank, identities, scores)
 
 

@@ -126,12 +126,12 @@ def table_rows(results) -> list[dict]:
     ident = first.get("identity", {})
     rows = [{"method": "HR (ceiling)", "model": "", "aux": "", "faces": first["images"], "psnr": None, "psnr_std": None,
              "ssim": None, "ssim_std": None, "consistency": None, "consistency_std": None, "cs": 1.0, "cs_std": 0.0,
-             "rank1": ident.get("hr_probes", {}).get("rank1"), "network_evaluations": 0, "seconds_per_face": None}]
+             **_rank1(ident.get("hr_probes")), "network_evaluations": 0, "seconds_per_face": None}]
     m0 = first["metrics"]
     rows.append({"method": "bicubic", "model": "", "aux": "", "faces": first["images"],
                  **_pair("psnr", m0.get("bicubic_psnr")), **_pair("ssim", m0.get("bicubic_ssim")),
                  **_pair("consistency", m0.get("bicubic_consistency")), **_pair("cs", ident.get("bicubic_cs")),
-                 "rank1": ident.get("bicubic_probes", {}).get("rank1"), "network_evaluations": 0, "seconds_per_face": None})
+                 **_rank1(ident.get("bicubic_probes")), "network_evaluations": 0, "seconds_per_face": None})
     for m, s in results:
         ident = s.get("identity", {})
         cond = s.get("identity_condition") or {}
@@ -145,9 +145,14 @@ def table_rows(results) -> list[dict]:
         rows.append({"method": m.label, "model": m.model, "aux": aux,
                      "faces": s["images"], **_pair("psnr", s["metrics"].get("psnr")), **_pair("ssim", s["metrics"].get("ssim")),
                      **_pair("consistency", s["metrics"].get("consistency")), **_pair("cs", ident.get("cs")),
-                     "rank1": ident.get("sr_probes", {}).get("rank1"), "network_evaluations": s["network_evaluations"],
+                     **_rank1(ident.get("sr_probes")), "network_evaluations": s["network_evaluations"],
                      "seconds_per_face": s["seconds_per_face"]})
     return rows
+
+
+def _rank1(probes: dict | None) -> dict:
+    low, high = (probes or {}).get("rank1_ci95") or (None, None)
+    return {"rank1": (probes or {}).get("rank1"), "rank1_low": low, "rank1_high": high}
 
 
 def _pair(key: str, stats: dict | None) -> dict:
@@ -170,13 +175,15 @@ def markdown(hr_root, results, rows, judge, conditioned: list[str]) -> str:
         f"images (their LR versions condition FASR; the photos as they are in rows marked HR view). LR = {p['operator']['name']} x{p['operator']['scale']} of HR, 8-bit. "
         f"PSNR/SSIM on {p['colour']}, crop {p['crop_border']}; consistency = {p['consistency']}. Judge network: "
         f"{judge_name}; rank-1 = closed-set identification against the {s.get('identity', {}).get('gallery_identities', '?')} "
-        f"gallery images. Seed {s['seed']}, {s['precision']}, batch {s['batch_size']}, {s['device']}, {s['threads']} thread(s).",
+        f"gallery images, with its 95 % Wilson interval in brackets (differences between methods: `--baseline`). Seed {s['seed']}, {s['precision']}, batch {s['batch_size']}, {s['device']}, {s['threads']} thread(s).",
         "",
         "| method | model | aux | faces | PSNR (dB) | SSIM | consistency | CS | rank-1 | network evaluations | s / face |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         rank1 = "–" if r["rank1"] is None else f"{r['rank1']:.3f}"
+        if r["rank1_low"] is not None:
+            rank1 += f" [{r['rank1_low']:.2f}, {r['rank1_high']:.2f}]"
         speed = "–" if r["seconds_per_face"] is None else f"{r['seconds_per_face']:.2f}"
         lines.append(
             f"| {r['method']} | {r['model'] or '–'} | {r['aux'] or '–'} | {r['faces']} | {_cell(r['psnr'], r['psnr_std'], 2)} | "

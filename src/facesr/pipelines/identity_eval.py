@@ -37,6 +37,7 @@ def identity_report(embedder, probes: dict[str, list[np.ndarray]], labels: list[
     (1-based rank of the true identity) and "predicted" (best-matching identity), and their bicubic_ twins.
     """
     from facesr.identity.recognition import cosine_similarity, identify, similarity_matrix, verify
+    from facesr.metrics.stats import proportion_interval
 
     emb = {kind: embedder.embed(images) for kind, images in probes.items()}
     columns = {"cs": cosine_similarity(emb["sr"], emb["hr"]).tolist(),
@@ -58,6 +59,7 @@ def identity_report(embedder, probes: dict[str, list[np.ndarray]], labels: list[
             ver = verify(similarity_matrix(e, g_emb).ravel(), genuine.ravel())
             summary[f"{kind}_probes"] = {
                 **{f"rank{k}": float(ident.accuracy[k]) for k in ks},
+                "rank1_ci95": list(proportion_interval(int(np.sum(ident.rank == 1)), len(labels))),
                 "eer": float(ver.eer), **{f"tar_at_far_{far:g}": float(t) for far, t in ver.tar_at_far.items()},
                 "auc": float(ver.auc),
             }
