@@ -99,17 +99,35 @@ def test_matches_pil_uint8_within_one_level(name, method, size, pil_method, case
     assert_within_one(torch_u8(getattr(make_operator(name, s), method), rgb), pil(rgb, size(rgb, s), pil_method))
 
 
+def pil_two_passes(rgb: np.ndarray, size, method) -> np.ndarray:
+    """PIL's 8-bit resize in the order the operator defines: a horizontal-only resize, then a vertical one."""
+    wide = Image.fromarray(rgb).resize((size[0], rgb.shape[0]), method)
+    return np.asarray(wide.resize(size, method))
+
+
 @pytest.mark.parametrize("method, size", [("down", down_size), ("up", up_size)])
 @SETTINGS
 @given(case=images())
 def test_bicubic_matches_pil_uint8_on_full_range_noise(method, size, case):
-    """Full-range noise is the worst case: PIL also rounds to uint8 between its passes, and
-    that rounding error, amplified by the second pass, moves rare pixels by up to 3 levels
-    (measured over 600 random cases: at most 0.33 % of pixels beyond 1 level, mean 0.001 %)."""
+    """Full-range noise is the worst case: the bicubic overshoot is clipped (and, in PIL, rounded)
+    between the passes, so the result depends on which pass runs first. The operator runs the
+    horizontal pass first, as PIL documents; PIL's 8-bit arithmetic in that order agrees within one level."""
     rgb, s = case
-    got = torch_u8(getattr(make_operator("bicubic", s), method), rgb).astype(int)
-    diff = np.abs(got - pil(rgb, size(rgb, s), Image.BICUBIC).astype(int))
-    assert diff.max() <= 3 and (diff > 1).mean() <= 0.01
+    got = torch_u8(getattr(make_operator("bicubic", s), method), rgb)
+    assert_within_one(got, pil_two_passes(rgb, size(rgb, s), Image.BICUBIC))
+
+
+@pytest.mark.parametrize("method, size", [("down", down_size), ("up", up_size)])
+@SETTINGS
+@given(case=images())
+def test_bicubic_matches_one_pil_call_on_square_images(method, size, case):
+    """Face chips are square; there one PIL resize call runs the horizontal pass first too.
+    (For some tall images, Pillow 13 runs the vertical pass first, and its clipped overshoot
+    then differs by up to 8 levels on full-range noise.)"""
+    rgb, s = case
+    rgb = rgb[: min(rgb.shape[:2]), : min(rgb.shape[:2])]
+    got = torch_u8(getattr(make_operator("bicubic", s), method), rgb)
+    assert_within_one(got, pil(rgb, size(rgb, s), Image.BICUBIC))
 
 
 @SETTINGS

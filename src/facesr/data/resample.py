@@ -31,7 +31,8 @@ def _resize_like_pil(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch
     """PIL's order: horizontal pass, clip to the valid range, vertical pass.
 
     PIL stores the intermediate as uint8, so bicubic overshoot is clipped half-way;
-    doing the same in float keeps 8-bit results within one grey level of PIL.
+    doing the same in float keeps 8-bit results within one grey level of PIL in this order.
+    (Pillow 13 runs the vertical pass first for some tall images; square face chips are unaffected.)
     """
     x = _resize(x, (x.shape[-2], size[1]), mode).clamp(0, 1)
     return _resize(x, size, mode)
