@@ -53,6 +53,19 @@ def test_compare_matches_probes_by_name_and_reports_intervals(runs, capsys):
     assert "| base |" in (tmp_path / "cmp" / "paired.md").read_text()
 
 
+def test_compare_a_slice_of_the_probes(runs, capsys):
+    tmp_path, base, better, base_rank, better_rank = runs
+    assert main(["compare", str(base), str(better), "--slice", "30:", "-o", str(tmp_path / "tail")]) == 0
+    rows = json.loads((tmp_path / "tail" / "paired.json").read_text())["rows"]
+    assert rows[0]["probes"] == 10 and rows[0]["rank1"] == pytest.approx(np.mean(base_rank[30:] == 1))
+    assert rows[1]["only_this"] == int(np.sum((better_rank[30:] == 1) & (base_rank[30:] > 1)))
+    assert "person030_0002 to person039_0002 (10 of 40" in capsys.readouterr().out
+    assert main(["compare", str(base), str(better), "--slice", "x"]) == 2
+    assert main(["compare", str(base), str(better), "--slice", "50:"]) == 2
+    err = capsys.readouterr().err
+    assert "--slice 'x': expected START:STOP" in err and "no probe in 50: of 40" in err
+
+
 def test_compare_refuses_different_probes_and_missing_files(runs, capsys):
     tmp_path, base, better, *_ = runs
     other = _run(tmp_path / "other", [f"x{i}" for i in range(40)], np.zeros(40), np.zeros(40), np.ones(40, int))

@@ -115,9 +115,17 @@ def _labelled_run(text: str) -> tuple[str, Path]:
 
 
 def cmd_compare(args) -> int:
+    from facesr.errors import FacesrError
     from facesr.pipelines.compare import compare_runs, write_comparison
 
-    result = compare_runs(_labelled_run(args.base), [_labelled_run(t) for t in args.runs], seed=args.seed)
+    start, sep, stop = args.slice.partition(":")
+    try:
+        probes = slice(int(start) if start else None, int(stop) if stop else None)
+    except ValueError:
+        probes = None
+    if not sep or probes is None:
+        raise FacesrError(f"--slice {args.slice!r}: expected START:STOP with whole numbers, e.g. 100: or :50")
+    result = compare_runs(_labelled_run(args.base), [_labelled_run(t) for t in args.runs], seed=args.seed, probes=probes)
     print(result["markdown"])
     if args.out:
         write_comparison(result, args.out)

@@ -43,18 +43,24 @@ def _column(rows: dict[str, dict], names: list[str], key: str, where: str) -> np
         raise FacesrError(f"{where}/per_image.csv: column {key!r} has a non-numeric value") from None
 
 
-def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int = 0) -> dict:
-    """``base`` and ``runs``: (label, folder). Returns {"probes", "rows", "markdown"}."""
+def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int = 0,
+                 probes: slice = slice(None)) -> dict:
+    """``base`` and ``runs``: (label, folder); ``probes``: which of the probes sorted by name (all by default).
+    Returns {"probes", "rows", "markdown"}."""
     from facesr.metrics.stats import mcnemar_exact, paired_difference, proportion_interval
 
     base_label, base_dir = base
     base_rows = read_per_image(base_dir)
-    names = sorted(base_rows)
+    all_names = sorted(base_rows)
+    names = all_names[probes]
+    if not names:
+        where = f"{'' if probes.start is None else probes.start}:{'' if probes.stop is None else probes.stop}"
+        raise FacesrError(f"{base_dir}: no probe in {where} of {len(all_names)}")
     tables = [(label, folder, read_per_image(folder)) for label, folder in runs]
     for label, folder, rows in tables:
-        if set(rows) != set(names):
-            diff = sorted(set(rows) ^ set(names))
-            raise FacesrError(f"{folder}: {len(rows)} probes, {base_dir}: {len(names)}; {len(diff)} are not in both "
+        if set(rows) != set(all_names):
+            diff = sorted(set(rows) ^ set(all_names))
+            raise FacesrError(f"{folder}: {len(rows)} probes, {base_dir}: {len(all_names)}; {len(diff)} are not in both "
                               f"(e.g. {diff[0]}); compare runs on the same probes")
     base_cols = {k: _column(base_rows, names, k, str(base_dir)) for k in ("psnr", "cs", "rank")}
     out = []
@@ -78,7 +84,8 @@ def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int
                 row["only_base"] = int(np.sum(base_hits & ~hits))
                 row["mcnemar_p"] = mcnemar_exact(hits, base_hits)
         out.append(row)
-    return {"probes": len(names), "rows": out, "markdown": markdown(base_label, out, seed)}
+    subset = "" if names == all_names else f"probes {names[0]} to {names[-1]} ({len(names)} of {len(all_names)}, sorted by name)"
+    return {"probes": len(names), "rows": out, "markdown": markdown(base_label, out, seed, subset)}
 
 
 def _diff(d: dict | None, scale: float, digits: int) -> str:
@@ -87,10 +94,10 @@ def _diff(d: dict | None, scale: float, digits: int) -> str:
     return f"{d['mean'] * scale:+.{digits}f} [{d['low'] * scale:+.{digits}f}, {d['high'] * scale:+.{digits}f}]"
 
 
-def markdown(base_label: str, rows: list[dict], seed: int) -> str:
+def markdown(base_label: str, rows: list[dict], seed: int, subset: str = "") -> str:
     n = rows[0]["probes"]
     lines = [
-        f"Paired comparison against `{base_label}` on the same {n} probes (matched by file name). Brackets: "
+        f"Paired comparison against `{base_label}` on the same {n} probes (matched by file name{'; ' + subset if subset else ''}). Brackets: "
         f"{CONFIDENCE:.0%} intervals; rank-1: Wilson; differences: percentile bootstrap over probes (10,000 resamples, "
         f"seed {seed}); rank-1 differences in points (1 probe = {100 / n:.2g}); p: exact McNemar test on the probes that "
         "one run identifies and the other does not.",
