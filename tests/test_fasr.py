@@ -231,7 +231,7 @@ def test_benchmark_table_over_methods(tmp_path, sample_faces, tiny_model, capsys
     assert [r["method"] for r in rows] == ["HR (ceiling)", "bicubic", "sr3", "fasr-1", "fasr-x", "fasr-hr", "fasr-0"]
     assert {r["faces"] for r in rows} == {"3"} and rows[3]["aux"] == "1" and rows[2]["network_evaluations"] == "2"
     assert rows[4]["aux"] == "all (next identity's)"
-    assert rows[5]["aux"] == "all, HR view" and rows[5]["network_evaluations"] == "4"  # guidance: 2 evaluations a step
+    assert rows[5]["aux"] == "all, HR view, guidance w = 1" and rows[5]["network_evaluations"] == "4"  # guidance: 2 evaluations a step
     assert rows[6]["aux"] == "none (zero vector)" and rows[6]["faces"] == "3"
     summary = json.loads((out / "sr3" / "summary.json").read_text())
     assert abs(float(rows[2]["psnr"]) - summary["metrics"]["psnr"]["mean"]) < 1e-9

@@ -142,6 +142,8 @@ def table_rows(results) -> list[dict]:
             aux += " (next identity's)"
         if cond.get("of") == "none":
             aux = "none (zero vector)"
+        if m.recipe.get("guidance"):
+            aux += f", guidance w = {m.recipe['guidance']:g}"
         rows.append({"method": m.label, "model": m.model, "aux": aux,
                      "faces": s["images"], **_pair("psnr", s["metrics"].get("psnr")), **_pair("ssim", s["metrics"].get("ssim")),
                      **_pair("consistency", s["metrics"].get("consistency")), **_pair("cs", ident.get("cs")),
