@@ -138,6 +138,8 @@ def test_evaluate_with_identity_metrics(tiny_config, tmp_path, sample_faces):
     ident = summary["identity"]
     assert summary["images"] == 6 and ident["gallery_identities"] == 6
     assert ident["hr_probes"]["rank1"] == 1.0  # the HR probe is the gallery face, brighter
+    low, high = ident["hr_probes"]["rank1_ci95"]  # Wilson, 6 of 6: [1 / (1 + z^2 / 6), 1]
+    assert low == pytest.approx(6 / (6 + 1.959964 ** 2), abs=1e-6) and high == pytest.approx(1.0)
     assert 0 <= ident["sr_probes"]["rank1"] <= 1 and 0 <= ident["bicubic_probes"]["eer"] <= 1
     rows = (ev / "per_image.csv").read_text().splitlines()
     assert "cs" in rows[0].split(",") and "bicubic_cs" in rows[0].split(",") and len(rows) == 7

@@ -325,8 +325,8 @@ def cmd_evaluate(args) -> int:
         for kind in ("sr", "bicubic", "hr"):
             if f"{kind}_probes" in ident:
                 r = ident[f"{kind}_probes"]
-                low, high = r["rank1_ci95"]
-                print(f"  {kind:<8} probes: rank-1 {r['rank1']:.3f} [95 % CI {low:.3f}, {high:.3f}]  EER {r['eer']:.3f}  "
+                ci = "" if not r.get("rank1_ci95") else " [95 % CI {:.3f}, {:.3f}]".format(*r["rank1_ci95"])
+                print(f"  {kind:<8} probes: rank-1 {r['rank1']:.3f}{ci}  EER {r['eer']:.3f}  "
                       f"(gallery of {ident['gallery_identities']} identities)")
     print(f"per-image CSV and summary JSON in {args.out}")
     failed = result["summary"]["failures"] + result["summary"].get("unusable_images", [])

@@ -59,7 +59,7 @@ def identity_report(embedder, probes: dict[str, list[np.ndarray]], labels: list[
             ver = verify(similarity_matrix(e, g_emb).ravel(), genuine.ravel())
             summary[f"{kind}_probes"] = {
                 **{f"rank{k}": float(ident.accuracy[k]) for k in ks},
-                "rank1_ci95": list(proportion_interval(int(np.sum(ident.rank == 1)), len(labels))),
+                "rank1_ci95": list(proportion_interval(int(np.sum(ident.rank == 1)), len(labels))) if labels else None,
                 "eer": float(ver.eer), **{f"tar_at_far_{far:g}": float(t) for far, t in ver.tar_at_far.items()},
                 "auc": float(ver.auc),
             }
