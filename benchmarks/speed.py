@@ -22,6 +22,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
 from facesr.models.hub import bundled_models, load_model  # noqa: E402
+from facesr.pipelines.identity_refs import needs_reference, vector_dim  # noqa: E402
 from facesr.pipelines.upscale import SamplingOptions  # noqa: E402
 
 
@@ -35,26 +36,47 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def extra_inputs(model, batch: int, hr_size: int) -> dict:
+    """Random stand-ins for what a model needs besides the LR: FASR's identity vector, RefSR's reference."""
+    extra = {}
+    if vector_dim(model):
+        extra["vector"] = torch.nn.functional.normalize(torch.randn(batch, vector_dim(model)), dim=1)
+    if needs_reference(model):
+        extra["ref"] = torch.rand(batch, 3, hr_size, hr_size)
+    return extra
+
+
+def frames(model) -> int:
+    """LR frames stacked along channels (multi-frame SR3: k; every other model: 1)."""
+    return getattr(getattr(model.cfg, "unet", None), "cond_images", 1)
+
+
 def forward_seconds(model, batch: int, precision: str, steps: int, repeats: int) -> float:
-    """Seconds per face of one network evaluation (diffusion) or one forward pass (regression)."""
+    """Seconds per face of one network evaluation (diffusion), one forward pass (regression), or one
+    self-ensemble view (the VAEs)."""
     lr_size = model.cfg.hr_size // model.cfg.scale
-    lr = torch.rand(batch, 3, lr_size, lr_size)
-    if model.method == "regression":
-        return median_time(lambda: model.super_resolve(lr, precision=precision), repeats) / batch
+    lr = torch.rand(batch, 3 * frames(model), lr_size, lr_size)
+    extra = extra_inputs(model, batch, model.cfg.hr_size)
+    if model.method in ("regression", "refsr-vae"):
+        views = model.network_evaluations(SamplingOptions.for_model(model))
+        return median_time(lambda: model.super_resolve(lr, precision=precision, **extra), repeats) / batch / views
     g = torch.Generator().manual_seed(0)
-    return median_time(lambda: model.super_resolve(lr, "ddim", steps, generator=g, precision=precision), repeats) / batch / steps
+    return median_time(lambda: model.super_resolve(lr, "ddim", steps, generator=g, precision=precision, **extra),
+                       repeats) / batch / steps
 
 
 def train_step_seconds(model, batch: int, patch: int, repeats: int) -> float:
     model.train()
     opt = torch.optim.Adam(model.parameters(), 1e-5)
+    k, s = frames(model), model.cfg.scale
     hr = torch.rand(batch, 3, patch, patch)
-    lr = torch.rand(batch, 3, patch // model.cfg.scale, patch // model.cfg.scale)
-    up = torch.nn.functional.interpolate(lr, scale_factor=model.cfg.scale, mode="bicubic")
+    lr = torch.rand(batch, 3 * k, patch // s, patch // s)
+    up = torch.nn.functional.interpolate(lr, scale_factor=s, mode="bicubic")
+    inputs = {"hr": hr, "up": up, "lr": lr, **extra_inputs(model, batch, patch)}
 
     def step():
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            loss = model({"hr": hr, "up": up, "lr": lr}, torch.Generator().manual_seed(0))
+            loss = model(inputs, torch.Generator().manual_seed(0))
         loss.backward()
         opt.step()
         opt.zero_grad()
@@ -89,7 +111,7 @@ def main() -> None:
                     infer.append((threads, name, model.method, precision, batch, t, nfe, 1 / (t * nfe + t_init)))
         if not args.no_train:
             for name, model in models.items():
-                patches = (64, model.cfg.hr_size) if model.method != "regression" else (model.cfg.hr_size,)
+                patches = (64, model.cfg.hr_size) if model.method in ("sr3", "score-sde") else (model.cfg.hr_size,)
                 batch = 16 if model.method == "regression" else 8
                 for patch in patches:
                     train.append((threads, name, batch, patch, train_step_seconds(model, batch, patch, args.repeats)))
@@ -103,7 +125,8 @@ def main() -> None:
         "",
         "## Inference",
         "",
-        "Per evaluation: seconds per face of one network evaluation (diffusion) or one forward pass (regression). "
+        "Per evaluation: seconds per face of one network evaluation (diffusion), one forward pass (regression) or one "
+        "self-ensemble view (the VAEs). FASR gets a random unit identity vector, RefSR a random reference image. "
         "Recipe: the model's recommended sampling (`facesr models`), end to end per face.",
         "",
         "| threads | model | method | precision | batch | s / face / evaluation | evaluations per face | faces / s |",
