@@ -74,6 +74,7 @@ def cmd_features(args) -> int:
 
 
 def cmd_benchmark(args) -> int:
+    from facesr.errors import FacesrError
     from facesr.pipelines.benchmark import parse_method, run_benchmark
     from facesr.pipelines.identity_eval import make_embedder
     from facesr.runtime import resolve_device
@@ -81,12 +82,8 @@ def cmd_benchmark(args) -> int:
     methods = [parse_method(text) for text in args.method]
     labels = [m.label for m in methods]
     if len(set(labels)) != len(labels):
-        from facesr.errors import FacesrError
-
         raise FacesrError(f"--method labels must differ, got {labels}")
     if args.baseline is not None and args.baseline not in labels:
-        from facesr.errors import FacesrError
-
         raise FacesrError(f"--baseline {args.baseline!r} is not one of the --method labels {labels}")
     failures = _Reported()
 

@@ -12,6 +12,8 @@ import numpy as np
 
 from facesr.errors import FacesrError
 
+RESAMPLES = 10_000  # bootstrap resamples per interval
+
 
 def proportion_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval of a rate such as rank-1 accuracy (successes of n)."""
@@ -46,7 +48,7 @@ class PairedDifference:
     n: int
 
 
-def paired_difference(a, b, confidence: float = 0.95, resamples: int = 10_000, seed: int = 0) -> PairedDifference:
+def paired_difference(a, b, confidence: float = 0.95, resamples: int = RESAMPLES, seed: int = 0) -> PairedDifference:
     """Mean per-probe difference a - b with a bootstrap interval that resamples probes (seeded)."""
     a, b = _paired(a, b)
     d = a - b

@@ -153,8 +153,9 @@ def table_rows(results) -> list[dict]:
 
 
 def _rank1(probes: dict | None) -> dict:
-    low, high = (probes or {}).get("rank1_ci95") or (None, None)
-    return {"rank1": (probes or {}).get("rank1"), "rank1_low": low, "rank1_high": high}
+    probes = probes or {}
+    low, high = probes.get("rank1_ci95") or (None, None)
+    return {"rank1": probes.get("rank1"), "rank1_low": low, "rank1_high": high}
 
 
 def _pair(key: str, stats: dict | None) -> dict:

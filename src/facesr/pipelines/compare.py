@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from facesr.errors import FacesrError
+from facesr.metrics.stats import RESAMPLES
 
 CONFIDENCE = 0.95
 
@@ -62,11 +63,12 @@ def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int
             diff = sorted(set(rows) ^ set(all_names))
             raise FacesrError(f"{folder}: {len(rows)} probes, {base_dir}: {len(all_names)}; {len(diff)} are not in both "
                               f"(e.g. {diff[0]}); compare runs on the same probes")
-    base_cols = {k: _column(base_rows, names, k, str(base_dir)) for k in ("psnr", "cs", "rank")}
+    runs_cols = [(label, folder, {k: _column(rows, names, k, str(folder)) for k in ("psnr", "cs", "rank")})
+                 for label, folder, rows in [(base_label, base_dir, base_rows)] + tables]
+    base_cols = runs_cols[0][2]
     out = []
-    for i, (label, folder, rows) in enumerate([(base_label, base_dir, base_rows)] + tables):
+    for i, (label, folder, cols) in enumerate(runs_cols):
         is_run = i > 0
-        cols = {k: _column(rows, names, k, str(folder)) for k in ("psnr", "cs", "rank")}
         row = {"label": label, "folder": str(folder), "probes": len(names)}
         for key in ("psnr", "cs"):
             if cols[key] is not None:
@@ -98,7 +100,7 @@ def markdown(base_label: str, rows: list[dict], seed: int, subset: str = "") -> 
     n = rows[0]["probes"]
     lines = [
         f"Paired comparison against `{base_label}` on the same {n} probes (matched by file name{'; ' + subset if subset else ''}). Brackets: "
-        f"{CONFIDENCE:.0%} intervals; rank-1: Wilson; differences: percentile bootstrap over probes (10,000 resamples, "
+        f"{CONFIDENCE:.0%} intervals; rank-1: Wilson; differences: percentile bootstrap over probes ({RESAMPLES:,} resamples, "
         f"seed {seed}); rank-1 differences in points (1 probe = {100 / n:.2g}); p: exact McNemar test on the probes that "
         "one run identifies and the other does not.",
         "",
