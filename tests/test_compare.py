@@ -81,6 +81,25 @@ def test_compare_refuses_different_probes_and_missing_files(runs, capsys):
     assert "column 'psnr' has a non-numeric value" in capsys.readouterr().err
 
 
+def test_a_bad_run_in_a_batch_is_reported_and_the_others_still_compared(runs, capsys):
+    tmp_path, base, better, *_ = runs
+    truncated = tmp_path / "truncated"
+    truncated.mkdir()
+    text = (better / "per_image.csv").read_text()
+    (truncated / "per_image.csv").write_text(text[: len(text) // 2])  # cut mid-row
+    binary = tmp_path / "binary"
+    binary.mkdir()
+    (binary / "per_image.csv").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
+    assert main(["compare", str(base), str(truncated), str(better), str(binary), "-o", str(tmp_path / "cmp")]) == 1
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 2 and "truncated" in err[0] and "binary/per_image.csv" in err[1]
+    rows = json.loads((tmp_path / "cmp" / "paired.json").read_text())["rows"]
+    assert [r["label"] for r in rows] == ["base", "better"] and (rows[1]["only_this"], rows[1]["only_base"]) == (8, 0)
+    assert main(["compare", str(base), str(truncated), str(binary)]) == 2
+    assert "none of the 2 runs could be compared" in capsys.readouterr().err
+
+
 def test_compare_without_identity_columns_reports_image_metrics_only(tmp_path, capsys):
     names = ["a", "b", "c"]
     for folder, psnr in (("x", [20.0, 21.0, 22.0]), ("y", [21.0, 22.5, 22.0])):

@@ -96,7 +96,8 @@ def cmd_benchmark(args) -> int:
 
         out = Path(args.out)
         paired = compare_runs((args.baseline, out / args.baseline),
-                              [(label, out / label) for label in labels if label != args.baseline], seed=args.seed)
+                              [(label, out / label) for label in labels if label != args.baseline], seed=args.seed,
+                              on_error=failures)
         write_comparison(paired, out)
         print(paired["markdown"])
         print(f"wrote {out / 'paired.md'}")
@@ -122,12 +123,14 @@ def cmd_compare(args) -> int:
         probes = None
     if not sep or probes is None:
         raise FacesrError(f"--slice {args.slice!r}: expected START:STOP with whole numbers, e.g. 100: or :50")
-    result = compare_runs(_labelled_run(args.base), [_labelled_run(t) for t in args.runs], seed=args.seed, probes=probes)
+    failures = _Reported()
+    result = compare_runs(_labelled_run(args.base), [_labelled_run(t) for t in args.runs], seed=args.seed, probes=probes,
+                          on_error=failures)
     print(result["markdown"])
     if args.out:
         write_comparison(result, args.out)
         print(f"wrote {Path(args.out) / 'paired.md'} and paired.json")
-    return 0
+    return 1 if failures else 0
 
 
 def cmd_export(args) -> int:

@@ -44,10 +44,19 @@ def _column(rows: dict[str, dict], names: list[str], key: str, where: str) -> np
         raise FacesrError(f"{where}/per_image.csv: column {key!r} has a non-numeric value") from None
 
 
+def _columns(rows: dict[str, dict], names: list[str], folder) -> dict:
+    """The psnr, cs and rank columns of one run, in ``names`` order (None where a column is absent)."""
+    return {k: _column(rows, names, k, str(folder)) for k in ("psnr", "cs", "rank")}
+
+
 def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int = 0,
-                 probes: slice = slice(None)) -> dict:
+                 probes: slice = slice(None), on_error=None) -> dict:
     """``base`` and ``runs``: (label, folder); ``probes``: which of the probes sorted by name (all by default).
-    Returns {"probes", "rows", "markdown"}."""
+
+    A run that cannot be read or has other probes raises FacesrError. With several runs and ``on_error``,
+    it is reported there and left out, and the others are still compared.
+    Returns {"probes", "rows", "markdown"}.
+    """
     from facesr.metrics.stats import mcnemar_exact, paired_difference, proportion_interval
 
     base_label, base_dir = base
@@ -57,14 +66,22 @@ def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int
     if not names:
         where = f"{'' if probes.start is None else probes.start}:{'' if probes.stop is None else probes.stop}"
         raise FacesrError(f"{base_dir}: no probe in {where} of {len(all_names)}")
-    tables = [(label, folder, read_per_image(folder)) for label, folder in runs]
-    for label, folder, rows in tables:
-        if set(rows) != set(all_names):
-            diff = sorted(set(rows) ^ set(all_names))
-            raise FacesrError(f"{folder}: {len(rows)} probes, {base_dir}: {len(all_names)}; {len(diff)} are not in both "
-                              f"(e.g. {diff[0]}); compare runs on the same probes")
-    runs_cols = [(label, folder, {k: _column(rows, names, k, str(folder)) for k in ("psnr", "cs", "rank")})
-                 for label, folder, rows in [(base_label, base_dir, base_rows)] + tables]
+    runs_cols = [(base_label, base_dir, _columns(base_rows, names, base_dir))]
+    report = on_error if len(runs) > 1 else None
+    for label, folder in runs:
+        try:
+            rows = read_per_image(folder)
+            if set(rows) != set(all_names):
+                diff = sorted(set(rows) ^ set(all_names))
+                raise FacesrError(f"{folder}: {len(rows)} probes, {base_dir}: {len(all_names)}; {len(diff)} are not in "
+                                  f"both (e.g. {diff[0]}); compare runs on the same probes")
+            runs_cols.append((label, folder, _columns(rows, names, folder)))
+        except FacesrError as exc:
+            if report is None:
+                raise
+            report(str(exc))
+    if len(runs_cols) == 1:
+        raise FacesrError(f"none of the {len(runs)} runs could be compared with {base_dir}")
     base_cols = runs_cols[0][2]
     out = []
     for i, (label, folder, cols) in enumerate(runs_cols):
