@@ -23,7 +23,6 @@ import torch  # noqa: E402
 
 from facesr.models.hub import bundled_models, load_model  # noqa: E402
 from facesr.pipelines.identity_refs import needs_reference, vector_dim  # noqa: E402
-from facesr.pipelines.video_sr import model_frames  # noqa: E402
 from facesr.pipelines.upscale import SamplingOptions  # noqa: E402
 
 
@@ -51,7 +50,7 @@ def forward_seconds(model, batch: int, precision: str, steps: int, repeats: int)
     """Seconds per face of one network evaluation (diffusion), one forward pass (regression), or one
     self-ensemble view (the VAEs)."""
     lr_size = model.cfg.hr_size // model.cfg.scale
-    lr = torch.rand(batch, 3 * model_frames(model), lr_size, lr_size)
+    lr = torch.rand(batch, 3 * model.condition_frames, lr_size, lr_size)
     extra = extra_inputs(model, batch, model.cfg.hr_size)
     if model.method in ("regression", "refsr-vae"):
         views = model.network_evaluations(SamplingOptions.for_model(model))
@@ -64,7 +63,7 @@ def forward_seconds(model, batch: int, precision: str, steps: int, repeats: int)
 def train_step_seconds(model, batch: int, patch: int, repeats: int) -> float:
     model.train()
     opt = torch.optim.Adam(model.parameters(), 1e-5)
-    k, s = model_frames(model), model.cfg.scale
+    k, s = model.condition_frames, model.cfg.scale
     hr = torch.rand(batch, 3, patch, patch)
     lr = torch.rand(batch, 3 * k, patch // s, patch // s)
     up = torch.nn.functional.interpolate(lr, scale_factor=s, mode="bicubic")

@@ -63,7 +63,6 @@ def main() -> None:
     from facesr.models.hub import load_model
     from facesr.pipelines.identity_eval import make_embedder
     from facesr.pipelines.upscale import SamplingOptions
-    from facesr.pipelines.video_sr import model_frames
 
     embedder = make_embedder(args.identity) if args.identity else None
     clips = sorted(c for c in Path(args.clips).iterdir() if c.is_dir())[: args.max_clips or None]
@@ -77,7 +76,7 @@ def main() -> None:
                 per_clip.append(clip_metrics(model, clip, args.frames, opts, "cpu", embedder, Path(tmp)))
                 print(f"{name} {clip.name}: PSNR {np.mean(per_clip[-1]['psnr']):.2f}", flush=True)
         frames = lambda key: [v for c in per_clip for v in c[key]]  # noqa: E731
-        rows.append({"model": name, "frames_in": model_frames(model), "evaluations": model.network_evaluations(opts),
+        rows.append({"model": name, "frames_in": model.condition_frames, "evaluations": model.network_evaluations(opts),
                      "psnr": np.mean(frames("psnr")), "psnr_std": np.std(frames("psnr")), "ssim": np.mean(frames("ssim")),
                      "cs": np.mean(frames("cs")) if embedder else None,
                      "flicker": statistics.mean(c["flicker"] for c in per_clip),

@@ -36,7 +36,7 @@ def test_bundled_model_restores_a_sample_face(name, sample_faces):
     face = list_images(sample_faces)[0]
     hr = to_tensor(read_image(face))[None]
     lr = quantize(model.operator.down(hr))
-    frames = getattr(getattr(model.cfg, "unet", None), "cond_images", 1)
+    frames = model.condition_frames
     vectors = refs = None
     if getattr(model, "is_refsr", False):
         refs = [hr[0]]  # the same face as its own reference: the easiest case

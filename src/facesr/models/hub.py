@@ -147,6 +147,11 @@ def bundled_models() -> list[dict]:
 class PretrainedMixin:
     """save_pretrained / from_pretrained for models that define config_dict()."""
 
+    @property
+    def condition_frames(self) -> int:
+        """LR frames stacked as the condition of one output (multi-frame SR); 1 for single-image models."""
+        return getattr(getattr(self.cfg, "unet", None), "cond_images", 1)
+
     def save_pretrained(self, folder, ema_state=None, include_raw=True, card=None, sampling=None):
         save_pretrained(self, folder, ema_state, include_raw, card, sampling)
 

@@ -25,10 +25,6 @@ def window_indices(n: int, i: int, k: int, step: int = 1) -> list[int]:
     return [min(n - 1, max(0, i + step * (j - k // 2))) for j in range(k)]
 
 
-def model_frames(model) -> int:
-    return getattr(getattr(model.cfg, "unet", None), "cond_images", 1)
-
-
 def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
     """H.264 (yuv420p) video, written under a temporary name and renamed."""
     import av
@@ -66,7 +62,7 @@ def upscale_clip(model, source, out_dir, opts, device, step: int = 1, fps: float
     problem = model.input_problem(lrs[0].shape[-2], lrs[0].shape[-1])
     if problem:
         raise InputError(source, problem)
-    k, name = model_frames(model), source.stem if source.is_file() else source.name
+    k, name = model.condition_frames, source.stem if source.is_file() else source.name
     stacks = [torch.cat([lrs[j] for j in window_indices(len(lrs), i, k, step)]) for i in range(len(lrs))]
     t0 = time.time()
     out = Path(out_dir) / name
@@ -91,8 +87,8 @@ def upscale_clip(model, source, out_dir, opts, device, step: int = 1, fps: float
 def upscale_clips(model, sources, out_dir, opts, device, frames: int, step: int = 1, fps: float | None = None,
                   video: bool = True, on_error=print, progress=None) -> dict:
     """Every clip in ``sources``; a clip that cannot be read fails alone. Writes <out>/facesr-run.json."""
-    if frames != model_frames(model):
-        raise FacesrError(f"--frames {frames}: {model.source} takes {model_frames(model)} frame(s) per output")
+    if frames != model.condition_frames:
+        raise FacesrError(f"--frames {frames}: {model.source} takes {model.condition_frames} frame(s) per output")
     if step < 1:
         raise FacesrError(f"--frame-step must be at least 1, got {step}")
     clips, failures = [], []

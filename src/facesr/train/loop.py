@@ -116,7 +116,7 @@ def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int |
     model = cfg.build_model()
     if getattr(model, "is_refsr", False) and not cfg.data.reference:
         raise FacesrError("a RefSR-VAE model trains with reference faces: set data.reference to 'same-identity' or 'self'")
-    frames = getattr(getattr(model.cfg, "unet", None), "cond_images", 1)
+    frames = model.condition_frames
     if cfg.data.frames != frames:
         raise FacesrError(f"data.frames is {cfg.data.frames}, but the model takes {frames} condition frame(s) (unet.cond_images)")
     dataset = HRFolderDataset(cfg.data.train_dirs, model.operator, model.cfg.hr_size, cfg.data.patch_size, cfg.data.hflip,
