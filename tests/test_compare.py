@@ -60,6 +60,12 @@ def test_compare_a_slice_of_the_probes(runs, capsys):
     assert rows[0]["probes"] == 10 and rows[0]["rank1"] == pytest.approx(np.mean(base_rank[30:] == 1))
     assert rows[1]["only_this"] == int(np.sum((better_rank[30:] == 1) & (base_rank[30:] > 1)))
     assert "person030_0002 to person039_0002 (10 of 40" in capsys.readouterr().out
+    # the slice follows the base run's row order (a benchmark's probe order), not the names' order
+    assert main(["compare", str(better), str(base), "--slice", "30:", "-o", str(tmp_path / "tail-rev")]) == 0
+    rows = json.loads((tmp_path / "tail-rev" / "paired.json").read_text())["rows"]
+    assert rows[0]["rank1"] == pytest.approx(np.mean(better_rank[:10] == 1))
+    assert rows[1]["only_base"] == int(np.sum((better_rank[:10] == 1) & (base_rank[:10] > 1)))
+    assert "person009_0002 to person000_0002 (10 of 40" in capsys.readouterr().out
     assert main(["compare", str(base), str(better), "--slice", "x"]) == 2
     assert main(["compare", str(base), str(better), "--slice", "50:"]) == 2
     err = capsys.readouterr().err

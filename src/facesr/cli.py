@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", help="also write paired.md and paired.json here")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--slice", metavar="START:STOP", default=":",
-                   help="compare only these probes, sorted by name (e.g. 100: for all but the first 100; default: all)")
+                   help="compare only these probes, in the order of the base run's per_image.csv, which is the "
+                        "benchmark's probe order (e.g. 100: for all but the first 100; default: all)")
 
     p = sub.add_parser("features", help="identity features per identity folder (FASR's --refs) or per image (training)")
     p.add_argument("root", help="<root>/<identity>/<images>, or any image folder with --per-image")

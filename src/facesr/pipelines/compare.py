@@ -51,7 +51,8 @@ def _columns(rows: dict[str, dict], names: list[str], folder) -> dict:
 
 def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int = 0,
                  probes: slice = slice(None), on_error=None) -> dict:
-    """``base`` and ``runs``: (label, folder); ``probes``: which of the probes sorted by name (all by default).
+    """``base`` and ``runs``: (label, folder); ``probes``: which of the probes, in the order of the base run's
+    per_image.csv (for a benchmark, its probe order; all by default).
 
     A run that cannot be read or has other probes raises FacesrError. With several runs and ``on_error``,
     it is reported there and left out, and the others are still compared.
@@ -61,7 +62,7 @@ def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int
 
     base_label, base_dir = base
     base_rows = read_per_image(base_dir)
-    all_names = sorted(base_rows)
+    all_names = list(base_rows)
     names = all_names[probes]
     if not names:
         where = f"{'' if probes.start is None else probes.start}:{'' if probes.stop is None else probes.stop}"
@@ -103,7 +104,7 @@ def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int
                 row["only_base"] = int(np.sum(base_hits & ~hits))
                 row["mcnemar_p"] = mcnemar_exact(hits, base_hits)
         out.append(row)
-    subset = "" if names == all_names else f"probes {names[0]} to {names[-1]} ({len(names)} of {len(all_names)}, sorted by name)"
+    subset = "" if names == all_names else f"probes {names[0]} to {names[-1]} ({len(names)} of {len(all_names)}, in the base run's order)"
     return {"probes": len(names), "rows": out, "markdown": markdown(base_label, out, seed, subset)}
 
 
