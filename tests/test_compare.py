@@ -87,6 +87,22 @@ def test_compare_refuses_different_probes_and_missing_files(runs, capsys):
     assert "column 'psnr' has a non-numeric value" in capsys.readouterr().err
 
 
+def test_compare_common_probes_of_runs_on_different_sets(runs, capsys):
+    """A benchmark of a baseline alone also restores probes without aux images; --common compares the shared ones."""
+    tmp_path, base, better, base_rank, better_rank = runs
+    keep = np.r_[0:5, 12:40]  # the FASR run lacks probes 5-11
+    names = [f"person{i:03d}_0002" for i in keep]
+    fasr = _run(tmp_path / "fasr", names, np.full(len(keep), 30.0), np.full(len(keep), 0.96), better_rank[keep])
+    assert main(["compare", str(base), str(fasr)]) == 2
+    assert "or pass --common" in capsys.readouterr().err
+    assert main(["compare", str(base), str(fasr), str(better), "--common", "--slice", "3:", "-o", str(tmp_path / "c")]) == 0
+    assert "the 33 of 40 that every run has; probes person003_0002 to person039_0002 (30 of 33" in capsys.readouterr().out
+    rows = json.loads((tmp_path / "c" / "paired.json").read_text())["rows"]
+    assert [r["probes"] for r in rows] == [30, 30, 30]
+    assert rows[0]["rank1"] == pytest.approx(np.mean(base_rank[keep][3:] == 1))
+    assert rows[1]["only_this"] == int(np.sum((better_rank[keep][3:] == 1) & (base_rank[keep][3:] > 1)))
+
+
 def test_a_bad_run_in_a_batch_is_reported_and_the_others_still_compared(runs, capsys):
     tmp_path, base, better, *_ = runs
     truncated = tmp_path / "truncated"

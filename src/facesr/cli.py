@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slice", metavar="START:STOP", default=":",
                    help="compare only these probes, in the order of the base run's per_image.csv, which is the "
                         "benchmark's probe order (e.g. 100: for all but the first 100; default: all)")
+    p.add_argument("--common", action="store_true",
+                   help="compare the probes that every run has, instead of refusing runs on different probes")
 
     p = sub.add_parser("features", help="identity features per identity folder (FASR's --refs) or per image (training)")
     p.add_argument("root", help="<root>/<identity>/<images>, or any image folder with --per-image")

@@ -125,7 +125,7 @@ def cmd_compare(args) -> int:
         raise FacesrError(f"--slice {args.slice!r}: expected START:STOP with whole numbers, e.g. 100: or :50")
     failures = _Reported()
     result = compare_runs(_labelled_run(args.base), [_labelled_run(t) for t in args.runs], seed=args.seed, probes=probes,
-                          on_error=failures)
+                          on_error=failures, common=args.common)
     print(result["markdown"])
     if args.out:
         write_comparison(result, args.out)

@@ -50,32 +50,44 @@ def _columns(rows: dict[str, dict], names: list[str], folder) -> dict:
 
 
 def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int = 0,
-                 probes: slice = slice(None), on_error=None) -> dict:
+                 probes: slice = slice(None), on_error=None, common: bool = False) -> dict:
     """``base`` and ``runs``: (label, folder); ``probes``: which of the probes, in the order of the base run's
     per_image.csv (for a benchmark, its probe order; all by default).
 
-    A run that cannot be read or has other probes raises FacesrError. With several runs and ``on_error``,
-    it is reported there and left out, and the others are still compared.
+    A run that cannot be read or has other probes raises FacesrError; with ``common``, the probes that every
+    run has are compared instead (a benchmark of baselines alone restores the probes without aux images too).
+    With several runs and ``on_error``, a bad run is reported there and left out, and the others are still compared.
     Returns {"probes", "rows", "markdown"}.
     """
     from facesr.metrics.stats import mcnemar_exact, paired_difference, proportion_interval
 
     base_label, base_dir = base
     base_rows = read_per_image(base_dir)
-    all_names = list(base_rows)
+    report = on_error if len(runs) > 1 else None
+    read = []
+    for label, folder in runs:
+        try:
+            rows = read_per_image(folder)
+            if not common and set(rows) != set(base_rows):
+                diff = sorted(set(rows) ^ set(base_rows))
+                raise FacesrError(f"{folder}: {len(rows)} probes, {base_dir}: {len(base_rows)}; {len(diff)} are not in "
+                                  f"both (e.g. {diff[0]}); compare runs on the same probes, or pass --common")
+            read.append((label, folder, rows))
+        except FacesrError as exc:
+            if report is None:
+                raise
+            report(str(exc))
+    shared = set(base_rows).intersection(*(rows for _, _, rows in read))
+    all_names = [n for n in base_rows if n in shared]
+    if not all_names:
+        raise FacesrError(f"{base_dir}: no probe in common with {', '.join(str(f) for _, f, _ in read)}")
     names = all_names[probes]
     if not names:
         where = f"{'' if probes.start is None else probes.start}:{'' if probes.stop is None else probes.stop}"
         raise FacesrError(f"{base_dir}: no probe in {where} of {len(all_names)}")
     runs_cols = [(base_label, base_dir, _columns(base_rows, names, base_dir))]
-    report = on_error if len(runs) > 1 else None
-    for label, folder in runs:
+    for label, folder, rows in read:
         try:
-            rows = read_per_image(folder)
-            if set(rows) != set(all_names):
-                diff = sorted(set(rows) ^ set(all_names))
-                raise FacesrError(f"{folder}: {len(rows)} probes, {base_dir}: {len(all_names)}; {len(diff)} are not in "
-                                  f"both (e.g. {diff[0]}); compare runs on the same probes")
             runs_cols.append((label, folder, _columns(rows, names, folder)))
         except FacesrError as exc:
             if report is None:
@@ -104,7 +116,10 @@ def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int
                 row["only_base"] = int(np.sum(base_hits & ~hits))
                 row["mcnemar_p"] = mcnemar_exact(hits, base_hits)
         out.append(row)
-    subset = "" if names == all_names else f"probes {names[0]} to {names[-1]} ({len(names)} of {len(all_names)}, in the base run's order)"
+    subset = [] if len(all_names) == len(base_rows) else [f"the {len(all_names)} of {len(base_rows)} that every run has"]
+    if names != all_names:
+        subset.append(f"probes {names[0]} to {names[-1]} ({len(names)} of {len(all_names)}, in the base run's order)")
+    subset = "; ".join(subset)
     return {"probes": len(names), "rows": out, "markdown": markdown(base_label, out, seed, subset)}
 
 
