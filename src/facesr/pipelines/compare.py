@@ -119,8 +119,7 @@ def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int
     subset = [] if len(all_names) == len(base_rows) else [f"the {len(all_names)} of {len(base_rows)} that every run has"]
     if names != all_names:
         subset.append(f"probes {names[0]} to {names[-1]} ({len(names)} of {len(all_names)}, in the base run's order)")
-    subset = "; ".join(subset)
-    return {"probes": len(names), "rows": out, "markdown": markdown(base_label, out, seed, subset)}
+    return {"probes": len(names), "rows": out, "markdown": markdown(base_label, out, seed, "; ".join(subset))}
 
 
 def _diff(d: dict | None, scale: float, digits: int) -> str:
