@@ -64,19 +64,26 @@ def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int
     base_label, base_dir = base
     base_rows = read_per_image(base_dir)
     report = on_error if len(runs) > 1 else None
-    read = []
-    for label, folder in runs:
+
+    def kept(fn, *args):
+        """fn(*args); None when it fails and, with several runs, the failure is reported and the run left out."""
         try:
-            rows = read_per_image(folder)
-            if not common and set(rows) != set(base_rows):
-                diff = sorted(set(rows) ^ set(base_rows))
-                raise FacesrError(f"{folder}: {len(rows)} probes, {base_dir}: {len(base_rows)}; {len(diff)} are not in "
-                                  f"both (e.g. {diff[0]}); compare runs on the same probes, or pass --common")
-            read.append((label, folder, rows))
+            return fn(*args)
         except FacesrError as exc:
             if report is None:
                 raise
             report(str(exc))
+            return None
+
+    def read_run(folder):
+        rows = read_per_image(folder)
+        if not common and set(rows) != set(base_rows):
+            diff = sorted(set(rows) ^ set(base_rows))
+            raise FacesrError(f"{folder}: {len(rows)} probes, {base_dir}: {len(base_rows)}; {len(diff)} are not in "
+                              f"both (e.g. {diff[0]}); compare runs on the same probes, or pass --common")
+        return rows
+
+    read = [(label, folder, rows) for label, folder in runs if (rows := kept(read_run, folder)) is not None]
     shared = set(base_rows).intersection(*(rows for _, _, rows in read))
     all_names = [n for n in base_rows if n in shared]
     if not all_names:
@@ -86,13 +93,8 @@ def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int
         where = f"{'' if probes.start is None else probes.start}:{'' if probes.stop is None else probes.stop}"
         raise FacesrError(f"{base_dir}: no probe in {where} of {len(all_names)}")
     runs_cols = [(base_label, base_dir, _columns(base_rows, names, base_dir))]
-    for label, folder, rows in read:
-        try:
-            runs_cols.append((label, folder, _columns(rows, names, folder)))
-        except FacesrError as exc:
-            if report is None:
-                raise
-            report(str(exc))
+    runs_cols += [(label, folder, cols) for label, folder, rows in read
+                  if (cols := kept(_columns, rows, names, folder)) is not None]
     if len(runs_cols) == 1:
         raise FacesrError(f"none of the {len(runs)} runs could be compared with {base_dir}")
     base_cols = runs_cols[0][2]
