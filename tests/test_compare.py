@@ -120,6 +120,14 @@ def test_a_bad_run_in_a_batch_is_reported_and_the_others_still_compared(runs, ca
     assert [r["label"] for r in rows] == ["base", "better"] and (rows[1]["only_this"], rows[1]["only_base"]) == (8, 0)
     assert main(["compare", str(base), str(truncated), str(binary)]) == 2
     assert "none of the 2 runs could be compared" in capsys.readouterr().err
+    # with --common too: the bad runs are left out before the shared probes are chosen, so they do not narrow them
+    lines = text.splitlines()
+    (truncated / "per_image.csv").write_text("\n".join(lines[:20] + [lines[20].rsplit(",", 2)[0]]))  # cut before its rank
+    assert main(["compare", str(base), str(truncated), str(better), str(binary), "--common", "-o", str(tmp_path / "c")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "truncated/per_image.csv: column 'rank' has a non-numeric value" in err[0]
+    rows = json.loads((tmp_path / "c" / "paired.json").read_text())["rows"]
+    assert [r["probes"] for r in rows] == [40, 40] and (rows[1]["only_this"], rows[1]["only_base"]) == (8, 0)
 
 
 def test_compare_without_identity_columns_reports_image_metrics_only(tmp_path, capsys):

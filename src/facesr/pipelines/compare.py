@@ -35,18 +35,18 @@ def read_per_image(folder) -> dict[str, dict]:
     return {row["name"]: row for row in rows}
 
 
-def _column(rows: dict[str, dict], names: list[str], key: str, where: str) -> np.ndarray | None:
+def _column(rows: dict[str, dict], key: str, where: str) -> dict[str, float] | None:
     if key not in next(iter(rows.values())):
         return None
     try:
-        return np.array([float(rows[n][key]) for n in names])
+        return {name: float(row[key]) for name, row in rows.items()}
     except (TypeError, ValueError):
         raise FacesrError(f"{where}/per_image.csv: column {key!r} has a non-numeric value") from None
 
 
-def _columns(rows: dict[str, dict], names: list[str], folder) -> dict:
-    """The psnr, cs and rank columns of one run, in ``names`` order (None where a column is absent)."""
-    return {k: _column(rows, names, k, str(folder)) for k in ("psnr", "cs", "rank")}
+def _columns(rows: dict[str, dict], folder) -> dict:
+    """The psnr, cs and rank values of one run by probe name (None where a column is absent)."""
+    return {k: _column(rows, k, str(folder)) for k in ("psnr", "cs", "rank")}
 
 
 def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int = 0,
@@ -63,38 +63,29 @@ def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int
 
     base_label, base_dir = base
     base_rows = read_per_image(base_dir)
-    report = on_error if len(runs) > 1 else None
-
-    def kept(fn, *args):
-        """fn(*args); None when it fails and, with several runs, the failure is reported and the run left out."""
+    read = [(base_label, base_dir, base_rows, _columns(base_rows, base_dir))]
+    for label, folder in runs:
         try:
-            return fn(*args)
+            rows = read_per_image(folder)
+            if not common and set(rows) != set(base_rows):
+                diff = sorted(set(rows) ^ set(base_rows))
+                raise FacesrError(f"{folder}: {len(rows)} probes, {base_dir}: {len(base_rows)}; {len(diff)} are not in "
+                                  f"both (e.g. {diff[0]}); compare runs on the same probes, or pass --common")
+            read.append((label, folder, rows, _columns(rows, folder)))
         except FacesrError as exc:
-            if report is None:
+            if on_error is None or len(runs) == 1:
                 raise
-            report(str(exc))
-            return None
-
-    def read_run(folder):
-        rows = read_per_image(folder)
-        if not common and set(rows) != set(base_rows):
-            diff = sorted(set(rows) ^ set(base_rows))
-            raise FacesrError(f"{folder}: {len(rows)} probes, {base_dir}: {len(base_rows)}; {len(diff)} are not in "
-                              f"both (e.g. {diff[0]}); compare runs on the same probes, or pass --common")
-        return rows
-
-    read = [(label, folder, rows) for label, folder in runs if (rows := kept(read_run, folder)) is not None]
-    shared = set(base_rows).intersection(*(rows for _, _, rows in read))
+            on_error(str(exc))
+    shared = set(base_rows).intersection(*(rows for _, _, rows, _ in read[1:]))
     all_names = [n for n in base_rows if n in shared]
     if not all_names:
-        raise FacesrError(f"{base_dir}: no probe in common with {', '.join(str(f) for _, f, _ in read)}")
+        raise FacesrError(f"{base_dir}: no probe in common with {', '.join(str(f) for _, f, _, _ in read[1:])}")
     names = all_names[probes]
     if not names:
         where = f"{'' if probes.start is None else probes.start}:{'' if probes.stop is None else probes.stop}"
         raise FacesrError(f"{base_dir}: no probe in {where} of {len(all_names)}")
-    runs_cols = [(base_label, base_dir, _columns(base_rows, names, base_dir))]
-    runs_cols += [(label, folder, cols) for label, folder, rows in read
-                  if (cols := kept(_columns, rows, names, folder)) is not None]
+    runs_cols = [(label, folder, {k: None if c is None else np.array([c[n] for n in names]) for k, c in cols.items()})
+                 for label, folder, _, cols in read]
     if len(runs_cols) == 1:
         raise FacesrError(f"none of the {len(runs)} runs could be compared with {base_dir}")
     base_cols = runs_cols[0][2]
