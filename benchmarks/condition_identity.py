@@ -26,13 +26,13 @@ import numpy as np
 
 
 def main() -> None:
-    from facesr.data.io import atomic_write_text
-    from facesr.data.resample import make_operator
+    from facesr.io.images import atomic_write_text
+    from facesr.degrade.resample import make_operator
     from facesr.errors import FacesrError
     from facesr.identity.embedders import l2_normalise as unit
     from facesr.identity.features import usable_embeddings
     from facesr.identity.recognition import identify, identity_split
-    from facesr.pipelines.identity_eval import make_embedder
+    from facesr.metrics.identity import make_embedder
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--hr", required=True, help="identity-folder set")

@@ -29,11 +29,11 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def main() -> None:
-    from facesr.data.io import list_images, read_image, to_tensor
-    from facesr.data.resample import quantize
+    from facesr.io.images import list_images, read_image, to_tensor
+    from facesr.degrade.resample import quantize
     from facesr.errors import InputError
     from facesr.identity.recognition import split_images
-    from facesr.models.hub import load_model
+    from facesr.methods.hub import load_model
 
     p = argparse.ArgumentParser()
     p.add_argument("--model", required=True)

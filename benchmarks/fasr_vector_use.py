@@ -26,15 +26,15 @@ import torch
 
 
 def main() -> None:
-    from facesr.data.io import atomic_write_text, read_image, to_tensor, to_uint8
+    from facesr.io.images import atomic_write_text, read_image, to_tensor, to_uint8
     from facesr.errors import FacesrError
     from facesr.identity.features import usable_embeddings
     from facesr.identity.recognition import identify, identity_split
     from facesr.metrics import psnr
-    from facesr.models.hub import load_model
-    from facesr.pipelines.evaluate import model_lr
-    from facesr.pipelines.identity_refs import aux_vectors, model_embedder, vector_dim
-    from facesr.pipelines.upscale import SamplingOptions, super_resolve_tensors
+    from facesr.methods.hub import load_model
+    from facesr.workflows.evaluate import model_lr
+    from facesr.engine.conditions import aux_vectors, model_embedder, vector_dim
+    from facesr.workflows.upscale import SamplingOptions, super_resolve_tensors
     from facesr.runtime import resolve_device
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -36,7 +36,7 @@ def agreement(a: Path, b: Path) -> float:
     run reproduces the reference run's output from the same starting noise (a convergence measure)."""
     import numpy as np
 
-    from facesr.data.io import read_image
+    from facesr.io.images import read_image
     from facesr.metrics import psnr
 
     # identical images (infinite PSNR) count as 100 dB so that one does not swamp the mean

@@ -21,9 +21,9 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
-from facesr.models.hub import bundled_models, load_model  # noqa: E402
-from facesr.pipelines.identity_refs import needs_reference, vector_dim  # noqa: E402
-from facesr.pipelines.upscale import SamplingOptions  # noqa: E402
+from facesr.methods.hub import bundled_models, load_model  # noqa: E402
+from facesr.engine.conditions import needs_reference, vector_dim  # noqa: E402
+from facesr.workflows.upscale import SamplingOptions  # noqa: E402
 
 
 def median_time(fn, repeats: int) -> float:

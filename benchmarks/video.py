@@ -2,7 +2,7 @@
 
 For every clip folder (aligned HR frames, e.g. ../shared/data/video/dev/<clip>/), LR frames are the
 model's operator applied to HR (8-bit). Each model restores the first --frames frames of the clip with
-`facesr.pipelines.video_sr` (a sliding window of its own k frames, one noise seed per clip); every
+`facesr.workflows.video_sr` (a sliding window of its own k frames, one noise seed per clip); every
 restored frame is scored against its HR frame (PSNR, SSIM, identity CS with dlib). Temporal flicker =
 mean |SR_t - SR_{t-1}| minus mean |HR_t - HR_{t-1}| (0-255 scale): how much more the output changes
 from frame to frame than the real video does.
@@ -23,10 +23,10 @@ import numpy as np
 
 
 def clip_metrics(model, clip: Path, n_frames: int, opts, device, embedder, work: Path) -> dict:
-    from facesr.data.io import list_images, read_image, to_tensor, to_uint8, write_image
-    from facesr.data.resample import quantize
+    from facesr.io.images import list_images, read_image, to_tensor, to_uint8, write_image
+    from facesr.degrade.resample import quantize
     from facesr.metrics import psnr, ssim
-    from facesr.pipelines.video_sr import upscale_clip
+    from facesr.workflows.video_sr import upscale_clip
 
     hr_files = list_images(clip)[:n_frames]
     hrs = [read_image(f) for f in hr_files]
@@ -60,9 +60,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--table")
     args = p.parse_args()
-    from facesr.models.hub import load_model
-    from facesr.pipelines.identity_eval import make_embedder
-    from facesr.pipelines.upscale import SamplingOptions
+    from facesr.methods.hub import load_model
+    from facesr.metrics.identity import make_embedder
+    from facesr.workflows.upscale import SamplingOptions
 
     embedder = make_embedder(args.identity) if args.identity else None
     clips = sorted(c for c in Path(args.clips).iterdir() if c.is_dir())[: args.max_clips or None]

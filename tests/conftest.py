@@ -43,12 +43,11 @@ def tiny_model(tmp_path) -> Path:
     import torch
 
     from facesr.diffusion.schedules import DDPMConfig
-    from facesr.models.conditional_unet import UNetConfig
-    from facesr.models.hub import save_pretrained
-    from facesr.models.sr3 import SR3, SR3Config
+    from facesr.nets.unet import UNetConfig
+    from facesr.methods.sr3 import SR3, SR3Config
 
     torch.manual_seed(0)
     model = SR3(SR3Config(unet=UNetConfig(block_out_channels=(32, 32), attention_levels=()), diffusion=DDPMConfig(timesteps=50)))
     folder = tmp_path / "model"
-    save_pretrained(model, folder)
+    model.save_pretrained(folder)
     return folder

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from facesr.data.io import list_images, read_image, to_tensor, to_uint8
-from facesr.data.resample import quantize
+from facesr.io.images import list_images, read_image, to_tensor, to_uint8
+from facesr.degrade.resample import quantize
 from facesr.metrics import psnr
-from facesr.models.hub import WEIGHTS_DIR, load_model
+from facesr.methods.hub import WEIGHTS_DIR, load_model
 
 MAX_BYTES = 25 * 1024 * 1024
 BUNDLED = sorted(p.parent.name for p in WEIGHTS_DIR.glob("*/config.json"))
@@ -28,7 +28,7 @@ def test_bundled_model_has_card_and_fits_the_limit(name):
 @pytest.mark.parametrize("name", BUNDLED)
 def test_bundled_model_restores_a_sample_face(name, sample_faces):
     """With its recommended recipe (what `facesr upscale` runs by default), the model beats bicubic."""
-    from facesr.pipelines.upscale import SamplingOptions, super_resolve_tensors
+    from facesr.workflows.upscale import SamplingOptions, super_resolve_tensors
 
     model = load_model(name).eval()
     if getattr(model.cfg, "degradation", None):
@@ -42,7 +42,7 @@ def test_bundled_model_restores_a_sample_face(name, sample_faces):
         refs = [hr[0]]  # the same face as its own reference: the easiest case
     if getattr(getattr(model.cfg, "unet", None), "vector_dim", 0):  # FASR: the LR view of the face itself
         from facesr.identity.features import lr_version
-        from facesr.pipelines.identity_refs import model_embedder
+        from facesr.engine.conditions import model_embedder
 
         lr_img = lr_version(read_image(face), model.operator)
         vectors = [torch.from_numpy(model_embedder(model).embed([lr_img])[0])]

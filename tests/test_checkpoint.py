@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from facesr.models.hub import load_safetensors, save_safetensors
+from facesr.io.weights import load_safetensors, save_safetensors
 from facesr.train.checkpoint import (
     _from_jsonable_numpy,
     _jsonable,

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 from facesr.cli import main
-from facesr.data.io import read_image
-from facesr.models.hub import save_pretrained
-from facesr.models.sr3 import SR3, SR3Config
-from facesr.models.conditional_unet import UNetConfig
+from facesr.io.images import read_image
+from facesr.methods.sr3 import SR3, SR3Config
+from facesr.nets.unet import UNetConfig
 from facesr.diffusion.schedules import DDPMConfig
 
 
@@ -63,7 +62,7 @@ def test_unusable_size_fails_only_that_image(tmp_path, capsys):
     torch.manual_seed(0)
     cfg = SR3Config(unet=UNetConfig(block_out_channels=(32, 32, 32), attention_levels=()),
                     diffusion=DDPMConfig(timesteps=50), scale=2, hr_size=16)
-    save_pretrained(SR3(cfg), tmp_path / "m")  # downsamples by 4: outputs must be multiples of 4
+    SR3(cfg).save_pretrained(tmp_path / "m")  # downsamples by 4: outputs must be multiples of 4
     src = tmp_path / "in"
     src.mkdir()
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(src / "good.png")
@@ -124,16 +123,17 @@ def test_models_lists_bundled(capsys):
 
 
 def test_prepared_folder_is_a_dataset_and_a_training_root(tmp_path, sample_faces):
-    from facesr.data.datasets import HRFolderDataset, PreparedDataset
-    from facesr.data.resample import make_operator
+    from facesr.data.datasets import HRFolderDataset
+    from facesr.degrade.protocol import LRProtocol
+    from facesr.io.images import list_images, read_image
 
     out = tmp_path / "prep"
     assert main(["prepare", str(sample_faces), str(out), "--op", "tf-bilinear"]) == 0
-    ds = PreparedDataset(out, 16, 128)
-    item = ds[0]
-    assert len(ds) == 6 and item["hr"].shape == (3, 128, 128) and item["lr"].shape == (3, 16, 16)
-    assert item["up"].shape == (3, 128, 128)
-    train = HRFolderDataset([out], make_operator("tf-bilinear", 8), 128, 64)
+    protocol = LRProtocol.of("tf-bilinear", 8)
+    for hr_file in list_images(out / "hr_128"):
+        lr = read_image(out / "lr_16" / hr_file.name)
+        assert (lr == protocol.lr_image(read_image(hr_file))[0]).all()  # the protocol made it
+    train = HRFolderDataset([out], protocol, 128, 64)
     assert len(train) == 6 and all("hr_128" in str(f) for f in train.files)
 
 

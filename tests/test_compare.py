@@ -69,7 +69,7 @@ def test_compare_a_slice_of_the_probes(runs, capsys):
     assert main(["compare", str(base), str(better), "--slice", "x"]) == 2
     assert main(["compare", str(base), str(better), "--slice", "50:"]) == 2
     err = capsys.readouterr().err
-    assert "--slice 'x': expected START:STOP" in err and "no probe in 50: of 40" in err
+    assert "slice 'x': expected START:STOP" in err and "no probe in 50: of 40" in err
 
 
 def test_compare_refuses_different_probes_and_missing_files(runs, capsys):

@@ -8,8 +8,8 @@ import pytest
 from facesr.config import from_dict, load_json, to_dict
 from facesr.diffusion.schedules import DDPMConfig
 from facesr.errors import FacesrError
-from facesr.models.conditional_unet import UNetConfig
-from facesr.models.sr3 import SR3Config
+from facesr.nets.unet import UNetConfig
+from facesr.methods.sr3 import SR3Config
 from facesr.train.config import DataConfig, ExperimentConfig, OptimConfig
 
 

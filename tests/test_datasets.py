@@ -3,7 +3,8 @@
 import torch
 
 from facesr.data.datasets import EpochSampler, HRFolderDataset
-from facesr.data.resample import make_operator, quantize
+from facesr.degrade.protocol import LRProtocol
+from facesr.degrade.resample import quantize
 
 
 def _full(ds, i):
@@ -13,14 +14,14 @@ def _full(ds, i):
 
 
 def test_whole_image_item(sample_faces):
-    ds = HRFolderDataset([sample_faces], make_operator("bicubic", 8), 128, 0, hflip=False)
+    ds = HRFolderDataset([sample_faces], LRProtocol.of("bicubic", 8), 128, 0, hflip=False)
     item = ds.item(0, torch.Generator().manual_seed(0))
     hr, lr, up = _full(ds, 0)
     assert torch.equal(item["hr"], hr) and torch.equal(item["lr"], lr) and torch.equal(item["up"], up)
 
 
 def test_patches_are_aligned_crops(sample_faces):
-    ds = HRFolderDataset([sample_faces], make_operator("bicubic", 8), 128, 32, hflip=True)
+    ds = HRFolderDataset([sample_faces], LRProtocol.of("bicubic", 8), 128, 32, hflip=True)
     g = torch.Generator().manual_seed(1)
     flips = 0
     for n in range(24):
@@ -53,6 +54,6 @@ def test_unreadable_training_file_is_skipped(tmp_path, sample_faces, caplog):
 
     shutil.copytree(sample_faces, tmp_path / "faces")
     (tmp_path / "faces" / "0_broken.png").write_bytes(b"\x89PNG broken")
-    ds = HRFolderDataset([tmp_path / "faces"], make_operator("bicubic", 8), 128, 32)
+    ds = HRFolderDataset([tmp_path / "faces"], LRProtocol.of("bicubic", 8), 128, 32)
     item = ds.item(0, torch.Generator().manual_seed(0))
     assert item["hr"].shape == (3, 32, 32) and 0 in ds.bad and "0_broken.png" in caplog.text

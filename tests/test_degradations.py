@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from scipy.ndimage import correlate1d
 
 from facesr.config import from_dict, to_dict
-from facesr.data.degradations import (
+from facesr.degrade.second_order import (
     KERNEL_KINDS,
     STAGES,
     SecondOrderConfig,

@@ -13,7 +13,7 @@ import pytest
 from safetensors.torch import load_file
 
 from facesr.cli import main
-from facesr.data.io import read_image
+from facesr.io.images import read_image
 
 pytestmark = pytest.mark.slow
 

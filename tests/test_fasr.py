@@ -73,7 +73,7 @@ def test_features_of_other_images_per_image(tmp_path, sample_faces, capsys):
                 subsets = [np.mean([mates[i], mates[j]], axis=0) for i in range(3) for j in range(i + 1, 3)]
                 assert any(np.allclose(row, m, atol=1e-5) for m in subsets)
     assert main(["features", str(root), str(tmp_path / "x.safetensors"), "--others", "all"]) == 2
-    assert "--per-image" in capsys.readouterr().err
+    assert "per-image" in capsys.readouterr().err
     assert main(["features", str(root), str(tmp_path / "x.safetensors"), "--per-image", "--others", "0"]) == 2
     assert "--others '0'" in capsys.readouterr().err
 
@@ -153,12 +153,12 @@ def test_training_refuses_mismatched_vectors(tmp_path, sample_faces, capsys):
 
 def test_dataset_draws_a_vector_per_item(tmp_path, sample_faces):
     from facesr.data.datasets import HRFolderDataset
-    from facesr.data.resample import make_operator
+    from facesr.degrade.protocol import LRProtocol
 
     names = sorted(p.name for p in sample_faces.glob("*.png"))
     a = FeatureTable(names[:4], np.ones((4, 5)), {"kind": "per_image"})
     b = FeatureTable(names[2:], -np.ones((4, 5)), {"kind": "per_image"})
-    ds = HRFolderDataset([sample_faces], make_operator("bicubic", 8), 128, 32, vectors=[a, b])
+    ds = HRFolderDataset([sample_faces], LRProtocol.of("bicubic", 8), 128, 32, vectors=[a, b])
     assert len(ds) == 6
     g = torch.Generator().manual_seed(0)
     drawn = {name: set() for name in names}
@@ -166,20 +166,20 @@ def test_dataset_draws_a_vector_per_item(tmp_path, sample_faces):
         for i, name in enumerate(ds.keys):
             drawn[name].add(float(ds.item(i, g)["vector"][0]))
     assert drawn[names[0]] == {1.0} and drawn[names[5]] == {-1.0} and drawn[names[2]] == {1.0, -1.0}
-    only_a = HRFolderDataset([sample_faces], make_operator("bicubic", 8), 128, 32, vectors=[a])
+    only_a = HRFolderDataset([sample_faces], LRProtocol.of("bicubic", 8), 128, 32, vectors=[a])
     assert only_a.keys == names[:4]
 
 
 def test_aux_vectors_of_the_next_identity_are_the_control(tmp_path, sample_faces):
     from types import SimpleNamespace
 
-    from facesr.data.resample import make_operator
+    from facesr.degrade.protocol import LRProtocol
     from facesr.errors import FacesrError
-    from facesr.pipelines.identity_refs import aux_vectors
+    from facesr.engine.conditions import aux_vectors
+    from facesr.methods.base import Needs
 
     root = identity_root(tmp_path, sample_faces, people=3, images=4)
-    model = SimpleNamespace(cfg=SimpleNamespace(unet=SimpleNamespace(vector_embedder="dlib", vector_dim=128)),
-                            operator=make_operator("bicubic", 8))
+    model = SimpleNamespace(needs=Needs(vector_dim=128, vector_embedder="dlib"), lr_protocol=LRProtocol.of("bicubic", 8))
     probes = [folder / "1.png" for folder in sorted(root.iterdir())]
     same = aux_vectors(model, probes)
     other = aux_vectors(model, probes, whose="other")
@@ -193,8 +193,8 @@ def test_aux_vectors_of_the_next_identity_are_the_control(tmp_path, sample_faces
     null = aux_vectors(model, probes, whose="none")  # the null identity for every probe
     assert list(null) == probes and all(torch.equal(v, torch.zeros(128)) for v in null.values())
     # the HR view embeds the aux images as they are: the mean over the 3rd and 4th image, against a direct loop
-    from facesr.data.io import read_image
-    from facesr.pipelines.identity_eval import make_embedder
+    from facesr.io.images import read_image
+    from facesr.identity.embedders import make_embedder
 
     hr_view = aux_vectors(model, probes, view="hr")
     embedder = make_embedder("dlib")
@@ -209,15 +209,14 @@ def test_aux_vectors_of_the_next_identity_are_the_control(tmp_path, sample_faces
 def test_benchmark_table_over_methods(tmp_path, sample_faces, tiny_model, capsys):
     import csv
 
-    from facesr.models.hub import save_pretrained
-    from facesr.models.sr3 import SR3, SR3Config
-    from facesr.models.conditional_unet import UNetConfig
+    from facesr.methods.sr3 import SR3, SR3Config
+    from facesr.nets.unet import UNetConfig
     from facesr.diffusion.schedules import DDPMConfig
 
     torch.manual_seed(0)
     fasr = SR3(SR3Config(unet=UNetConfig(block_out_channels=(32, 32), attention_levels=(), norm_num_groups=8,
                                          vector_dim=128), diffusion=DDPMConfig(timesteps=50)))
-    save_pretrained(fasr, tmp_path / "fasr")
+    fasr.save_pretrained(tmp_path / "fasr")
     root = identity_root(tmp_path, sample_faces, people=3, images=3)
     (root / "two_only").mkdir()
     for k in range(2):  # no aux image: left out of every row, so all rows share one probe set

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from facesr.data.io import list_images, read_image
+from facesr.io.images import list_images, read_image
 from facesr.errors import InputError
 
 SAMPLES = Path(__file__).resolve().parents[1] / "src" / "facesr" / "samples" / "faces"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facesr.data.io import list_images
+from facesr.io.images import list_images
 from facesr.errors import FacesrError, InputError
 from facesr.identity.embedders import Embedder
 

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from facesr.diffusion.denoiser import guided
+from facesr.diffusion.wrappers import guided
 from facesr.errors import FacesrError
 from facesr.identity.features import FeatureTable
-from facesr.models.conditional_unet import UNetConfig
-from facesr.models.score_sr import ScoreSR, ScoreSRConfig
-from facesr.pipelines.upscale import SamplingOptions
+from facesr.nets.unet import UNetConfig
+from facesr.methods.score_sde import ScoreSR, ScoreSRConfig
+from facesr.workflows.upscale import SamplingOptions
 
 
 def test_guided_denoiser_is_the_linear_extrapolation():
@@ -76,7 +76,7 @@ def test_guidance_doubles_the_network_evaluations_of_fasr_models_only():
 
 def test_vector_dropout_replaces_a_share_of_vectors_by_zeros(sample_faces):
     from facesr.data.datasets import HRFolderDataset
-    from facesr.data.resample import make_operator
+    from facesr.degrade.resample import make_operator
 
     names = sorted(p.name for p in sample_faces.glob("*.png"))
     table = FeatureTable(names, np.ones((len(names), 5)), {"kind": "per_image"})

@@ -1,11 +1,11 @@
-"""Reading, writing and finding images (facesr.data.io)."""
+"""Reading, writing and finding images (facesr.io.images)."""
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from facesr.data.io import expand_inputs, read_image, to_tensor, to_uint8, write_image
+from facesr.io.images import expand_inputs, read_image, to_tensor, to_uint8, write_image
 from facesr.errors import FacesrError, InputError
 
 RNG = np.random.default_rng(0)
@@ -250,7 +250,7 @@ def test_to_uint8_clamps():
 def test_written_files_get_the_usual_mode(tmp_path):
     import stat
 
-    from facesr.data.io import default_file_mode, write_image
+    from facesr.io.images import default_file_mode, write_image
 
     write_image(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
     assert stat.S_IMODE((tmp_path / "a.png").stat().st_mode) == default_file_mode()

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from facesr.data.resample import make_operator
+from facesr.degrade.resample import make_operator
 from facesr.metrics import lr_consistency, psnr, rgb_to_y, ssim
-from facesr.pipelines.evaluate import make_lr
+from facesr.workflows.evaluate import make_lr
 
 rng = np.random.default_rng(0)
 

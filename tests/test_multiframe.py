@@ -9,8 +9,8 @@ from PIL import Image
 
 from facesr.cli import main
 from facesr.data.datasets import HRFolderDataset, burst, shift
-from facesr.data.resample import make_operator
-from facesr.pipelines.video_sr import window_indices
+from facesr.degrade.resample import make_operator
+from facesr.workflows.video_sr import window_indices
 
 
 def test_shift_by_whole_pixels_moves_the_content_exactly():
@@ -115,8 +115,8 @@ def test_frames_must_match_the_model(tmp_path, sample_faces, capsys):
 
 
 def test_a_k_frame_model_initialised_from_a_single_frame_model_equals_it_on_the_middle_frame(tiny_model):
-    from facesr.models.hub import load_model
-    from facesr.models.sr3 import SR3
+    from facesr.methods.hub import load_model
+    from facesr.methods.sr3 import SR3
 
     single = load_model(str(tiny_model))
     cfg = single.cfg

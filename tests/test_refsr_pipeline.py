@@ -10,7 +10,7 @@ from PIL import Image
 
 from facesr.cli import main
 from facesr.data.datasets import HRFolderDataset
-from facesr.data.resample import make_operator
+from facesr.degrade.resample import make_operator
 
 pytestmark = pytest.mark.slow
 
@@ -103,8 +103,8 @@ def test_refsr_training_needs_references(tmp_path, sample_faces, capsys):
 
 
 def test_an_unreadable_reference_leaves_out_only_its_probe(tmp_path, sample_faces, capsys):
-    from facesr.models.hub import save_pretrained
-    from facesr.models.refsr_vae import RefSRVAE, RefSRVAEConfig
+    from facesr.methods.hub import save_pretrained
+    from facesr.methods.refsr_vae import RefSRVAE, RefSRVAEConfig
 
     root = identity_root(tmp_path, sample_faces)
     bad = sorted(root.iterdir())[0] / "2.png"

@@ -6,8 +6,8 @@ from safetensors.torch import save_file
 from torch.distributions import Normal, kl_divergence
 
 from facesr.errors import FacesrError
-from facesr.models.hub import load_model, save_pretrained
-from facesr.models.refsr_vae import (
+from facesr.methods.hub import load_model, save_pretrained
+from facesr.methods.refsr_vae import (
     RefSRVAE,
     RefSRVAEConfig,
     UpProjection,

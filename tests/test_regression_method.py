@@ -50,8 +50,8 @@ def test_train_export_evaluate(tmp_path, sample_faces, degradation, scale):
 
 
 def test_blind_lr_is_reproducible_from_the_image_name(tmp_path, sample_faces):
-    from facesr.models.regression import RegressionConfig, RegressionSR
-    from facesr.models.regression_nets import RegressionNetConfig
+    from facesr.methods.regression import RegressionConfig, RegressionSR
+    from facesr.nets.regression import RegressionNetConfig
 
     m = RegressionSR(RegressionConfig(net=RegressionNetConfig(num_feat=8, num_blocks=1), scale=4, degradation="realesrgan"))
     hr = torch.rand(2, 3, 64, 64)

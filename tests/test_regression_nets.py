@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from facesr.errors import FacesrError
-from facesr.models.regression_nets import (EDSR, MSRResNet, RegressionNetConfig, build_regression_net,
+from facesr.nets.regression import (EDSR, MSRResNet, RegressionNetConfig, build_regression_net,
                                            count_parameters, pixel_shuffle_factors)
 
 

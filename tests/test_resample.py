@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from facesr.data.resample import make_operator, operator_from_dict, quantize
+from facesr.degrade.resample import make_operator, operator_from_dict, quantize
 from facesr.errors import FacesrError
 
 SETTINGS = settings(max_examples=15, deadline=None)
@@ -202,7 +202,7 @@ def test_quantize_maps_onto_the_8bit_grid():
 @pytest.mark.parametrize("scale", [2, 4, 8])
 def test_bicubic_within_one_grey_level_of_pil_on_real_faces(scale):
     """The issue's contract on natural images: the bundled sample faces, uint8 in and out."""
-    from facesr.data.io import list_images, read_image, to_tensor, to_uint8
+    from facesr.io.images import list_images, read_image, to_tensor, to_uint8
 
     faces = list_images(Path(__file__).resolve().parents[1] / "src" / "facesr" / "samples" / "faces")
     assert faces

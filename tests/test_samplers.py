@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from facesr.diffusion.denoiser import EpsDenoiser
+from facesr.diffusion.wrappers import EpsDenoiser
 from facesr.diffusion.samplers import ancestral_step_sizes, sample_ancestral, sample_ddim
 from facesr.diffusion.schedules import DDPMConfig, DDPMSchedule
 

@@ -15,7 +15,7 @@ from facesr.diffusion.samplers import (SAMPLERS, network_evaluations, sample_ddi
                                        sample_heun)
 from facesr.diffusion.schedules import DDPMConfig, DDPMSchedule, karras_sigmas
 from facesr.errors import FacesrError
-from facesr.pipelines.upscale import SamplingOptions
+from facesr.workflows.upscale import SamplingOptions
 
 MU, S0, SMIN, SMAX = 0.3, 0.5, 0.02, 20.0
 DETERMINISTIC = {"euler": sample_euler, "heun": sample_heun, "dpmpp-2m": sample_dpmpp_2m}
@@ -154,8 +154,8 @@ def test_cli_offers_every_sampler():
 
 
 def tiny_sr3():
-    from facesr.models.conditional_unet import UNetConfig
-    from facesr.models.sr3 import SR3, SR3Config
+    from facesr.nets.unet import UNetConfig
+    from facesr.methods.sr3 import SR3, SR3Config
 
     torch.manual_seed(0)
     unet = UNetConfig(block_out_channels=(32, 32), attention_levels=())

@@ -9,8 +9,8 @@ from facesr.cli import main
 from facesr.diffusion.dispatch import PCOptions
 from facesr.diffusion.sde import bcast
 from facesr.errors import FacesrError
-from facesr.models.conditional_unet import UNetConfig
-from facesr.models.score_sr import ScoreSR, ScoreSRConfig
+from facesr.nets.unet import UNetConfig
+from facesr.methods.score_sde import ScoreSR, ScoreSRConfig
 
 
 def tiny(sde="ve", **kw):

@@ -5,13 +5,13 @@ import pytest
 import torch
 
 from facesr.cli import main
-from facesr.data.io import read_image
+from facesr.io.images import read_image
 from facesr.diffusion.schedules import DDPMConfig
 from facesr.errors import FacesrError
-from facesr.models.conditional_unet import UNetConfig
-from facesr.models.hub import load_model, save_pretrained
-from facesr.models.sr3 import SR3, SR3Config
-from facesr.pipelines.upscale import SamplingOptions, super_resolve_tensors
+from facesr.nets.unet import UNetConfig
+from facesr.methods.hub import load_model, save_pretrained
+from facesr.methods.sr3 import SR3, SR3Config
+from facesr.workflows.upscale import SamplingOptions, super_resolve_tensors
 
 
 def tiny(target="residual", vector_dim=0, cond_images=1):
@@ -104,7 +104,7 @@ def test_save_and_load_prefers_ema(tmp_path):
     assert loaded.cfg == m.cfg
     import stat
 
-    from facesr.data.io import default_file_mode
+    from facesr.io.images import default_file_mode
 
     assert stat.S_IMODE((tmp_path / "m" / "ema.safetensors").stat().st_mode) == default_file_mode()
     save_pretrained(m, tmp_path / "m")  # saving again without EMA leaves no stale EMA weights behind

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image, ImageEnhance
 
 from facesr.cli import main
-from facesr.pipelines.sweep import steps_for_budget
-from facesr.pipelines.upscale import SamplingOptions
+from facesr.workflows.sweep import steps_for_budget
+from facesr.workflows.upscale import SamplingOptions
 
 BASE = SamplingOptions()  # pc: reverse-diffusion predictor + 1 Langevin step; samples 1
 

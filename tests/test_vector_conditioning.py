@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from facesr.errors import FacesrError
-from facesr.models.conditional_unet import ConditionalUNet, UNetConfig, normalise_vector
+from facesr.nets.unet import ConditionalUNet, UNetConfig, normalise_vector
 
 
 def nets(vector_dim=8, **kw):

@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from facesr.cli import main
-from facesr.data.io import read_image, to_tensor, to_uint8
-from facesr.data.resample import make_operator, quantize
+from facesr.io.images import read_image, to_tensor, to_uint8
+from facesr.degrade.resample import make_operator, quantize
 from facesr.data.video import (FrameClipDataset, discover_clips, pick_frames, prepare_video, read_frames,
                                select_frames)
 from facesr.errors import FacesrError, InputError

@@ -5,10 +5,10 @@ import torch
 
 from facesr.cli import main
 from facesr.errors import FacesrError
-from facesr.models.hub import load_model, save_pretrained
-from facesr.models.regression import RegressionConfig, RegressionSR
-from facesr.models.regression_nets import RegressionNetConfig
-from facesr.pipelines.upscale import SamplingOptions, super_resolve_tensors
+from facesr.methods.hub import load_model, save_pretrained
+from facesr.methods.regression import RegressionConfig, RegressionSR
+from facesr.nets.regression import RegressionNetConfig
+from facesr.workflows.upscale import SamplingOptions, super_resolve_tensors
 
 
 def shifted_regression_model(folder, scale=8, shift=0.2):

@@ -4,13 +4,15 @@ Imports are lazy: ``import facesr`` loads no torch. The public API lives in
 ``facesr.api`` (``upscale``, ``load_model``, ``evaluate_folders``).
 """
 
-__version__ = "0.1.0"
+from facesr._version import __version__
 
-__all__ = ["__version__", "upscale", "load_model", "evaluate_folders"]
+import facesr.errors as errors  # noqa: E402,F401  (no torch)
+
+__all__ = ["__version__", "errors", "upscale", "upscale_frames", "load_model", "evaluate_folders"]
 
 
 def __getattr__(name):
-    if name in ("upscale", "load_model", "evaluate_folders"):
+    if name in ("upscale", "upscale_frames", "load_model", "evaluate_folders"):
         from facesr import api
 
         return getattr(api, name)

@@ -1,8 +1,10 @@
-"""The Python API.
+"""The Python API: every bundled model, with what it needs, from paths or uint8 RGB arrays.
 
     import facesr
-    model = facesr.load_model("sr3-x8")
-    sr = facesr.upscale(["face_lr.png"], model=model, steps=50)   # list of uint8 arrays
+    sr = facesr.upscale(["face_16.png"], model="sr3-x8", steps=50)            # list of uint8 (H, W, 3)
+    sr = facesr.upscale([lr], model="fasr-x8", refs=["her_1.jpg", "her_2.jpg"])  # FASR: photos of the person
+    sr = facesr.upscale([lr], model="refsr-vae-x8", ref="her_photo.png")         # RefSR: one aligned HR photo
+    frames = facesr.upscale_frames(lr_frames, model="mfsr3-x8")                  # one SR frame per input frame
 """
 
 from __future__ import annotations
@@ -11,41 +13,98 @@ from pathlib import Path
 
 import numpy as np
 
-from facesr.models.hub import load_model as _load
-
 
 def load_model(name_or_path: str = "sr3-x8", device: str = "auto", use_ema: bool = True):
     """A bundled model by name, or a folder written by ``save_pretrained`` / a training checkpoint."""
+    from facesr.methods.hub import load_model as load
     from facesr.runtime import resolve_device
 
-    return _load(name_or_path, resolve_device(device), use_ema)
+    return load(name_or_path, resolve_device(device), use_ema)
 
 
-def upscale(images, model="sr3-x8", sampler=None, steps=None, eta=None, seed=0, batch_size=16,
-            precision="bf16", device="auto", strength=None, samples=None) -> list[np.ndarray]:
-    """Super-resolve images (paths or uint8 RGB arrays); returns uint8 RGB arrays in order.
-
-    Sampling options left as None take the model's recommended recipe. strength < 1
-    warm-starts from noised bicubic; samples > 1 averages that many samples.
-    """
-    from facesr.data.io import read_image, to_tensor, to_uint8
-    from facesr.pipelines.upscale import SamplingOptions, super_resolve_tensors
+def _prepare(images, model, device, options: dict):
+    """(model, LR tensors, noise keys, sampling options) with every input checked; errors name images[i]."""
+    from facesr.engine.conditions import as_image
+    from facesr.engine.options import SamplingOptions
+    from facesr.engine.run import check_input
+    from facesr.errors import FacesrError, InputError
+    from facesr.io.images import to_tensor
     from facesr.runtime import resolve_device
 
+    if isinstance(images, (str, Path, np.ndarray)):
+        raise FacesrError("images: expected a list of paths or uint8 RGB arrays (wrap a single image in a list)")
     dev = resolve_device(device)
     if isinstance(model, str):
-        model = _load(model, dev)
-    arrays = [read_image(x) if isinstance(x, (str, Path)) else np.asarray(x, dtype=np.uint8) for x in images]
-    keys = [str(x) if isinstance(x, (str, Path)) else f"array-{i}" for i, x in enumerate(images)]
-    opts = SamplingOptions.for_model(model, sampler=sampler, steps=steps, eta=eta, strength=strength, samples=samples,
-                                     seed=seed, batch_size=batch_size, precision=precision)
-    srs = super_resolve_tensors(model, [to_tensor(a) for a in arrays], keys, opts, dev)
+        model = load_model(model, device)
+    tensors, keys = [], []
+    for i, item in enumerate(images):
+        where = str(item) if isinstance(item, (str, Path)) else f"images[{i}]"
+        lr = as_image(item, where)
+        problem = check_input(model, *lr.shape[:2])
+        if problem:
+            raise InputError(where, problem)
+        tensors.append(to_tensor(lr))
+        keys.append(Path(item).name if isinstance(item, (str, Path)) else f"array-{i}")  # as the CLI: by file name
+    return model, tensors, keys, SamplingOptions.for_model(model, **options), dev
+
+
+def upscale(images, model="sr3-x8", *, refs=None, ref=None, init=None, guidance=None, sampler=None, steps=None,
+            strength=None, samples=None, eta=None, seed=0, batch_size=16, precision="bf16", device="auto",
+            **sde_options) -> list[np.ndarray]:
+    """Super-resolve face chips (paths or uint8 RGB (h, w, 3) arrays); returns uint8 RGB arrays in order.
+
+    ``refs`` (FASR models): reference images of the person, one list for all inputs or one list per
+    input, or a features file from 'facesr features'. ``ref`` (RefSR-VAE): one aligned HR photo of the
+    person, or one per input. Sampling options left as None take the model's recommended recipe;
+    ``strength`` < 1 warm-starts from noised bicubic (or from the regression model ``init``),
+    ``samples`` > 1 averages that many samples, ``guidance`` w guides FASR towards the identity.
+    ``sde_options``: predictor, corrector, snr, corrector_steps, probability_flow, ode_method.
+    The same seed gives the same pixels for an input whatever the batch (noise keyed by file name).
+    """
+    from facesr.engine.conditions import conditions_for
+    from facesr.engine.run import super_resolve_tensors
+    from facesr.io.images import to_uint8
+    from facesr.methods.base import ConditionError
+
+    options = dict(sampler=sampler, steps=steps, eta=eta, strength=strength, samples=samples, init=init,
+                   guidance=guidance, seed=seed, batch_size=batch_size, precision=precision, **sde_options)
+    model, lrs, keys, opts, dev = _prepare(images, model, device, options)
+    if model.needs.frames > 1:
+        raise ConditionError(f"{model.name} restores a frame from {model.needs.frames} consecutive frames: "
+                             "call facesr.upscale_frames(frames, ...)", "frames")
+    identities = [Path(x).parent.name if isinstance(x, (str, Path)) else None for x in images]
+    conds = conditions_for(model, len(lrs), refs=refs, ref=ref,
+                           identities=None if None in identities else identities)
+    srs = super_resolve_tensors(model, lrs, keys, opts, dev, conditions=conds)
     return [to_uint8(s) for s in srs]
+
+
+def upscale_frames(frames, model="mfsr3-x8", *, step=1, name="clip", init=None, sampler=None, steps=None,
+                   strength=None, samples=None, eta=None, seed=0, batch_size=16, precision="bf16", device="auto",
+                   **sde_options) -> list[np.ndarray]:
+    """Consecutive LR frames of one clip (paths or uint8 arrays) to one SR frame each: frame i from the
+    model's window of k frames around it (``step`` apart, clamped at the ends). Every frame of the clip
+    uses the noise of ``name`` (less flicker), as ``facesr upscale VIDEO --frames k`` does for a clip of
+    that name. A single-image model restores each frame on its own."""
+    from facesr.engine.conditions import frame_stacks
+    from facesr.engine.run import super_resolve_tensors
+    from facesr.errors import FacesrError
+    from facesr.io.images import to_uint8
+
+    options = dict(sampler=sampler, steps=steps, eta=eta, strength=strength, samples=samples, init=init,
+                   seed=seed, batch_size=batch_size, precision=precision, **sde_options)
+    model, lrs, _, opts, dev = _prepare(frames, model, device, options)
+    if model.needs.vector_dim or model.needs.reference:
+        raise FacesrError(f"{model.name} needs {model.needs.describe()}: use facesr.upscale")
+    if len({tuple(t.shape) for t in lrs}) > 1:
+        raise FacesrError("frames: all frames of a clip must have the same size")
+    stacks = frame_stacks(model, lrs, step)
+    return [to_uint8(s) for s in super_resolve_tensors(model, stacks, [name] * len(stacks), opts, dev)]
 
 
 def evaluate_folders(sr_dir, hr_dir, operator="bicubic", scale=8, lr_dir=None, y=False, crop=0, out_dir=None) -> dict:
     """PSNR / SSIM / LR-consistency of SR images against HR (matched by file stem)."""
-    from facesr.data.resample import make_operator
-    from facesr.pipelines import evaluate
+    from facesr.degrade.protocol import LRProtocol
+    from facesr.workflows import evaluate
 
-    return evaluate.evaluate_folders(sr_dir, hr_dir, make_operator(operator, scale), lr_dir, y, crop, out_dir)
+    return evaluate.evaluate_folders(sr_dir, hr_dir, LRProtocol.of(operator, scale), lr_dir, y, crop, out_dir)

@@ -1,10 +1,10 @@
 """Datasets of (HR, upsampled LR) pairs.
 
-- ``HRFolderDataset``: HR images; LR made on the fly by an operator, quantised to
-  8 bits as a stored LR file would be. The LR is made from the whole image and
+- ``HRFolderDataset``: HR images; LR made on the fly by the model's LR protocol (its
+  deterministic operator, 8-bit, as a stored LR file would be; blind models redraw theirs).
+  The LR is made from the whole image and
   then an aligned patch is cropped from HR and from up(LR), so patches see
   exactly the condition a full image sees at inference.
-- ``PreparedDataset``: SR3-style folders ``hr_<H>/``, ``lr_<h>/``, ``sr_<h>_<H>/``.
 
 Randomness comes from an explicit ``torch.Generator`` so training resumes exactly.
 """
@@ -16,15 +16,15 @@ from pathlib import Path
 
 import torch
 
-from facesr.data.io import list_images, read_image, to_tensor
-from facesr.data.resample import Resampler, quantize
+from facesr.io.images import list_images, read_image, to_tensor
+from facesr.degrade.protocol import LRProtocol
 from facesr.errors import FacesrError, InputError
 
 log = logging.getLogger(__name__)
 
 
 class HRFolderDataset:
-    def __init__(self, roots, operator: Resampler, hr_size: int, patch_size: int = 0, hflip: bool = True, augment=None,
+    def __init__(self, roots, protocol: LRProtocol, hr_size: int, patch_size: int = 0, hflip: bool = True, augment=None,
                  vectors=(), frames: int = 1, motion_px: float = 0.0, reference: str | None = None,
                  vector_dropout: float = 0.0):
         """``vectors``: FeatureTables keyed by image path relative to its root; with them, only images
@@ -58,7 +58,8 @@ class HRFolderDataset:
                             len(self.files) - len(keep), len(self.files))
             self.files = [self.files[i] for i in keep]
             self.keys = [self.keys[i] for i in keep]
-        self.operator = operator
+        self.protocol = protocol
+        self.operator = operator = protocol.operator
         self.hr_size = hr_size
         self.patch_size = patch_size or hr_size
         if self.patch_size % operator.scale or self.patch_size > hr_size:
@@ -114,7 +115,7 @@ class HRFolderDataset:
         if self.augment is not None:
             hr = augment_hr(hr, self.augment, generator)
         stack = burst(hr, self.frames, self.motion_px, generator) if self.frames > 1 else hr[None]
-        lr = quantize(self.operator.down(stack))
+        lr = self.protocol.operator_lr(stack)
         up = self.operator.up(lr).clamp(0, 1).flatten(0, 1)
         lr = lr.flatten(0, 1)
         p, s = self.patch_size, self.operator.scale
@@ -163,16 +164,6 @@ def shift(img: torch.Tensor, dx: float, dy: float) -> torch.Tensor:
     theta = torch.tensor([[1.0, 0.0, -2.0 * dx / w], [0.0, 1.0, -2.0 * dy / h]], dtype=img.dtype)[None]
     grid = F.affine_grid(theta, (1, *img.shape), align_corners=False)
     return F.grid_sample(img[None], grid, mode="bicubic", padding_mode="border", align_corners=False)[0].clamp(0, 1)
-
-
-def middle_channels(frames: int) -> slice:
-    """The channels of the middle frame (index frames // 2) in ``frames`` RGB frames stacked along channels."""
-    return slice(3 * (frames // 2), 3 * (frames // 2) + 3)
-
-
-def middle_frame(stack: torch.Tensor) -> torch.Tensor:
-    """The middle frame of RGB frames stacked along channels (B, 3k, H, W); the image itself when k = 1."""
-    return stack[:, middle_channels(stack.shape[1] // 3)]
 
 
 def burst(hr: torch.Tensor, frames: int, motion_px: float, generator: torch.Generator) -> torch.Tensor:
@@ -230,29 +221,3 @@ class EpochSampler:
             g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
             self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
         return int(self._perm[k])
-
-
-class PreparedDataset:
-    """SR3-style prepared folders, matched by file stem."""
-
-    def __init__(self, root, lr_size: int, hr_size: int):
-        root = Path(root)
-        self.hr_dir, self.lr_dir = root / f"hr_{hr_size}", root / f"lr_{lr_size}"
-        self.sr_dir = root / f"sr_{lr_size}_{hr_size}"
-        for d in (self.hr_dir, self.lr_dir):
-            if not d.is_dir():
-                raise FacesrError(f"{d}: folder not found (expected the layout written by 'facesr prepare')")
-        self.names = [p.name for p in list_images(self.lr_dir)]
-        missing = [n for n in self.names if not (self.hr_dir / n).exists()]
-        if missing:
-            raise FacesrError(f"{self.hr_dir}: no HR image for {missing[0]} ({len(missing)} missing)")
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __getitem__(self, i: int) -> dict:
-        name = self.names[i]
-        out = {"name": name, "hr": to_tensor(read_image(self.hr_dir / name)), "lr": to_tensor(read_image(self.lr_dir / name))}
-        if (self.sr_dir / name).exists():
-            out["up"] = to_tensor(read_image(self.sr_dir / name))
-        return out

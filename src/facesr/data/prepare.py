@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from facesr.data.io import atomic_write_text, expand_inputs, read_image, to_tensor, to_uint8, write_image
-from facesr.data.resample import make_operator
+from facesr.io.images import atomic_write_text, expand_inputs, read_image, to_tensor, to_uint8, write_image
+from facesr.degrade.protocol import LRProtocol
 from facesr.errors import FacesrError, InputError
 
 
@@ -26,7 +26,8 @@ def center_square_resize(img: torch.Tensor, size: int) -> torch.Tensor:
 def prepare(sources, out, scale=8, size=128, op="bicubic", on_error=print) -> dict:
     if size % scale:
         raise FacesrError(f"--size {size} is not divisible by --scale {scale}")
-    operator = make_operator(op, scale)
+    protocol = LRProtocol.of(op, scale)
+    operator = protocol.operator
     lr_size = size // scale
     out = Path(out)
     dirs = {k: out / d for k, d in (("hr", f"hr_{size}"), ("lr", f"lr_{lr_size}"), ("sr", f"sr_{lr_size}_{size}"))}
@@ -41,7 +42,7 @@ def prepare(sources, out, scale=8, size=128, op="bicubic", on_error=print) -> di
             continue
         hr8 = to_uint8(hr)
         hr_q = to_tensor(hr8)[None]
-        lr8 = to_uint8(operator.down(hr_q)[0])
+        lr8 = to_uint8(protocol.operator_lr(hr_q)[0])
         up8 = to_uint8(operator.up(to_tensor(lr8)[None])[0])
         name = path.stem + ".png"
         for key, img in (("hr", hr8), ("lr", lr8), ("sr", up8)):

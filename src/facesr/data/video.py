@@ -8,8 +8,9 @@
     <out>/clips.json                        per clip: source, picked frame indices and times, fps
     <out>/degradation.json                  the operator, as ``facesr prepare`` writes it
 
-and ``FrameClipDataset`` reads that layout back: the upsampled LR frames stacked along the
-channels in frame order are the condition, the middle frame's HR (index n // 2) the target.
+for evaluation and tuning on real clips (``benchmarks/video.py`` reads the frame folders): the upsampled
+LR frames stacked along the channels in frame order are the condition, the middle frame's HR (index
+n // 2) the target. MF-SR3 trains on synthetic bursts of stills (``facesr.data.datasets.burst``).
 
 Unlike the MF-SR3 reference (dossier 3.6): clips are listed once (no duplicated first entry),
 exactly ``n_frames`` frames are selected and checked (never "all frames in the folder"), and
@@ -36,12 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
-from facesr.data.io import atomic_write_text, is_image_name, list_images, read_image, to_tensor, to_uint8, write_image
+from facesr.io.images import atomic_write_text, is_image_name, list_images, read_image, to_tensor, to_uint8, write_image
 from facesr.errors import FacesrError, InputError
+from facesr.identity.align import ALIGN_PADDING, FaceAligner
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
                   ".flv", ".wmv", ".3gp", ".ogv"}
-ALIGN_PADDING = 0.2  # dlib.get_face_chip padding used for every facesr data set (shared/data/README.md)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,34 +274,6 @@ def pick_frames(frames, fps: float, n: int, interval_s: float, start_s: float = 
 # framing: dlib alignment or centre crop
 
 
-class FaceAligner:
-    """dlib HOG detector (retried with one 2x upsampling), the face nearest the image centre,
-    5-point landmarks (face_recognition_models), ``dlib.get_face_chip(size, padding=0.2)``:
-    the framing of facesr's data sets. ``__call__(rgb)`` -> uint8 (size, size, 3) or None."""
-
-    def __init__(self, size: int, padding: float = ALIGN_PADDING):
-        from facesr.identity.embedders import _import_dlib
-
-        self.dlib, models = _import_dlib()
-        landmarks = models.pose_predictor_five_point_model_location()
-        if not Path(landmarks).is_file():
-            raise FacesrError(f"{landmarks}: dlib model file missing; reinstall face-recognition-models==0.3.0")
-        self.detector = self.dlib.get_frontal_face_detector()
-        self.predictor = self.dlib.shape_predictor(landmarks)
-        self.size, self.padding = int(size), float(padding)
-
-    def __call__(self, rgb: np.ndarray) -> np.ndarray | None:
-        img = np.ascontiguousarray(rgb, dtype=np.uint8)
-        h, w = img.shape[:2]
-        dets = list(self.detector(img, 0)) or list(self.detector(img, 1))
-        if not dets:
-            return None
-        rect = min(dets, key=lambda r: ((r.left() + r.right() - w) ** 2 + (r.top() + r.bottom() - h) ** 2, -r.area()))
-        shape = self.predictor(img, rect)
-        chip = self.dlib.get_face_chip(img, shape, size=self.size, padding=self.padding)
-        return np.ascontiguousarray(chip, dtype=np.uint8)
-
-
 def _hr_frame(rgb: np.ndarray, size: int, aligner, where, index: int, fps: float) -> np.ndarray:
     if aligner is not None:
         chip = aligner(rgb)
@@ -372,6 +345,35 @@ def discover_clips(sources, exclude=None) -> list[ClipSource]:
 # writing
 
 
+def _frame_triple(protocol, hr8: np.ndarray) -> dict:
+    """HR, its LR made by the protocol and up(LR), all uint8."""
+    lr8 = protocol.lr_image(hr8)[0]
+    return {"hr": hr8, "lr": lr8, "sr": to_uint8(protocol.operator.up(to_tensor(lr8)[None])[0])}
+
+
+def _write_clip(dirs: dict, name: str, outputs: list[dict], n_frames: int) -> None:
+    """frame_<k>.png in each of the hr_/lr_/sr_ folders; stale frame_<k>.png with k >= n_frames removed."""
+    for key, root in dirs.items():
+        folder = root / name
+        for k, imgs in enumerate(outputs):
+            write_image(folder / f"frame_{k}.png", imgs[key])
+        for stale in folder.glob("frame_*.png"):
+            suffix = stale.stem[len("frame_"):]
+            if not (suffix.isdigit() and int(suffix) < n_frames):
+                stale.unlink()
+
+
+def _clip_record(clip: "ClipSource", frames, rate: float, picked: dict) -> dict:
+    record = {"clip": clip.name, "source": str(clip.path), "kind": frames.kind, "fps": rate,
+              "fps_from": frames.fps_from, "frame_indices": picked["indices"], "times_s": picked["times_s"]}
+    for extra in ("pts_s", "source_files"):
+        if extra in picked:
+            record[extra] = picked[extra]
+    if clip.renamed_from:
+        record["renamed_from"] = clip.renamed_from
+    return record
+
+
 def prepare_video(sources, out, n_frames: int = 3, interval_s: float = 0.5, scale: int = 8, size: int = 128,
                   op: str = "bicubic", align: bool = False, fps: float | None = None, start_s: float = 0.0,
                   on_error=print) -> dict:
@@ -392,11 +394,12 @@ def prepare_video(sources, out, n_frames: int = 3, interval_s: float = 0.5, scal
     -> {"clips_written", "skipped" (one line each), "frames_per_clip", "operator", "hr_size",
     "lr_size", "out"}.
     """
-    from facesr.data.resample import make_operator
+    from facesr.degrade.protocol import LRProtocol
 
     if size % scale:
         raise FacesrError(f"--size {size} is not divisible by --scale {scale}")
-    operator = make_operator(op, scale)
+    protocol = LRProtocol.of(op, scale)
+    operator = protocol.operator
     _check_selection(n_frames, float(interval_s), float(start_s))
     if fps is not None:
         fps = _positive_fps(fps, "--fps")
@@ -426,27 +429,8 @@ def prepare_video(sources, out, n_frames: int = 3, interval_s: float = 0.5, scal
         except FacesrError as exc:  # e.g. an interval shorter than one frame at this clip's fps
             skip(clip, str(exc), f"{clip.path}: {exc}")
             continue
-        outputs = []
-        for hr8 in hr:
-            lr8 = to_uint8(operator.down(to_tensor(hr8)[None])[0])  # = quantize(down(HR))
-            sr8 = to_uint8(operator.up(to_tensor(lr8)[None])[0])
-            outputs.append({"hr": hr8, "lr": lr8, "sr": sr8})
-        for key, root in dirs.items():
-            folder = root / clip.name
-            for k, imgs in enumerate(outputs):
-                write_image(folder / f"frame_{k}.png", imgs[key])
-            for stale in folder.glob("frame_*.png"):
-                suffix = stale.stem[len("frame_"):]
-                if not (suffix.isdigit() and int(suffix) < n_frames):
-                    stale.unlink()
-        record = {"clip": clip.name, "source": str(clip.path), "kind": frames.kind, "fps": rate,
-                  "fps_from": frames.fps_from, "frame_indices": picked["indices"], "times_s": picked["times_s"]}
-        for extra in ("pts_s", "source_files"):
-            if extra in picked:
-                record[extra] = picked[extra]
-        if clip.renamed_from:
-            record["renamed_from"] = clip.renamed_from
-        records.append(record)
+        _write_clip(dirs, clip.name, [_frame_triple(protocol, hr8) for hr8 in hr], n_frames)
+        records.append(_clip_record(clip, frames, rate, picked))
 
     clips_meta = {"n_frames": n_frames, "target_frame": n_frames // 2, "interval_s": interval_s, "start_s": start_s,
                   "hr_size": size, "lr_size": lr_size, "operator": operator.to_dict(), "align": bool(align),
@@ -458,56 +442,3 @@ def prepare_video(sources, out, n_frames: int = 3, interval_s: float = 0.5, scal
     atomic_write_text(out / "degradation.json", json.dumps(degradation, indent=2) + "\n")
     return {"clips_written": len(records), "skipped": degradation["skipped"], "frames_per_clip": n_frames,
             "operator": operator.to_dict(), "hr_size": size, "lr_size": lr_size, "out": str(out)}
-
-
-# ---------------------------------------------------------------------------------------------
-# reading the layout back
-
-
-class FrameClipDataset:
-    """Clips written by ``prepare_video``: one item per clip folder in ``lr_<h>/``, sorted by name.
-
-    Item: {"frames_up": (3n, H, W) the stored upsampled LR frames (``sr_<h>_<H>/``) stacked in
-    frame order, "lr": (3n, h, w) likewise, "hr": (3, H, W) the HR of the middle frame (index
-    n // 2; for even n the later of the two middle frames), "clip": name}; floats in [0, 1].
-    Every clip must hold exactly ``frame_0.png`` .. ``frame_<n-1>.png`` in each of the three
-    folders, otherwise FacesrError naming the clip (checked when the dataset is built).
-    """
-
-    def __init__(self, root, n_frames: int, lr_size: int, hr_size: int):
-        _check_selection(n_frames, 1.0, 0.0)
-        root = Path(root)
-        self.n, self.lr_size, self.hr_size = n_frames, lr_size, hr_size
-        self.dirs = {"hr": root / f"hr_{hr_size}", "lr": root / f"lr_{lr_size}", "sr": root / f"sr_{lr_size}_{hr_size}"}
-        for d in self.dirs.values():
-            if not d.is_dir():
-                raise FacesrError(f"{d}: folder not found (expected the layout written by 'facesr prepare-video')")
-        self.clips = sorted(c.name for c in self.dirs["lr"].iterdir() if c.is_dir() and not c.name.startswith("."))
-        if not self.clips:
-            raise FacesrError(f"{self.dirs['lr']}: no clip folders")
-        self.names = [f"frame_{k}.png" for k in range(n_frames)]
-        for clip in self.clips:
-            for d in self.dirs.values():
-                have = sorted(p.name for p in list_images(d / clip)) if (d / clip).is_dir() else []
-                if have != sorted(self.names):
-                    raise FacesrError(f"clip {clip}: {d / clip} holds {len(have)} frame image(s), expected exactly "
-                                      f"{n_frames} (frame_0.png .. frame_{n_frames - 1}.png)")
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def _load(self, key: str, clip: str, name: str, side: int):
-        path = self.dirs[key] / clip / name
-        img = to_tensor(read_image(path))
-        if img.shape[-2:] != (side, side):
-            raise InputError(path, f"expected {side}x{side}, got {img.shape[2]}x{img.shape[1]}")
-        return img
-
-    def __getitem__(self, i: int) -> dict:
-        import torch
-
-        clip = self.clips[i]
-        up = [self._load("sr", clip, n, self.hr_size) for n in self.names]
-        lr = [self._load("lr", clip, n, self.lr_size) for n in self.names]
-        hr = self._load("hr", clip, self.names[self.n // 2], self.hr_size)
-        return {"frames_up": torch.cat(up, 0), "lr": torch.cat(lr, 0), "hr": hr, "clip": clip}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from facesr.diffusion.schedules import DDPMSchedule
+from facesr.diffusion.sde import SDE, bcast
 
 
 def sr3_eps_loss(eps_fn, x0, schedule: DDPMSchedule, generator=None, kind="l1", per_batch_t=False):
@@ -24,3 +25,16 @@ def sr3_eps_loss(eps_fn, x0, schedule: DDPMSchedule, generator=None, kind="l1", 
     x_t = g * x0 + torch.sqrt(1 - g**2) * noise
     err = eps_fn(x_t, sqrt_gamma).float() - noise
     return err.abs().mean() if kind == "l1" else (err**2).mean()
+
+
+def dsm_loss(score_fn, sde: SDE, x0, t, z, reduce: str = "mean", edm_sigma_data: float | None = None):
+    """Denoising score matching with lambda(t) = std(t)^2 (Score-SDE): reduce((s std + z)^2) per sample,
+    mean over the batch; ``reduce`` "mean" over pixels or "sum" (x 1/2, the reference's VE setting).
+    ``edm_sigma_data``: weigh each sample by (sigma^2 + sd^2) / sd^2 (EDM weighting, VE)."""
+    sigma = sde.std(t)  # VE: std = sigma
+    mean, std = bcast(sde.mean_coef(t), x0) * x0, bcast(sigma, x0)
+    err = (score_fn(mean + std * z, t) * std + z) ** 2
+    per_sample = err.flatten(1).sum(1) / 2 if reduce == "sum" else err.flatten(1).mean(1)
+    if edm_sigma_data is not None:
+        per_sample = per_sample * ((sigma**2 + edm_sigma_data**2) / edm_sigma_data**2).to(per_sample)
+    return per_sample.mean()

@@ -12,13 +12,13 @@ Predictors: ``predictor(rsde, x, t, generator) -> (x, x_mean)``; correctors:
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import numpy as np
 import torch
 
-from facesr.diffusion.samplers import randn_like
-from facesr.diffusion.sde import SDE, ReverseSDE, ScoreFn, bcast
+from facesr.diffusion.noise import randn_like
+from facesr.diffusion.samplers import sampler
+from facesr.diffusion.sde import SDE, ReverseSDE, ScoreFn, bcast, score_from_denoiser
 from facesr.errors import FacesrError
 
 
@@ -138,7 +138,7 @@ def pc_time_grid(sde: SDE, steps: int | None = None, t_start: float | None = Non
 def pc_sample(score_fn: ScoreFn, sde: SDE, x: torch.Tensor | None = None, predictor: str = "reverse_diffusion",
               corrector: str = "langevin", snr: float = 0.075, n_steps: int = 1, probability_flow: bool = False,
               denoise: bool = True, steps: int | None = None, generator=None, batch_norms: bool = False,
-              callback: Callable | None = None, shape=None, t_start: float | None = None) -> tuple[torch.Tensor, int]:
+              shape=None, t_start: float | None = None) -> tuple[torch.Tensor, int]:
     """Predictor-corrector sampler (Score-SDE Alg. 1; dossier §1.6). Returns (sample, score evaluations).
 
     - ``x``: the prior sample x(1); None draws ``shape`` from ``sde.prior_sampling``.
@@ -150,7 +150,6 @@ def pc_sample(score_fn: ScoreFn, sde: SDE, x: torch.Tensor | None = None, predic
     - ``t_start`` < 1 (warm start): ``x`` is a sample of p_{t_start} (e.g. a noised estimate) and the
       grid is ``pc_time_grid(sde, steps, t_start)``: noise the estimate to its first time.
     - Cost: steps * (n_steps + 1) evaluations with a corrector, steps without.
-    ``callback(i, x, x_mean)`` is called after each step.
     """
     predict, correct = _lookup(PREDICTORS, predictor, "predictor"), _lookup(CORRECTORS, corrector, "corrector")
     sde, ts = pc_time_grid(sde, steps, t_start)
@@ -158,20 +157,17 @@ def pc_sample(score_fn: ScoreFn, sde: SDE, x: torch.Tensor | None = None, predic
     rsde = sde.reverse(score, probability_flow)
     x = _start(sde, x, shape, generator)
     x_mean = x
-    for i, t in enumerate(ts):
+    for t in ts:
         vec_t = torch.full((x.shape[0],), t, dtype=torch.float64, device=x.device)
         x, x_mean = correct(sde, score, x, vec_t, snr, n_steps, generator, batch_norms)
         x, x_mean = predict(rsde, x, vec_t, generator)
-        if callback is not None:
-            callback(i, x, x_mean)
     return (x_mean if denoise else x), score.calls
 
 
 @torch.no_grad()
 def ode_sample(score_fn: ScoreFn, sde: SDE, x: torch.Tensor | None = None, method: str = "heun",
                steps: int | None = None, rtol: float = 1e-5, atol: float = 1e-5, eps: float | None = None,
-               denoise: bool = True, generator=None, callback: Callable | None = None,
-               shape=None, t_start: float | None = None) -> tuple[torch.Tensor, int]:
+               denoise: bool = True, generator=None, shape=None, t_start: float | None = None) -> tuple[torch.Tensor, int]:
     """Integrate the probability-flow ODE dx/dt = f(x, t) - g(t)^2 s(x, t) / 2 (Score-SDE eq. 13) from t = 1
     to ``eps`` (default sde.eps). Returns (sample, score evaluations).
 
@@ -180,7 +176,7 @@ def ode_sample(score_fn: ScoreFn, sde: SDE, x: torch.Tensor | None = None, metho
       ``rtol``/``atol`` (the reference's black-box solver); its evaluations are counted.
     - ``denoise``: finish with one Tweedie step x0 = (x + std^2 s(x, eps)) / mean_coef, the posterior
       mean E[x0 | x(eps)] (the reference instead takes one reverse-diffusion predictor step).
-    ``callback(i, x)`` is called after each fixed step. ``t_start`` < 1 starts from a sample of p_{t_start}.
+    ``t_start`` < 1 starts from a sample of p_{t_start}.
     """
     eps = sde.eps if eps is None else float(eps)
     t_start = sde.T if t_start is None else float(t_start)
@@ -201,8 +197,6 @@ def ode_sample(score_fn: ScoreFn, sde: SDE, x: torch.Tensor | None = None, metho
                 x = x + h * d
             else:
                 x = x + h * (d + drift(x + h * d, t_next)) / 2
-            if callback is not None:
-                callback(i, x)
     elif method == "rk45":
         from scipy.integrate import solve_ivp
 
@@ -224,3 +218,44 @@ def ode_sample(score_fn: ScoreFn, sde: SDE, x: torch.Tensor | None = None, metho
         a, s = bcast(sde.mean_coef(t), x), bcast(sde.std(t), x)
         x = (x + s**2 * score(x, t)) / a
     return x, score.calls
+
+
+# --- as facesr samplers of a model's DiffusionProcess (facesr.diffusion.sampling) --------------
+def _sde_start(process, noise, strength, estimate, t0_of=None):
+    """(the model's SDE, its native score or Tweedie's from the denoiser, the start x, the start time or None)."""
+    sde = process.sde
+    if sde is None:
+        raise FacesrError("this sampler needs an SDE view of the model (SR3: linear schedule only)")
+    score = process.score or score_from_denoiser(process.denoiser, sde)
+    if strength >= 1:
+        return sde, score, noise * sde.prior_std, None
+    t0 = strength * sde.T if t0_of is None else t0_of(sde, strength * sde.T)
+    t = torch.full((noise.shape[0],), t0, dtype=torch.float64)
+    return sde, score, bcast(sde.mean_coef(t), noise) * estimate + bcast(sde.std(t), noise) * noise, t0
+
+
+def _pc_evaluations(steps: int, o) -> int:
+    corrector_steps = o.corrector_steps if o.corrector != "none" else 0
+    return steps * (1 + corrector_steps)
+
+
+@sampler("pc", grid="sde", options=("predictor", "corrector", "snr", "corrector_steps", "probability_flow"),
+         evaluations=_pc_evaluations)
+def sample_pc(process, noise, steps, strength=1.0, estimate=None, generator=None, predictor="reverse_diffusion",
+              corrector="langevin", snr=0.075, corrector_steps=1, probability_flow=False):
+    """Predictor-corrector (Score-SDE): corrector then predictor at every time; a warm start noises the
+    estimate exactly to the first grid time."""
+    sde, score, x, t0 = _sde_start(process, noise, strength, estimate,
+                                   lambda sde, t: pc_time_grid(sde, steps, t)[1][0])
+    x, _ = pc_sample(score, sde, x, predictor=predictor, corrector=corrector, snr=snr, n_steps=corrector_steps,
+                     probability_flow=probability_flow, steps=steps, generator=generator, t_start=t0)
+    t_end = torch.full((x.shape[0],), sde.eps, dtype=torch.float64)
+    return x / bcast(sde.mean_coef(t_end), x)  # the last x_mean is ~ a(eps) x0
+
+
+@sampler("ode", grid="sde", options=("ode_method",),
+         evaluations=lambda steps, o: 2 * steps if o.ode_method == "heun" else steps)
+def sample_ode(process, noise, steps, strength=1.0, estimate=None, generator=None, ode_method="heun"):
+    """The probability-flow ODE (Euler, Heun, or adaptive RK45), finished with one Tweedie step."""
+    sde, score, x, t0 = _sde_start(process, noise, strength, estimate)
+    return ode_sample(score, sde, x, method=ode_method, steps=steps, t_start=t0)[0]

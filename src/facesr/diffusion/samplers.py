@@ -1,30 +1,54 @@
 """Samplers: plain functions of a denoiser D(x, sigma) -> x0 and a decreasing sigma grid.
 
-Grids end in sigma = 0, where the last step returns the denoised estimate.
+Grids end in sigma = 0, where the last step returns the denoised estimate. Each sampler declares its
+facts once, with ``@sampler(name, grid=..., options=..., evaluations=...)``: the grid it runs on
+("linear": the model's own noise levels, "karras": Karras et al.'s rho = 7 grid, "sde": the model's
+SDE, see ``facesr.diffusion.pc``), the sampling options it reads and its network evaluations for a
+number of steps. ``SAMPLERS`` holds the declarations; CLI choices and benchmark keys come from it.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
-from facesr.diffusion.denoiser import Denoiser
-from facesr.errors import FacesrError
+from facesr.diffusion.wrappers import Denoiser
+from facesr.diffusion.noise import randn_like
+from facesr.registry import Registry
+
+SAMPLERS = Registry("sampler", modules=("facesr.diffusion.samplers", "facesr.diffusion.pc"))
+GRIDS = ("linear", "karras", "sde")
 
 
-def randn_like(x: torch.Tensor, generator=None) -> torch.Tensor:
-    """Standard normal noise shaped like x, drawn on the CPU (same numbers on any device).
+@dataclass(frozen=True)
+class SamplerSpec:
+    name: str
+    fn: Callable
+    grid: str
+    options: tuple[str, ...]  # names of the sampling options it takes (attributes of SamplingOptions)
+    evaluations: Callable[[int, object], int]  # (steps, options) -> network evaluations per sample
+    help: str
 
-    ``generator`` may be one torch.Generator or a list with one per sample, which
-    makes each sample's noise independent of how inputs were batched.
-    """
-    if isinstance(generator, (list, tuple)):
-        noise = torch.stack([torch.randn(x.shape[1:], generator=g) for g in generator])
-    else:
-        noise = torch.randn(x.shape, generator=generator)
-    return noise.to(device=x.device, dtype=x.dtype)
+    def kwargs(self, options) -> dict:
+        """The options it takes, from a SamplingOptions-like object (None values left to the default)."""
+        values = {k: getattr(options, k) for k in self.options}
+        return {k: v for k, v in values.items() if v is not None}
+
+
+def sampler(name: str, grid: str = "linear", options: tuple[str, ...] = (), evaluations=None, help: str = ""):
+    """Declare a sampler function (see the module docstring); one evaluation per step by default."""
+    if grid not in GRIDS:
+        raise ValueError(f"grid must be one of {GRIDS}")
+
+    def deco(fn):
+        SAMPLERS.register(name, SamplerSpec(name, fn, grid, tuple(options), evaluations or (lambda steps, o: steps),
+                                            help or (fn.__doc__ or "").split("\n")[0]))
+        return fn
+
+    return deco
 
 
 def ancestral_step_sizes(sigma: float, sigma_next: float, eta: float) -> tuple[float, float]:
@@ -40,6 +64,7 @@ def ancestral_step_sizes(sigma: float, sigma_next: float, eta: float) -> tuple[f
     return down, up
 
 
+@sampler("ddim", options=("eta",))
 @torch.no_grad()
 def sample_ddim(
     denoiser: Denoiser,
@@ -47,7 +72,6 @@ def sample_ddim(
     sigmas: torch.Tensor,
     eta: float = 0.0,
     generator: torch.Generator | None = None,
-    callback: Callable | None = None,
 ) -> torch.Tensor:
     """DDIM (Song et al. 2021) with stochasticity ``eta``; eta = 0 is deterministic.
 
@@ -61,12 +85,11 @@ def sample_ddim(
         x = x0 + (down / s) * (x - x0)
         if up > 0:
             x = x + up * randn_like(x, generator)
-        if callback is not None:
-            callback(i, x, x0)
     return x
 
 
-def sample_ancestral(denoiser, x, sigmas, generator=None, callback=None):
+@sampler("ancestral")
+def sample_ancestral(denoiser, x, sigmas, generator=None):
     """SR3's ancestral DDPM sampler.
 
     In VE coordinates the DDPM posterior q(x_{t-1} | x_t, x0_hat) has mean
@@ -74,15 +97,16 @@ def sample_ancestral(denoiser, x, sigmas, generator=None, callback=None):
     which is DDIM with eta = 1 on the same grid (tested against the DDPM formula).
     On a subsampled grid this is the respaced DDPM chain.
     """
-    return sample_ddim(denoiser, x, sigmas, eta=1.0, generator=generator, callback=callback)
+    return sample_ddim(denoiser, x, sigmas, eta=1.0, generator=generator)
 
 
 def _sigma(x: torch.Tensor, s: float) -> torch.Tensor:
     return torch.full((x.shape[0],), s, dtype=torch.float64)
 
 
+@sampler("euler")
 @torch.no_grad()
-def sample_euler(denoiser, x, sigmas, generator=None, callback=None):
+def sample_euler(denoiser, x, sigmas, generator=None):
     """Euler on the probability-flow ODE dx/dsigma = (x - D(x, sigma)) / sigma (Karras et al. 2022, eq. 4).
 
     The step x + (s_next - s)(x - x0)/s is written as x0 + (s_next/s)(x - x0), i.e. DDIM with
@@ -93,13 +117,12 @@ def sample_euler(denoiser, x, sigmas, generator=None, callback=None):
         s, s_next = sigmas[i], sigmas[i + 1]
         x0 = denoiser(x, _sigma(x, s))
         x = x0 + (s_next / s) * (x - x0)
-        if callback is not None:
-            callback(i, x, x0)
     return x
 
 
+@sampler("heun", grid="karras", evaluations=lambda steps, o: 2 * steps - 1)
 @torch.no_grad()
-def sample_heun(denoiser, x, sigmas, generator=None, callback=None):
+def sample_heun(denoiser, x, sigmas, generator=None):
     """Heun's 2nd-order method, Karras et al. 2022 Alg. 1 without churn (deterministic).
 
     Euler step, then a correction with the average of the slopes at both ends; the step
@@ -115,13 +138,12 @@ def sample_heun(denoiser, x, sigmas, generator=None, callback=None):
         else:
             d, d_next = (x - x0) / s, (x_euler - denoiser(x_euler, _sigma(x, s_next))) / s_next
             x = x + (s_next - s) * (d + d_next) / 2
-        if callback is not None:
-            callback(i, x, x0)
     return x
 
 
+@sampler("dpmpp-2m", grid="karras")
 @torch.no_grad()
-def sample_dpmpp_2m(denoiser, x, sigmas, generator=None, callback=None):
+def sample_dpmpp_2m(denoiser, x, sigmas, generator=None):
     """DPM-Solver++(2M), Lu et al. 2022 Alg. 2, in VE coordinates (alpha = 1, lambda = -log sigma).
 
     x_next = (s_next / s) x + (1 - e^{-h}) D with h = lambda_next - lambda and
@@ -144,18 +166,4 @@ def sample_dpmpp_2m(denoiser, x, sigmas, generator=None, callback=None):
                 d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_prev
             x = (s_next / s) * x - math.expm1(-h) * d
             x0_prev, h_prev = x0, h
-        if callback is not None:
-            callback(i, x, x0)
     return x
-
-
-SAMPLERS = {"ddim": sample_ddim, "ancestral": sample_ancestral, "euler": sample_euler, "heun": sample_heun,
-            "dpmpp-2m": sample_dpmpp_2m}
-KARRAS_SAMPLERS = ("heun", "dpmpp-2m")  # run on the Karras sigma grid by SR3.super_resolve
-
-
-def network_evaluations(sampler: str, steps: int) -> int:
-    """Denoiser calls for a grid of ``steps`` levels (plus the final 0): Heun 2 * steps - 1, others steps."""
-    if sampler not in SAMPLERS:
-        raise FacesrError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
-    return 2 * steps - 1 if sampler == "heun" else steps

@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from facesr.diffusion.samplers import randn_like
+from facesr.diffusion.noise import randn_like
 from facesr.errors import FacesrError
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -1,7 +1,7 @@
 """Face embedders: one interface for dlib's ResNet descriptor and AdaFace IR backbones.
 
 ``embed(images)`` takes uint8 RGB arrays (H, W, 3) and returns float32 (n, dim), each row
-L2-normalised. ``embed_files(paths, cache_dir)`` reads files with ``facesr.data.io.read_image``,
+L2-normalised. ``embed_files(paths, cache_dir)`` reads files with ``facesr.io.images.read_image``,
 keeps going past unreadable or faceless files (returned as ``InputError``\\s, their rows NaN) and
 caches one ``.npy`` per file, keyed by sha256(file bytes) + embedder name + mode (never pickled).
 
@@ -19,8 +19,30 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facesr.data.io import read_image
 from facesr.errors import FacesrError, InputError
+from facesr.io.images import check_array, read_image
+from facesr.registry import Registry
+
+EMBEDDERS = Registry("identity embedder", modules=("facesr.identity.embedders",))
+
+
+def register_embedder(name: str, usage: str):
+    """``@register_embedder("dlib", "dlib")`` on a factory ``(argument after the first ':') -> Embedder``."""
+
+    def deco(factory):
+        factory.usage = usage
+        return EMBEDDERS.register(name)(factory)
+
+    return deco
+
+
+def make_embedder(spec: str) -> "Embedder":
+    """An embedder from its spec: 'dlib' (aligned chips), 'dlib-detect', or 'adaface:PATH[:ir_18|ir_50|ir_101]'."""
+    name, _, argument = str(spec).partition(":")
+    if name not in EMBEDDERS:
+        usages = ", ".join(repr(EMBEDDERS.get(n).usage) for n in EMBEDDERS.names())
+        raise FacesrError(f"identity embedder {spec!r}: use one of {usages}")
+    return EMBEDDERS.get(name)(argument)
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
@@ -29,15 +51,6 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     if np.any(norm == 0):
         raise FacesrError("cannot normalise a zero embedding")
     return (x / norm).astype(np.float32)
-
-
-def _check_image(img, ref) -> np.ndarray:
-    if not (isinstance(img, np.ndarray) and img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3):
-        what = f"{img.dtype} {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
-        raise InputError(ref, f"expected a uint8 RGB array (H, W, 3), got {what}")
-    if min(img.shape[:2]) < 1:
-        raise InputError(ref, "image has zero size")
-    return img
 
 
 def upsample_min_side(img: np.ndarray, min_side: int) -> np.ndarray:
@@ -108,7 +121,7 @@ class Embedder:
 
     def embed(self, images: list[np.ndarray]) -> np.ndarray:
         """uint8 RGB (H, W, 3) arrays -> float32 (n, dim), unit rows. Errors name ``images[i]``."""
-        return self._run([self._prepare(_check_image(img, f"images[{i}]"), f"images[{i}]")
+        return self._run([self._prepare(check_array(img, f"images[{i}]"), f"images[{i}]")
                           for i, img in enumerate(images)])
 
     def embed_files(self, paths, cache_dir=None) -> tuple[np.ndarray, list[InputError]]:
@@ -154,7 +167,7 @@ class Embedder:
         return out, failures
 
 
-def _import_dlib():
+def load_dlib():
     try:
         import dlib
 
@@ -192,7 +205,7 @@ class DlibEmbedder(Embedder):
     min_side = 150
 
     def __init__(self, aligned: bool = True, batch_size: int = 32):
-        self._dlib, models = _import_dlib()
+        self._dlib, models = load_dlib()
         self.aligned, self.batch_size = bool(aligned), batch_size
         self.name = "dlib-resnet-v1"
         self.mode = f"{'aligned' if aligned else 'hog'}-min{self.min_side}-pad0.25"
@@ -268,3 +281,21 @@ class AdaFaceEmbedder(Embedder):
             x = torch.from_numpy(np.stack(batch)).to(self.device)
             emb, _ = self.model(x)
         return emb.float().cpu().numpy()
+
+
+@register_embedder("dlib", "dlib")
+def _dlib_aligned(argument: str) -> DlibEmbedder:
+    return DlibEmbedder(aligned=True)
+
+
+@register_embedder("dlib-detect", "dlib-detect")
+def _dlib_detect(argument: str) -> DlibEmbedder:
+    return DlibEmbedder(aligned=False)
+
+
+@register_embedder("adaface", "adaface:CKPT[:ARCH]")
+def _adaface(argument: str) -> AdaFaceEmbedder:
+    path, _, arch = argument.partition(":")
+    if not path:
+        raise FacesrError("identity embedder 'adaface:CKPT[:ARCH]': give the checkpoint path")
+    return AdaFaceEmbedder(path, arch or "ir_18")

@@ -5,7 +5,7 @@ names (aggregated). The JSON metadata records how it was made (embedder, view, a
 many images fed each row) so a model is never conditioned on features of another kind by accident.
 
 Views: ``"as-is"`` embeds the files as they are (the user's own low-quality images); ``"lr"``
-first makes each image's LR version with an operator (down, 8-bit), the protocol's "LR versions of
+first makes each image's LR version with an LR protocol (down, 8-bit), the protocol's "LR versions of
 the auxiliary images"; the embedder enlarges small inputs itself.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facesr.data.io import list_images, read_image, to_tensor, to_uint8
+from facesr.io.images import list_images, read_image, to_tensor, to_uint8
 from facesr.errors import FacesrError, InputError
 from facesr.identity import aggregate as agg
 
@@ -44,7 +44,7 @@ class FeatureTable:
         return None if i is None else self.vectors[i]
 
     def save(self, path) -> None:
-        from facesr.models.hub import save_safetensors
+        from facesr.io.weights import save_safetensors
 
         meta = {"format": FORMAT, "names": json.dumps(self.names), "meta": json.dumps(self.meta)}
         save_safetensors({"vectors": torch.from_numpy(self.vectors)}, Path(path), meta)
@@ -70,19 +70,13 @@ class FeatureTable:
         return cls(names, vectors, json.loads(meta.get("meta", "{}")))
 
 
-def lr_version(img: np.ndarray, operator) -> np.ndarray:
-    """The 8-bit LR image an operator makes from an HR image (uint8 RGB in and out)."""
-    from facesr.data.resample import quantize
-
-    return to_uint8(quantize(operator.down(to_tensor(img)[None]))[0])
-
-
-def embed_paths(embedder, paths: list[Path], operator=None, on_error=print) -> tuple[np.ndarray, list[bool]]:
-    """Embeddings of the files (their LR versions when ``operator`` is given); (n, dim) and an ok-mask.
+def embed_paths(embedder, paths: list[Path], protocol=None, on_error=print) -> tuple[np.ndarray, list[bool]]:
+    """Embeddings of the files (their LR versions, made by the LR ``protocol``, when it is given);
+    (n, dim) and an ok-mask.
 
     A file that cannot be read or embedded is reported and left out (mask False, row NaN).
     """
-    if operator is None:
+    if protocol is None:
         vecs, failures = embedder.embed_files(paths)
         for exc in failures:
             on_error(str(exc))
@@ -91,7 +85,7 @@ def embed_paths(embedder, paths: list[Path], operator=None, on_error=print) -> t
     for i, path in enumerate(paths):
         try:
             img = read_image(path)
-            vecs[i] = embedder.embed([lr_version(img, operator)])[0]
+            vecs[i] = embedder.embed([protocol.lr_image(img, path.name)[0]])[0]
         except InputError as exc:
             on_error(str(exc) if exc.path == str(path) else f"{path}: {exc.problem}")
         except FacesrError as exc:  # e.g. a size the operator cannot divide
@@ -99,9 +93,9 @@ def embed_paths(embedder, paths: list[Path], operator=None, on_error=print) -> t
     return vecs, [bool(np.isfinite(v).all()) for v in vecs]
 
 
-def usable_embeddings(embedder, paths: list[Path], operator=None, on_error=print) -> np.ndarray:
+def usable_embeddings(embedder, paths: list[Path], protocol=None, on_error=print) -> np.ndarray:
     """(m, dim): the rows of ``embed_paths`` that could be made (failures reported, left out)."""
-    vecs, ok = embed_paths(embedder, paths, operator, on_error)
+    vecs, ok = embed_paths(embedder, paths, protocol, on_error)
     return vecs[np.array(ok, dtype=bool)]
 
 
@@ -113,11 +107,11 @@ def aggregate(embs: np.ndarray, how: str, renorm: bool = False) -> np.ndarray:
     raise FacesrError(f"aggregate must be 'mean' or 'trimmed', got {how!r}")
 
 
-def view_name(operator) -> str:
-    return "as-is" if operator is None else f"lr:{operator.name}:{operator.scale}"
+def view_name(protocol) -> str:
+    return "as-is" if protocol is None else f"lr:{protocol.operator.name}:{protocol.scale}"
 
 
-def per_image_table(embedder, root, operator=None, limit: int = 0, on_error=print, progress=None) -> FeatureTable:
+def per_image_table(embedder, root, protocol=None, limit: int = 0, on_error=print, progress=None) -> FeatureTable:
     """One row per image under ``root`` (recursive), named by its path relative to ``root``.
 
     ``limit`` > 0 keeps that many images evenly spaced over the sorted list (a reproducible subset).
@@ -132,7 +126,7 @@ def per_image_table(embedder, root, operator=None, limit: int = 0, on_error=prin
     step = 256
     for start in range(0, len(paths), step):
         part = paths[start : start + step]
-        vecs, ok = embed_paths(embedder, part, operator, on_error)
+        vecs, ok = embed_paths(embedder, part, protocol, on_error)
         for p, v, good in zip(part, vecs, ok):
             if good:
                 names.append(p.relative_to(root).as_posix())
@@ -141,7 +135,7 @@ def per_image_table(embedder, root, operator=None, limit: int = 0, on_error=prin
             progress(min(start + step, len(paths)), len(paths))
     if not rows:
         raise FacesrError(f"{root}: no image could be embedded")
-    meta = {"kind": "per_image", "embedder": embedder.name, "embedder_mode": embedder.mode, "view": view_name(operator)}
+    meta = {"kind": "per_image", "embedder": embedder.name, "embedder_mode": embedder.mode, "view": view_name(protocol)}
     return FeatureTable(names, np.stack(rows), meta)
 
 
@@ -160,7 +154,7 @@ def identity_images(root, skip: int = 0, max_images: int = 0) -> dict[str, list[
     return out
 
 
-def identity_table(embedder, groups: dict[str, list[Path]], operator=None, how: str = "mean", renorm: bool = False,
+def identity_table(embedder, groups: dict[str, list[Path]], protocol=None, how: str = "mean", renorm: bool = False,
                    on_error=print) -> FeatureTable:
     """One aggregated row per identity; identities with no usable image are reported and left out."""
     names, rows, counts = [], [], []
@@ -168,7 +162,7 @@ def identity_table(embedder, groups: dict[str, list[Path]], operator=None, how: 
         if not paths:
             on_error(f"{name}: no images to aggregate; skipped")
             continue
-        good = usable_embeddings(embedder, paths, operator, on_error)
+        good = usable_embeddings(embedder, paths, protocol, on_error)
         if len(good) == 0:
             on_error(f"{name}: no image could be embedded; skipped")
             continue
@@ -177,12 +171,12 @@ def identity_table(embedder, groups: dict[str, list[Path]], operator=None, how: 
         counts.append(int(len(good)))
     if not rows:
         raise FacesrError("no identity could be embedded")
-    meta = {"kind": "identity", "embedder": embedder.name, "embedder_mode": embedder.mode, "view": view_name(operator),
+    meta = {"kind": "identity", "embedder": embedder.name, "embedder_mode": embedder.mode, "view": view_name(protocol),
             "aggregate": how, "renorm": renorm, "counts": dict(zip(names, counts))}
     return FeatureTable(names, np.stack(rows), meta)
 
 
-def others_table(embedder, groups: dict[str, list[Path]], root, operator=None, max_others: int = 0, how: str = "mean",
+def others_table(embedder, groups: dict[str, list[Path]], root, protocol=None, max_others: int = 0, how: str = "mean",
                  renorm: bool = False, seed: int = 0, on_error=print) -> FeatureTable:
     """One row per image, named by its path under ``root``: the aggregate of *other* images of its identity
     (up to ``max_others`` drawn at random with ``seed``; 0 = all others). This is the condition a FASR model
@@ -192,7 +186,7 @@ def others_table(embedder, groups: dict[str, list[Path]], root, operator=None, m
     rng = np.random.default_rng(seed)
     names, rows = [], []
     for name, paths in groups.items():
-        vecs, ok = embed_paths(embedder, paths, operator, on_error)
+        vecs, ok = embed_paths(embedder, paths, protocol, on_error)
         good = [i for i, g in enumerate(ok) if g]
         if len(good) < 2:
             on_error(f"{name}: fewer than 2 usable images, no 'other' images to aggregate; skipped")
@@ -205,6 +199,23 @@ def others_table(embedder, groups: dict[str, list[Path]], root, operator=None, m
             rows.append(aggregate(vecs[others], how, renorm))
     if not rows:
         raise FacesrError("no identity has two usable images")
-    meta = {"kind": "per_image", "embedder": embedder.name, "embedder_mode": embedder.mode, "view": view_name(operator),
+    meta = {"kind": "per_image", "embedder": embedder.name, "embedder_mode": embedder.mode, "view": view_name(protocol),
             "condition": f"{how} of {max_others or 'all'} other image(s) of the identity", "seed": seed}
     return FeatureTable(names, np.stack(rows), meta)
+
+
+def build_table(embedder, root, per_image: bool = False, protocol=None, how: str = "mean", renorm: bool = False,
+                skip: int = 0, max_images: int = 0, limit: int = 0, others: int | None = None, seed: int = 0,
+                on_error=print, progress=None) -> FeatureTable:
+    """The table 'facesr features' writes: per identity folder (aggregated), per image, or per image from
+    ``others`` (N, 0 = all) *other* images of its identity."""
+    if skip < 0 or max_images < 0 or limit < 0:
+        raise FacesrError("skip, max-images and limit must be non-negative")
+    if others is not None and not per_image:
+        raise FacesrError("others makes one row per image: ask for per-image rows")
+    if others is not None:
+        groups = identity_images(root, skip, max_images)
+        return others_table(embedder, groups, root, protocol, others, how, renorm, seed, on_error=on_error)
+    if per_image:
+        return per_image_table(embedder, root, protocol, limit, on_error=on_error, progress=progress)
+    return identity_table(embedder, identity_images(root, skip, max_images), protocol, how, renorm, on_error=on_error)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facesr.data.io import list_images
+from facesr.io.images import list_images
 from facesr.errors import FacesrError
 
 

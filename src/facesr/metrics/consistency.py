@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from facesr.data.io import to_tensor
-from facesr.data.resample import Resampler
+from facesr.io.images import to_tensor
+from facesr.degrade.resample import Resampler
 
 
 def lr_consistency(sr: np.ndarray, lr: np.ndarray, operator: Resampler) -> float:

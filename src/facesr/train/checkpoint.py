@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facesr.data.io import atomic_write_text
+from facesr.io.images import atomic_write_text
 from facesr.errors import FacesrError
-from facesr.models.hub import load_safetensors, save_pretrained, save_safetensors
+from facesr.io.weights import load_safetensors, save_safetensors
 
 
 def optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, list]:
@@ -46,7 +46,7 @@ def save_checkpoint(run_dir: Path, step: int, model, ema_state: dict, optimizer,
     final = ckpt_root / f"step-{step:08d}"
     tmp = ckpt_root / f".tmp-step-{step:08d}"
     shutil.rmtree(tmp, ignore_errors=True)
-    save_pretrained(model, tmp, ema_state=ema_state, include_raw=True)
+    model.save_pretrained(tmp, ema_state=ema_state, include_raw=True)
     opt_tensors, groups = optimizer_to_tensors(optimizer)
     opt_tensors["rng.generator"] = generator.get_state()
     opt_tensors["rng.torch"] = torch.get_rng_state()

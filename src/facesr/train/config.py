@@ -116,9 +116,9 @@ class ExperimentConfig:
         return to_dict(self)
 
     def build_model(self, where: str = "config"):
-        from facesr.models.hub import method_class
+        from facesr.methods.base import METHODS
 
-        cls = method_class(self.method)
+        cls = METHODS.get(self.method)
         return cls(from_dict(cls.config_class, self.model, f"{where}.model"))
 
 

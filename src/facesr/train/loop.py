@@ -61,7 +61,7 @@ def load_vector_tables(cfg: ExperimentConfig, model) -> list:
     """The config's per-image identity feature files, checked against the model's vector input."""
     from facesr.identity.features import FeatureTable
 
-    dim = getattr(getattr(model.cfg, "unet", None), "vector_dim", 0)
+    dim = model.needs.vector_dim
     if not cfg.data.vectors:
         if dim:
             raise FacesrError(f"this model is conditioned on {dim}-d identity vectors: set data.vectors "
@@ -76,19 +76,17 @@ def load_vector_tables(cfg: ExperimentConfig, model) -> list:
         if table.dim != dim:
             raise FacesrError(f"{path}: {table.dim}-d vectors, the model takes {dim}-d")
         spec = table.meta.get("embedder_spec")
-        if spec != model.cfg.unet.vector_embedder:
-            raise FacesrError(f"{path}: made with embedder {spec!r}, the model expects {model.cfg.unet.vector_embedder!r}")
+        if spec != model.needs.vector_embedder:
+            raise FacesrError(f"{path}: made with embedder {spec!r}, the model expects {model.needs.vector_embedder!r}")
     return tables
 
 
 def init_weights(model, source: str) -> list[str]:
     """Copy the weights of model ``source`` into ``model``; returns the top-level modules that keep their init."""
-    from facesr.models.hub import load_model
+    from facesr.methods.hub import load_model
 
     src = load_model(source, flag="init_from")
-    state = src.state_dict()
-    if hasattr(model, "adapt_init_state"):
-        state = model.adapt_init_state(state)
+    state = model.adapt_init_state(src.state_dict())
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:
@@ -96,6 +94,65 @@ def init_weights(model, source: str) -> list[str]:
     if unexpected:
         raise FacesrError(f"init_from {source}: {len(unexpected)} weight(s) this model does not have, e.g. {unexpected[0]}")
     return sorted({".".join(k.split(".")[:2]) for k in missing})
+
+
+def build_dataset(cfg: ExperimentConfig, model) -> HRFolderDataset:
+    """The training data the model's ``needs`` ask for, made with its LR protocol."""
+    needs = model.needs
+    if needs.reference and not cfg.data.reference:
+        raise FacesrError("a RefSR-VAE model trains with reference faces: set data.reference to 'same-identity' or 'self'")
+    if cfg.data.frames != needs.frames:
+        raise FacesrError(f"data.frames is {cfg.data.frames}, but the model takes {needs.frames} condition frame(s) (unet.cond_images)")
+    return HRFolderDataset(cfg.data.train_dirs, model.lr_protocol, model.hr_size, cfg.data.patch_size, cfg.data.hflip,
+                           augment=cfg.data, vectors=load_vector_tables(cfg, model), frames=needs.frames,
+                           motion_px=cfg.data.motion_px, reference=cfg.data.reference,
+                           vector_dropout=cfg.data.vector_dropout)
+
+
+def restore(cfg: ExperimentConfig, run_dir: Path, resume: bool, model, optimizer, ema, generator, log) -> int:
+    """The step to continue from: a checkpoint's (``resume``), else 0 with ``init_from``'s weights if set."""
+    ckpt = latest_checkpoint(run_dir) if resume else None
+    if resume and ckpt is None:
+        log(f"{run_dir}: no checkpoint to resume from; starting at step 0")
+    if ckpt is not None:
+        state, ema_tensors = load_checkpoint(ckpt, model, optimizer, generator)
+        ema.shadow_params = [ema_tensors[n].clone() for n, _ in model.named_parameters()]
+        ema.optimization_step = state["ema_step"]
+        log(f"resumed from {ckpt} at step {state['step']}")
+        return state["step"]
+    if not resume and latest_checkpoint(run_dir) is not None:
+        raise FacesrError(f"{run_dir} already holds checkpoints: pass --resume, or choose another --out")
+    if cfg.init_from:
+        log(f"starting from the weights of {cfg.init_from}; new: {', '.join(init_weights(model, cfg.init_from)) or 'none'}")
+        ema.shadow_params = [p.detach().clone() for p in model.parameters()]
+    return 0
+
+
+class _Log:
+    """log.csv of the main process: mean loss, learning rate and speed every ``log_every`` steps."""
+
+    def __init__(self, run_dir: Path, main: bool):
+        self.file = open(run_dir / "log.csv", "a", newline="") if main else None
+        self.writer = csv.writer(self.file) if main else None
+        if main and self.file.tell() == 0:
+            self.writer.writerow(["step", "loss", "lr", "steps_per_s", "elapsed_s"])
+        self.losses, self.t_log, self.t0 = [], time.time(), time.time()
+
+    def step(self, step: int, loss: float, lr: float, due: bool, bar) -> None:
+        self.losses.append(loss)
+        if self.file is None or not due:
+            return
+        now = time.time()
+        rate = len(self.losses) / max(now - self.t_log, 1e-9)
+        mean_loss = sum(self.losses) / len(self.losses)
+        self.writer.writerow([step, f"{mean_loss:.6f}", f"{lr:.3e}", f"{rate:.3f}", f"{now - self.t0:.1f}"])
+        self.file.flush()
+        bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.1e}")
+        self.losses, self.t_log = [], now
+
+    def close(self) -> None:
+        if self.file:
+            self.file.close()
 
 
 def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int | None = None,
@@ -114,34 +171,11 @@ def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int |
 
     torch.manual_seed(o.seed)  # initial weights are part of the experiment
     model = cfg.build_model()
-    if getattr(model, "is_refsr", False) and not cfg.data.reference:
-        raise FacesrError("a RefSR-VAE model trains with reference faces: set data.reference to 'same-identity' or 'self'")
-    frames = model.condition_frames
-    if cfg.data.frames != frames:
-        raise FacesrError(f"data.frames is {cfg.data.frames}, but the model takes {frames} condition frame(s) (unet.cond_images)")
-    dataset = HRFolderDataset(cfg.data.train_dirs, model.operator, model.cfg.hr_size, cfg.data.patch_size, cfg.data.hflip,
-                              augment=cfg.data, vectors=load_vector_tables(cfg, model), frames=frames,
-                              motion_px=cfg.data.motion_px, reference=cfg.data.reference,
-                              vector_dropout=cfg.data.vector_dropout)
+    dataset = build_dataset(cfg, model)
     optimizer = torch.optim.Adam(param_groups(model, o.lr_scale), lr=o.lr, betas=tuple(o.betas))
     ema = EMAModel(model.parameters(), decay=o.ema_decay)
     generator = torch.Generator().manual_seed(o.seed * 1000 + rank)
-    step = 0
-
-    ckpt = latest_checkpoint(run_dir) if resume else None
-    if resume and ckpt is None:
-        log(f"{run_dir}: no checkpoint to resume from; starting at step 0")
-    if ckpt is not None:
-        state, ema_tensors = load_checkpoint(ckpt, model, optimizer, generator)
-        ema.shadow_params = [ema_tensors[n].clone() for n, _ in model.named_parameters()]
-        ema.optimization_step = state["ema_step"]
-        step = state["step"]
-        log(f"resumed from {ckpt} at step {step}")
-    elif not resume and latest_checkpoint(run_dir) is not None:
-        raise FacesrError(f"{run_dir} already holds checkpoints: pass --resume, or choose another --out")
-    elif cfg.init_from:
-        log(f"starting from the weights of {cfg.init_from}; new: {', '.join(init_weights(model, cfg.init_from)) or 'none'}")
-        ema.shadow_params = [p.detach().clone() for p in model.parameters()]
+    step = restore(cfg, run_dir, resume, model, optimizer, ema, generator, log)
 
     main = accel.is_main_process
     if main:
@@ -151,19 +185,15 @@ def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int |
     raw = accel.unwrap_model(model)
     ema.to(accel.device)
     sampler = EpochSampler(len(dataset), o.seed)
-    log_file = open(run_dir / "log.csv", "a", newline="") if main else None
-    writer = csv.writer(log_file) if main else None
-    if main and log_file.tell() == 0:
-        writer.writerow(["step", "loss", "lr", "steps_per_s", "elapsed_s"])
+    logger = _Log(run_dir, main)
 
     def checkpoint():
         accel.wait_for_everyone()
         if main:
             save_checkpoint(run_dir, step, raw, ema_state_dict(raw, ema), optimizer, {"ema_step": ema.optimization_step},
-                                   generator, cfg.to_dict(), o.keep_checkpoints)
+                            generator, cfg.to_dict(), o.keep_checkpoints)
 
     bar = tqdm(total=total_steps, initial=step, disable=not (progress and main), unit="step", dynamic_ncols=True)
-    losses, t_log, t0 = [], time.time(), time.time()
     stopped_by = None
     with _StopFlag() as stop:
         while step < total_steps:
@@ -183,16 +213,8 @@ def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int |
             optimizer.zero_grad(set_to_none=True)
             ema.step(raw.parameters())
             step += 1
-            losses.append(loss.item())
             bar.update(1)
-            if main and (step % o.log_every == 0 or step == total_steps):
-                now = time.time()
-                rate = len(losses) / max(now - t_log, 1e-9)
-                mean_loss = sum(losses) / len(losses)
-                writer.writerow([step, f"{mean_loss:.6f}", f"{lr:.3e}", f"{rate:.3f}", f"{now - t0:.1f}"])
-                log_file.flush()
-                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.1e}")
-                losses, t_log = [], now
+            logger.step(step, loss.item(), lr, step % o.log_every == 0 or step == total_steps, bar)
             if step % o.checkpoint_every == 0 or step == total_steps:
                 checkpoint()
             if _any_process(accel, stop.signal is not None):
@@ -200,7 +222,7 @@ def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int |
                 checkpoint()
                 break
     bar.close()
-    if log_file:
-        log_file.close()
+    logger.close()
     accel.end_training()
-    return {"step": step, "stopped_by": stopped_by, "checkpoint": str(latest_checkpoint(run_dir)), "seconds": time.time() - t0}
+    return {"step": step, "stopped_by": stopped_by, "checkpoint": str(latest_checkpoint(run_dir)),
+            "seconds": time.time() - logger.t0}

@@ -1,0 +1,46 @@
+"""facesr benchmark"""
+
+HELP = "several methods on one identity test set: PSNR, SSIM, consistency, CS, rank-1 (Markdown + CSV)"
+
+
+def add_arguments(p) -> None:
+    from facesr.cli.common import add_run_options
+
+    p.add_argument("--hr", required=True, help="<root>/<identity>/<images>: 1st = gallery, 2nd = probe, rest = aux")
+    p.add_argument("--method", nargs="+", required=True, metavar="LABEL=MODEL[,key=value]",
+                   help="e.g. sr3=sr3-x8  fasr-4=fasr-x8,aux=4  sr3-1step=sr3-x8,steps=1,samples=1  "
+                        "refsr=refsr-vae-x8,ref=same; keys: aux (N or all), view (lr or hr), ref (same, other or none), "
+                        "and any sampling option (sampler, steps, strength, samples, init, eta, guidance, snr, ...)")
+    p.add_argument("--identity", default="dlib", help="judge network: 'dlib', 'dlib-detect' or 'adaface:CKPT[:ARCH]' (default: dlib)")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N probes")
+    p.add_argument("-o", "--out", default="outputs/benchmark", help="benchmark.md, benchmark.csv and one run folder per method")
+    add_run_options(p)
+    p.add_argument("--baseline", metavar="LABEL",
+                   help="also write paired.md: every method against this one, probe by probe, with confidence intervals")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from facesr.cli.common import Reported
+    from facesr.identity.embedders import make_embedder
+    from facesr.runtime import resolve_device
+    from facesr.workflows.benchmark import check_methods, parse_method, run_benchmark
+
+    methods = check_methods([parse_method(text) for text in args.method], args.baseline)
+    failures = Reported()
+    result = run_benchmark(args.hr, methods, args.out, make_embedder(args.identity), resolve_device(args.device),
+                           args.limit, args.batch_size, args.seed, args.precision, on_error=failures)
+    print(result["markdown"])
+    print(f"wrote {Path(args.out) / 'benchmark.md'} and benchmark.csv")
+    if args.baseline is not None:
+        from facesr.workflows.compare import compare_runs, write_comparison
+
+        out = Path(args.out)
+        paired = compare_runs((args.baseline, out / args.baseline),
+                              [(m.label, out / m.label) for m in methods if m.label != args.baseline], seed=args.seed,
+                              on_error=failures)
+        write_comparison(paired, out)
+        print(paired["markdown"])
+        print(f"wrote {out / 'paired.md'}")
+    return 1 if failures else 0

@@ -1,0 +1,114 @@
+"""What several commands share: the model and sampling options, and how failures are reported."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from facesr.errors import FacesrError
+
+# the library names what a model lacks by its API parameter; the CLI by its flag
+FLAGS = {"refs": "--refs", "ref": "--ref", "frames": "--frames"}
+
+
+def stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+class Reported(list):
+    """An ``on_error`` callback: prints each message to stderr and keeps it for the exit code."""
+
+    def __call__(self, message: str) -> None:
+        self.append(message)
+        stderr(message)
+
+
+def add_recipe_options(p: argparse.ArgumentParser, default_note: str) -> None:
+    """Sampler, steps, eta, strength, samples, init, guidance and the SDE samplers' options: a model's recipe."""
+    from facesr.diffusion.pc import CORRECTORS, PREDICTORS
+    from facesr.diffusion.samplers import SAMPLERS
+
+    p.add_argument("--sampler", choices=SAMPLERS.names(), help=f"sampler {default_note}")
+    p.add_argument("--steps", type=int, help=f"noise levels per sample (= network evaluations; heun: 2 x steps - 1) {default_note}")
+    p.add_argument("--eta", type=float, help=f"DDIM stochasticity, 0 = deterministic {default_note}")
+    p.add_argument("--strength", type=float,
+                   help=f"1: sample from pure noise; < 1: warm start from bicubic noised to that fraction of the schedule {default_note}")
+    p.add_argument("--samples", type=int,
+                   help=f"average this many samples per face (posterior-mean estimate; samples x steps evaluations) {default_note}")
+    p.add_argument("--init", metavar="MODEL",
+                   help=f"with --strength < 1: warm start from this regression model's output (e.g. msrresnet-x8) instead of bicubic {default_note}")
+    p.add_argument("--guidance", type=float,
+                   help=f"FASR: identity guidance weight w, D(v) + w (D(v) - D(0)); doubles the evaluations {default_note}")
+    pc = p.add_argument_group("SDE samplers (--sampler pc / ode)")
+    pc.add_argument("--predictor", choices=sorted(PREDICTORS), help="PC predictor")
+    pc.add_argument("--corrector", choices=sorted(CORRECTORS), help="PC corrector (runs before the predictor)")
+    pc.add_argument("--snr", type=float, help="Langevin snr 'r': larger is smoother (PSNR up) but can lower identity similarity")
+    pc.add_argument("--corrector-steps", type=int, help="Langevin steps per noise level")
+    pc.add_argument("--probability-flow", action="store_const", const=True, help="deterministic PC (probability flow)")
+    pc.add_argument("--ode-method", choices=["euler", "heun", "rk45"], help="probability-flow ODE solver")
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0, help="noise seed; the same seed gives the same output")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: auto)")
+    p.add_argument("--precision", default="bf16", choices=["bf16", "fp32", "fp16"], help="autocast precision (default: bf16)")
+
+
+def add_sampling_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="sr3-x8", help="bundled model name or a folder made by save_pretrained (default: sr3-x8)")
+    add_recipe_options(p, "(default: the model's recommended setting, see 'facesr models')")
+    add_run_options(p)
+
+
+def recipe(args) -> dict:
+    from facesr.engine.options import RECIPE_KEYS
+
+    return {k: getattr(args, k) for k in RECIPE_KEYS}
+
+
+def sampling(args, model, **overrides):
+    from facesr.engine.options import SamplingOptions
+
+    return SamplingOptions.for_model(model, **{**recipe(args), **overrides}, seed=args.seed,
+                                     batch_size=args.batch_size, precision=args.precision)
+
+
+def load(args, name: str | None = None):
+    """(model, device) for --model (or ``name``)."""
+    from facesr.methods.hub import load_model
+    from facesr.runtime import resolve_device
+
+    device = resolve_device(args.device)
+    return load_model(name or args.model, device, flag="--model"), device
+
+
+def judge(spec: str | None, hr_root, protocol: str = "second"):
+    """The identity judge of --identity: its embedder and, with --protocol second, the gallery
+    (the first image of every identity folder)."""
+    if not spec:
+        return None
+    from facesr.identity.embedders import make_embedder
+    from facesr.identity.recognition import identity_split
+    from facesr.workflows.evaluate import Judge
+
+    gallery = None
+    if protocol == "second":
+        gallery = {name: entry["gallery"] for name, entry in identity_split(hr_root).items()}
+    return Judge(make_embedder(spec), gallery)
+
+
+def with_flags(fn):
+    """Run ``fn``; a ConditionError names the CLI flag instead of the API parameter."""
+    from facesr.methods.base import ConditionError
+
+    def wrapped(*a, **k):
+        try:
+            return fn(*a, **k)
+        except ConditionError as exc:
+            raise exc.for_flags(FLAGS) from None
+
+    return wrapped
+
+
+__all__ = ["FacesrError", "Reported", "stderr"]

@@ -1,0 +1,23 @@
+"""facesr models"""
+
+HELP = "list the bundled models"
+
+
+def add_arguments(p) -> None:
+    pass
+
+
+def run(args) -> int:
+    from facesr.methods.hub import bundled_models
+
+    rows = bundled_models()
+    if not rows:
+        print("no bundled models installed")
+        return 0
+    print(f"{'name':<20} {'method':<10} {'scale':<6} {'input':<8} {'output':<8} {'LR protocol':<12} {'identity':<12} "
+          f"{'size':<9} recommended sampling")
+    for r in rows:
+        recipe = ", ".join(f"{k} {v}" for k, v in r["sampling"].items()) or "-"
+        print(f"{r['name']:<20} {r['method']:<10} x{r['scale']:<5} {r['input']:<8} {r['output']:<8} {r['operator']:<12} "
+              f"{r['identity']:<12} {str(r['size_mb']) + ' MB':<9} {recipe}")
+    return 0

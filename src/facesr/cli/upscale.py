@@ -1,0 +1,74 @@
+"""facesr upscale"""
+
+HELP = "super-resolve LR face images (files, folders, globs), or every frame of videos (--frames)"
+
+
+def add_arguments(p) -> None:
+    from facesr.cli.common import add_sampling_options
+
+    p.add_argument("inputs", nargs="+")
+    p.add_argument("-o", "--out", required=True, help="output folder; writes <out>/<input stem>.png (inputs are never replaced)")
+    p.add_argument("--uncertainty", action="store_true",
+                   help="also write <stem>.std.png, the per-pixel spread of the samples as a heat map (needs --samples > 1)")
+    p.add_argument("--refs", nargs="+", metavar="REF",
+                   help="FASR models: other low-quality images of the person (files, folders), or one features file from "
+                        "'facesr features' whose row for each input's parent folder name is used (batch mode)")
+    p.add_argument("--ref", metavar="FACE", help="RefSR-VAE: an aligned HR photo of the same person, used for every input")
+    video = p.add_argument_group("video (multi-frame models)")
+    video.add_argument("--frames", type=int, metavar="K",
+                       help="inputs are videos or folders of LR frames; restore every frame from a sliding window of K "
+                            "frames (K = the model's frames: 3 for mfsr3-x8, 1 for a single-image model)")
+    video.add_argument("--frame-step", type=int, default=1, help="frames between the window's frames (default: 1)")
+    video.add_argument("--fps", type=float, help="frame rate of frame folders without a meta.json")
+    video.add_argument("--no-video", action="store_true", help="write the frames only, no .mp4")
+    add_sampling_options(p)
+
+
+def run(args) -> int:
+    from facesr.cli.common import with_flags
+
+    return with_flags(_clips if args.frames is not None else _images)(args)
+
+
+def _images(args) -> int:
+    from pathlib import Path
+
+    from facesr.cli.common import Reported, load, sampling, stderr
+    from facesr.errors import FacesrError
+    from facesr.io.images import expand_inputs
+    from facesr.workflows.upscale import upscale_files
+
+    paths = expand_inputs(args.inputs)
+    model, device = load(args)
+    if model.needs.frames > 1:
+        raise FacesrError(f"{model.name} restores a frame from {model.needs.frames} consecutive frames: "
+                          f"give videos or frame folders with --frames {model.needs.frames}")
+    if args.uncertainty and (args.samples or model.sampling.get("samples", 1)) < 2:
+        raise FacesrError("--uncertainty needs --samples 2 or more")
+    failures = Reported()
+    result = upscale_files(model, paths, args.out, sampling(args, model), device, on_error=failures,
+                           uncertainty=args.uncertainty, refs=args.refs, ref=args.ref)
+    print(f"wrote {len(result['outputs'])} image(s) to {args.out} ({result['seconds_per_face']:.2f} s per face)")
+    if result["failures"]:
+        stderr(f"{len(result['failures'])} input(s) failed; see {Path(args.out) / 'facesr-run.json'}")
+    return 1 if result["failures"] or failures else 0
+
+
+def _clips(args) -> int:
+    from pathlib import Path
+
+    from facesr.cli.common import load, sampling, stderr
+    from facesr.workflows.video_sr import upscale_clips
+
+    model, device = load(args)
+    result = upscale_clips(model, [Path(s) for s in args.inputs], args.out, sampling(args, model), device, args.frames,
+                           args.frame_step, args.fps, video=not args.no_video, on_error=stderr,
+                           progress=lambda i, n: print(f"\r{i}/{n} frames", end="", flush=True))
+    print()
+    for clip in result["clips"]:
+        print(f"{clip['source']}: {clip['frames']} frames -> {clip['frames_dir']}"
+              + (f" and {clip['video']}" if clip["video"] else "") + f" ({clip['seconds_per_frame']:.2f} s per frame)")
+    if result["failures"]:
+        stderr(f"{len(result['failures'])} clip(s) failed; see {Path(args.out) / 'facesr-run.json'}")
+        return 1
+    return 0

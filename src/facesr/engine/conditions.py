@@ -1,0 +1,280 @@
+"""The one place that turns user inputs into what a model needs besides each LR image.
+
+- FASR (``needs.vector_dim``): ``refs``, reference images of the person (paths or uint8 arrays; one
+  list for every input, or one list per input) aggregated into one identity vector with the model's
+  own embedder, or a features file from 'facesr features' whose row for each input's identity is used;
+- RefSR (``needs.reference``): ``ref``, one aligned HR photo of the person for every input, or one per input;
+- MF-SR3 (``needs.frames`` = k): consecutive frames, each output from a window of k of them (``frame_stacks``);
+- the benchmark protocol: the aux images of each probe's identity folder (``protocol_conditions``).
+
+The CLI, the Python API and the benchmark all come here. Errors name the API parameter (``refs``,
+``ref``); the CLI translates them to its flags.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facesr.errors import FacesrError, InputError
+from facesr.methods.base import ConditionError, Conditions
+
+AUX_VIEWS = ("lr", "hr")
+WHOSE = ("same", "other", "none")
+
+
+def _raise(message: str) -> None:
+    raise FacesrError(message)
+
+
+def model_embedder(model):
+    from facesr.identity.embedders import make_embedder
+
+    return make_embedder(model.needs.vector_embedder)
+
+
+def as_image(item, where: str) -> np.ndarray:
+    """A path (read and checked) or a uint8 RGB (H, W, 3) array (checked); errors name ``where``."""
+    from facesr.io.images import check_array, read_image
+
+    if isinstance(item, (str, Path)):
+        return read_image(item)
+    return check_array(item, where)
+
+
+# --- FASR: identity vectors -------------------------------------------------------------------
+def check_table(model, table, path) -> None:
+    spec, dim = table.meta.get("embedder_spec"), model.needs.vector_dim
+    if table.meta.get("kind") != "identity":
+        raise ConditionError(f"{{param}} {path}: a per-image table; make identity features with "
+                             "'facesr features ROOT OUT'", "refs")
+    if spec != model.needs.vector_embedder or table.dim != dim:
+        raise ConditionError(f"{{param}} {path}: {table.dim}-d features from {spec!r}; {model.name} takes "
+                             f"{dim}-d features from {model.needs.vector_embedder!r}", "refs")
+
+
+def is_features_file(refs) -> bool:
+    if isinstance(refs, (str, Path)):
+        return str(refs).endswith(".safetensors")
+    return isinstance(refs, (list, tuple)) and len(refs) == 1 and isinstance(refs[0], (str, Path)) \
+        and str(refs[0]).endswith(".safetensors")
+
+
+def identity_vector(model, refs: list, on_error=_raise) -> torch.Tensor:
+    """The mean embedding of reference images (paths, folders, globs or uint8 arrays) with the model's
+    embedder; unusable images are reported through ``on_error`` and left out."""
+    from facesr.identity.features import aggregate, usable_embeddings
+    from facesr.io.images import expand_inputs
+
+    embedder = model_embedder(model)
+    paths = expand_inputs([str(r) for r in refs if isinstance(r, (str, Path))]) if any(
+        isinstance(r, (str, Path)) for r in refs) else []
+    arrays = [as_image(r, f"refs[{i}]") for i, r in enumerate(refs) if not isinstance(r, (str, Path))]
+    good = [usable_embeddings(embedder, paths, None, on_error)] if paths else []
+    if arrays:
+        good.append(embedder.embed(arrays))
+    good = np.concatenate(good) if good else np.zeros((0, embedder.dim), np.float32)
+    if len(good) == 0:
+        raise ConditionError(f"{{param}}: none of the {len(refs)} reference image(s) could be embedded", "refs")
+    return torch.from_numpy(aggregate(good, "mean").astype(np.float32))
+
+
+def _vectors(model, n: int, refs, identities, on_error) -> list:
+    from facesr.identity.features import FeatureTable
+
+    if is_features_file(refs):
+        path = refs if isinstance(refs, (str, Path)) else refs[0]
+        table = FeatureTable.load(path)
+        check_table(model, table, path)
+        if identities is None:
+            raise ConditionError("{param}: a features file gives each input its identity's row; the inputs "
+                                 "must be files in <identity>/ folders", "refs")
+        out = []
+        for who in identities:
+            v = table.get(who)
+            if v is None:
+                on_error(f"no features for identity {who!r} in {path}")
+            out.append(None if v is None else torch.from_numpy(v.copy()))
+        return out
+    if not isinstance(refs, (list, tuple)) or not refs:
+        raise ConditionError("{param}: expected a list of reference images (or one list per input), "
+                             "or a features file", "refs")
+    if all(isinstance(r, (list, tuple)) for r in refs):  # one list per input
+        if len(refs) != n:
+            raise ConditionError(f"{{param}}: {len(refs)} lists of references for {n} input(s)", "refs")
+        return [identity_vector(model, r, on_error) for r in refs]
+    v = identity_vector(model, list(refs), on_error)
+    return [v] * n
+
+
+# --- RefSR: reference faces -------------------------------------------------------------------
+def read_reference(model, item, where: str = "ref") -> torch.Tensor:
+    """A reference face (path or uint8 array) as a (3, H, W) tensor of the model's HR size."""
+    from facesr.io.images import to_tensor
+
+    img = as_image(item, where)
+    size = model.hr_size
+    if img.shape[:2] != (size, size):
+        name = item if isinstance(item, (str, Path)) else where
+        raise InputError(name, f"the reference must be an aligned {size}x{size} face, got {img.shape[1]}x{img.shape[0]}")
+    return to_tensor(img)
+
+
+def _references(model, n: int, ref) -> list:
+    if isinstance(ref, (list, tuple)):
+        if len(ref) != n:
+            raise ConditionError(f"{{param}}: {len(ref)} references for {n} input(s) (give one, or one per input)", "ref")
+        return [read_reference(model, r, f"ref[{i}]") for i, r in enumerate(ref)]
+    return [read_reference(model, ref)] * n
+
+
+def conditions_for(model, n: int, refs=None, ref=None, identities: list[str] | None = None,
+                   on_error=_raise) -> list[Conditions | None]:
+    """The conditions of ``n`` inputs from the user's ``refs`` / ``ref`` (see the module docstring).
+
+    ``identities``: each input's identity (its folder name), for a features file. An input whose
+    condition could not be made is None (reported through ``on_error``); a missing or misplaced
+    ``refs`` / ``ref`` raises ConditionError."""
+    needs = model.needs
+    vectors = _vectors(model, n, refs, identities, on_error) if needs.vector_dim and refs is not None else [None] * n
+    references = _references(model, n, ref) if needs.reference and ref is not None else [None] * n
+    if refs is not None and not needs.vector_dim:
+        model.check_conditions(Conditions(vector=torch.zeros(1)))  # raises: takes no identity vector
+    if ref is not None and not needs.reference:
+        model.check_conditions(Conditions(ref=torch.zeros(1)))  # raises: takes no reference
+    out = []
+    for v, r in zip(vectors, references):
+        if needs.vector_dim and v is None and refs is not None:
+            out.append(None)  # reported above
+            continue
+        cond = Conditions(v, r)
+        model.check_conditions(cond)
+        out.append(cond)
+    return out
+
+
+# --- MF-SR3: consecutive frames ---------------------------------------------------------------
+def frame_stacks(model, frames: list[torch.Tensor], step: int = 1) -> list[torch.Tensor]:
+    """One LR stack (3k, h, w) per frame: frames i + step (j - k // 2), j < k, clamped to the clip."""
+    from facesr.io.frames import window_indices
+
+    if step < 1:
+        raise FacesrError(f"frame step must be at least 1, got {step}")
+    k = model.needs.frames
+    return [torch.cat([frames[j] for j in window_indices(len(frames), i, k, step)]) for i in range(len(frames))]
+
+
+# --- the benchmark protocol: aux images of each probe's identity --------------------------------
+def parse_aux(text: str, flag: str = "aux") -> int:
+    """'all' -> 0 (no limit), 'N' -> N >= 1."""
+    if text == "all":
+        return 0
+    if not text.isdigit() or int(text) < 1:
+        raise FacesrError(f"{flag} {text!r}: expected a positive number or 'all'")
+    return int(text)
+
+
+def check_whose(whose: str) -> None:
+    if whose not in WHOSE:
+        raise FacesrError(f"ref-from / ref= must be 'same', 'other' or 'none', got {whose!r}")
+
+
+def check_view(view: str) -> None:
+    if view not in AUX_VIEWS:
+        raise FacesrError(f"aux-view / view= must be 'lr' or 'hr', got {view!r}")
+
+
+def source_folder(probe: Path, folders: list[Path], whose: str) -> Path | None:
+    """Whose images condition ``probe``: its own identity folder ("same"), or the next identity folder in
+    sorted order ("other", the control; None when there is no other)."""
+    check_whose(whose)
+    if whose == "same":
+        return probe.parent
+    other = folders[(folders.index(probe.parent) + 1) % len(folders)]
+    return None if other == probe.parent else other
+
+
+def _per_folder(probes: list[Path], whose: str, make) -> dict[Path, object]:
+    """{probe: make(folder)} for the folder whose images condition each probe (None results left out)."""
+    folders = sorted({p.parent for p in probes})
+    made = {folder: make(folder) for folder in folders}
+    out = {}
+    for probe in probes:
+        folder = source_folder(probe, folders, whose)
+        if folder is not None and made[folder] is not None:
+            out[probe] = made[folder]
+    return out
+
+
+def aux_vectors(model, probes: list[Path], max_aux: int = 0, whose: str = "same", on_error=print,
+                view: str = "lr") -> dict[Path, torch.Tensor]:
+    """{probe: vector} under facesr's identity protocol: the probe is the 2nd image of its folder, the aux
+    images are the 3rd onwards (at most ``max_aux``; 0 = all) of its own folder (or, ``whose="other"``, of
+    the next identity's), embedded from their LR versions made with the model's LR protocol (``view="lr"``:
+    tiny faces like the probe) or as they are (``"hr"``: the reference's test protocol, 128-px photos).
+    Probes without any usable aux image are left out. ``whose="none"``: the null identity, the zero
+    vector, for every probe (meaningful for a model trained with ``data.vector_dropout``)."""
+    from facesr.identity.features import aggregate, usable_embeddings
+    from facesr.identity.recognition import aux_images
+
+    check_view(view)
+    check_whose(whose)
+    if whose == "none":
+        return {probe: torch.zeros(model.needs.vector_dim) for probe in probes}
+    embedder = model_embedder(model)
+
+    def vector(folder):
+        aux = aux_images(folder)
+        aux = aux[:max_aux] if max_aux else aux
+        protocol = model.lr_protocol if view == "lr" else None
+        good = usable_embeddings(embedder, aux, protocol, on_error) if aux else []
+        return torch.from_numpy(aggregate(good, "mean").astype(np.float32)) if len(good) else None
+
+    return _per_folder(probes, whose, vector)
+
+
+def protocol_references(model, probes: list[Path], whose: str = "same", on_error=print) -> dict[Path, torch.Tensor]:
+    """{probe: reference}: the first aux image (3rd of the folder) of the probe's own identity
+    (``whose="same"``), or of the next identity in sorted order (``"other"``, the control). Probes whose
+    identity (or the next one) has no usable aux image are left out; an unreadable one is reported."""
+    from facesr.identity.recognition import aux_images
+
+    check_whose(whose)
+    if whose == "none":
+        raise FacesrError("ref 'none' (the zero identity vector) is only for FASR models")
+
+    def reference(folder):
+        first = (aux_images(folder) or [None])[0]
+        try:
+            return None if first is None else read_reference(model, first)
+        except InputError as exc:
+            on_error(str(exc))
+            return None
+
+    return _per_folder(probes, whose, reference)
+
+
+def protocol_conditions(model, probes: list[Path], aux: str = "all", whose: str = "same", on_error=print,
+                        view: str = "lr"):
+    """What ``model`` needs besides each probe's LR under the identity protocol: (the probes it can run,
+    {probe: Conditions} or None when it needs nothing, summary entries saying how they were made).
+    FASR probes without a usable aux image and RefSR probes without a reference are left out."""
+    needs = model.needs
+    parse_aux(aux)
+    if not (needs.vector_dim or needs.reference):
+        return probes, None, {}
+    vectors, refs, extra = {}, {}, {}
+    if needs.vector_dim:
+        vectors = aux_vectors(model, probes, parse_aux(aux), whose, on_error, view)
+        described = f"LR of the aux images ({model.lr_protocol.describe()})" if view == "lr" else "the aux images as they are (HR)"
+        extra["identity_condition"] = {"embedder": needs.vector_embedder, "aux": aux, "of": whose, "view": described,
+                                       "aux_view": view, "aggregate": "mean",
+                                       "left_out": [p.parent.name for p in probes if p not in vectors]}
+        probes = [p for p in probes if p in vectors]
+    if needs.reference:
+        refs = protocol_references(model, probes, whose, on_error)
+        extra["reference"] = f"first aux image of the {'same' if whose == 'same' else 'next'} identity"
+        probes = [p for p in probes if p in refs]
+    return probes, {p: Conditions(vectors.get(p), refs.get(p)) for p in probes}, extra

@@ -1,0 +1,86 @@
+"""Sampling options: one typed record from the CLI flags, the API's keywords, a model's recipe and
+the benchmark's ``key=value`` pairs alike."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from facesr.errors import FacesrError
+
+PRECISIONS = ("bf16", "fp32", "fp16")
+
+
+@dataclass
+class SamplingOptions:
+    sampler: str = "ddim"
+    steps: int = 50
+    eta: float | None = None  # DDIM stochasticity (0 = deterministic)
+    seed: int = 0
+    batch_size: int = 16
+    precision: str = "bf16"
+    strength: float = 1.0  # < 1: warm start from the noised fast estimate (bicubic, or ``init``)
+    samples: int = 1  # > 1: average that many samples (posterior-mean estimate), K x steps evaluations
+    init: str | None = None  # regression model (name or folder) whose output is the warm start; None: bicubic
+    guidance: float = 0.0  # FASR: classifier-free guidance weight on the identity vector (2 x evaluations)
+    # the SDE samplers ("pc", "ode"); see facesr.diffusion.pc
+    predictor: str = "reverse_diffusion"
+    corrector: str = "langevin"
+    snr: float = 0.075
+    corrector_steps: int = 1
+    probability_flow: bool = False
+    ode_method: str = "heun"
+
+    @property
+    def network_evaluations(self) -> int:
+        """Denoiser calls per face: samples x the sampler's evaluations at ``steps`` levels."""
+        from facesr.diffusion.samplers import SAMPLERS
+
+        return self.samples * SAMPLERS.get(self.sampler).evaluations(self.steps, self)
+
+    def validate(self) -> "SamplingOptions":
+        from facesr.diffusion.samplers import SAMPLERS
+
+        SAMPLERS.get(self.sampler)
+        if self.steps < 1 or self.samples < 1 or self.batch_size < 1:
+            raise FacesrError("steps, samples and batch size must be at least 1")
+        if self.guidance < 0:
+            raise FacesrError(f"guidance must be 0 or more, got {self.guidance}")
+        if not 0 < self.strength <= 1:
+            raise FacesrError(f"strength must be in (0, 1], got {self.strength}")
+        if self.precision not in PRECISIONS:
+            raise FacesrError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        return self
+
+    @classmethod
+    def for_model(cls, model, **given) -> "SamplingOptions":
+        """The model's recommended recipe (config.json "sampling"), overridden by ``given`` values that are not None."""
+        values = {k: v for k, v in model.sampling.items() if k in RECIPE_KEYS}
+        values.update({k: v for k, v in given.items() if v is not None})
+        unknown = sorted(set(values) - set(FIELDS))
+        if unknown:
+            raise FacesrError(f"unknown sampling option(s) {', '.join(unknown)}")
+        opts = cls(**values).validate()
+        model.check_options(opts)
+        return opts
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(SamplingOptions)}
+RUN_KEYS = ("seed", "batch_size", "precision")  # how a run is done, not part of a model's recipe
+RECIPE_KEYS = tuple(k for k in FIELDS if k not in RUN_KEYS)
+_TYPES = {"str": str, "int": int, "float": float, "bool": bool}
+
+
+def parse_option(key: str, text: str):
+    """A recipe value written as text (the benchmark's ``key=value``), converted to the field's type."""
+    if key not in RECIPE_KEYS:
+        raise FacesrError(f"unknown sampling option {key!r} (known: {', '.join(RECIPE_KEYS)})")
+    kind = next(t for name, t in _TYPES.items() if name in str(FIELDS[key].type))
+    if kind is bool:
+        if text not in ("true", "false"):
+            raise FacesrError(f"{key} must be true or false, got {text!r}")
+        return text == "true"
+    try:
+        return kind(text)
+    except ValueError:
+        raise FacesrError(f"{key} must be a {kind.__name__}, got {text!r}") from None

@@ -1,0 +1,33 @@
+"""Tensors on disk: safetensors only (no pickles), written atomically with the usual file mode."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from facesr.errors import FacesrError
+from facesr.io.images import default_file_mode
+
+
+def save_safetensors(tensors: dict, path, metadata: dict | None = None) -> None:
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        os.chmod(tmp, default_file_mode())  # safetensors creates 0600 files
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load_safetensors(path) -> dict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise FacesrError(f"{path}: cannot read weights ({exc})") from None

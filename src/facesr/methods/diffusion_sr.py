@@ -1,0 +1,91 @@
+"""What every conditional diffusion SR method shares: the LR condition, the diffusion variable, sampling.
+
+The condition is up(LR) in [0, 1]; the diffused variable x0 is either HR (``target = "image"``,
+in [-1, 1]) or the scaled residual HR - up(LR) (``target = "residual"``). With k stacked frames
+(MF-SR3, ``unet.cond_images = k``) the condition is all k upsampled frames and the target is the
+middle one (index k // 2): the residual is taken against that frame. A subclass builds its network
+in ``self.net`` and hands the samplers its ``process(up, vector, precision)``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from facesr.diffusion.sampling import DiffusionProcess, sample
+from facesr.errors import FacesrError
+from facesr.io.frames import middle_channels, middle_frame
+from facesr.methods.base import Conditions, Needs, SRMethod
+
+
+class DiffusionSR(SRMethod):
+    uses_sampler = True
+
+    @property
+    def needs(self) -> Needs:
+        u = self.cfg.unet
+        return Needs(vector_dim=u.vector_dim, vector_embedder=u.vector_embedder if u.vector_dim else None,
+                     frames=u.cond_images)
+
+    def process(self, up: torch.Tensor, vector=None, precision: str = "fp32") -> DiffusionProcess:
+        raise NotImplementedError
+
+    def target_frame(self, up: torch.Tensor) -> torch.Tensor:
+        """The upsampled image the output corresponds to: ``up`` itself, or its middle frame."""
+        return middle_frame(up)
+
+    def adapt_init_state(self, state: dict) -> dict:
+        """Weights of a single-frame model made to fit this k-frame model (``init_from``): the input
+        convolution's condition weights go to the middle frame, the other frames' weights start at 0,
+        so training starts from exactly the single-frame model applied to the middle frame."""
+        key = "net.unet.conv_in.weight"
+        k, w = self.cfg.unet.cond_images, state.get(key)
+        if k == 1 or w is None or w.shape[1] != 6:
+            return state
+        new = torch.zeros(w.shape[0], 3 * k + 3, *w.shape[2:], dtype=w.dtype)
+        new[:, middle_channels(k)] = w[:, :3]
+        new[:, 3 * k :] = w[:, 3:]
+        return {**state, key: new}
+
+    def encode(self, hr: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        if self.cfg.target == "image":
+            return hr * 2 - 1
+        return (hr - self.target_frame(up)) * 2 * self.cfg.residual_scale
+
+    def decode(self, x0: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        if self.cfg.target == "image":
+            return (x0 + 1) / 2
+        return self.target_frame(up) + x0 / (2 * self.cfg.residual_scale)
+
+    def input_problem(self, h: int, w: int) -> str | None:
+        div, s = self.net.downsampling, self.cfg.scale
+        if (h * s) % div or (w * s) % div:
+            return f"{w}x{h} input gives a {w * s}x{h * s} output, which must be divisible by {div}"
+        return None
+
+    @torch.no_grad()
+    def super_resolve(self, lr, conditions: Conditions | None = None, options=None, generator=None, init=None):
+        """Any declared sampler (``options.sampler``, ``steps``, ``strength``, ``guidance``, ...).
+
+        ``strength`` < 1 warm-starts: sampling begins at that fraction of the noise schedule from a
+        noised fast estimate ``init`` (an HR-size image in [0, 1]; default: bicubic up(LR)), skipping
+        the high-noise steps where a network is least reliable. ``guidance`` w > 0 (FASR):
+        classifier-free guidance on the identity vector, D(v) + w (D(v) - D(0)), two network
+        evaluations per step; the zero vector is the null identity a model sees in training with
+        ``data.vector_dropout``.
+        """
+        problem = self.input_problem(lr.shape[-2], lr.shape[-1])
+        if problem:
+            raise FacesrError(problem)
+        vector = conditions.vector if conditions is not None else None
+        up = self.upsample(lr)
+        frame = self.target_frame(up)
+        estimate = self.encode(frame if init is None else init.to(up), up) if options.strength < 1 else None
+        process = self.process(up, vector, options.precision)
+        if options.guidance and vector is not None:
+            process = process.guided(self.process(up, torch.zeros_like(vector), options.precision), options.guidance)
+        x0 = sample(process, frame, options, estimate, generator)
+        return self.decode(x0, up).clamp(0, 1)
+
+    def network_evaluations(self, options) -> int:
+        guiding = options.guidance and self.cfg.unet.vector_dim
+        return 2 * options.network_evaluations if guiding else options.network_evaluations

@@ -1,0 +1,58 @@
+"""Models by name: the bundled ones in ``facesr/weights/<name>/`` and any folder written by
+``save_pretrained`` (a training checkpoint is one too). Loading prefers the EMA weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from facesr.errors import FacesrError
+from facesr.methods.base import load_pretrained
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def resolve_model_dir(name_or_path: str, flag: str = "model") -> Path:
+    path = Path(name_or_path)
+    if (path / "config.json").is_file():
+        return path
+    bundled = WEIGHTS_DIR / name_or_path
+    if (bundled / "config.json").is_file():
+        return bundled
+    if path.exists():
+        raise FacesrError(f"{path}: not a facesr model folder (no config.json)")
+    names = ", ".join(m["name"] for m in bundled_models()) or "none"
+    raise FacesrError(f"{flag} {name_or_path}: no such folder or bundled model (bundled: {names})")
+
+
+def load_model(name_or_path: str, device="cpu", use_ema: bool = True, flag: str = "model"):
+    """A bundled model by name, or a save_pretrained folder; ``flag`` names the option in error messages."""
+    return load_pretrained(resolve_model_dir(str(name_or_path), flag), device, use_ema)
+
+
+def bundled_models() -> list[dict]:
+    """One row per bundled model, read from its config.json alone (no torch)."""
+    rows = []
+    if not WEIGHTS_DIR.is_dir():
+        return rows
+    for cfg_path in sorted(WEIGHTS_DIR.glob("*/config.json")):
+        config = json.loads(cfg_path.read_text())
+        inner = config.get("config", {})
+        size_mb = sum(p.stat().st_size for p in cfg_path.parent.glob("*.safetensors")) / 1e6
+        hr = inner.get("hr_size", 0)
+        scale = inner.get("scale", 1)
+        rows.append(
+            {
+                "name": cfg_path.parent.name,
+                "method": config.get("method"),
+                "scale": scale,
+                "input": f"{hr // scale}x{hr // scale}",
+                "output": f"{hr}x{hr}",
+                "operator": inner.get("degradation") or inner.get("operator"),
+                "identity": (f"{inner['unet']['vector_embedder']} {inner['unet']['vector_dim']}-d"
+                             if inner.get("unet", {}).get("vector_dim") else "-"),
+                "size_mb": round(size_mb, 1),
+                "sampling": config.get("sampling", {}),
+            }
+        )
+    return rows

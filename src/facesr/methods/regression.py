@@ -1,0 +1,70 @@
+"""Regression SR (MSRResNet / EDSR) as a saveable facesr model.
+
+The LR protocol is either a deterministic operator (``operator``) or, for blind
+models, a seeded second-order degradation (``degradation`` preset) applied to the
+HR batch during training; evaluation draws it per image from the image's name, and
+the drawn parameters are recorded so the test set can be regenerated exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from facesr.degrade.protocol import LRProtocol
+from facesr.degrade.resample import make_operator
+from facesr.errors import FacesrError
+from facesr.methods.base import Conditions, register_method, SRMethod
+from facesr.nets.regression import NETS, RegressionNetConfig
+from facesr.runtime import autocast
+
+
+@dataclass
+class RegressionConfig:
+    net: RegressionNetConfig = field(default_factory=RegressionNetConfig)
+    scale: int = 8
+    hr_size: int = 128
+    operator: str = "bicubic"  # deterministic LR protocol, and the upsampler for warm starts
+    degradation: str | None = None  # "deepfacesr" or "realesrgan": blind second-order LR
+    usm_target: bool = False  # L1 against the USM-sharpened target (the seed's choice; off by default)
+
+    def __post_init__(self):
+        make_operator(self.operator, self.scale)
+        if self.degradation is not None:
+            from facesr.degrade.second_order import PRESETS
+
+            if self.degradation not in PRESETS:
+                raise FacesrError(f"degradation must be null or one of {', '.join(map(repr, sorted(PRESETS)))}, "
+                                  f"got {self.degradation!r}")
+
+
+@register_method("regression")
+class RegressionSR(SRMethod):
+    config_class = RegressionConfig
+
+    def __init__(self, cfg: RegressionConfig):
+        super().__init__(cfg)
+        self.net = NETS.get(cfg.net.arch)(cfg.net, cfg.scale)
+
+    @staticmethod
+    def make_lr_protocol(cfg) -> LRProtocol:
+        return LRProtocol.of(cfg.operator, cfg.scale, cfg.degradation)
+
+    def training_loss(self, batch: dict, generator=None):
+        """L1 between the network output and the (optionally USM-sharpened) HR target; a blind model
+        draws its LR for the batch from its protocol instead of the dataset's deterministic one."""
+        hr = batch["hr"]
+        lr = batch["lr"] if self.lr_protocol.deterministic else self.lr_protocol.training_lr(hr, generator)
+        target = hr
+        if self.cfg.usm_target:
+            from facesr.degrade.second_order import usm_sharpen
+
+            target = usm_sharpen(hr)
+        return (self.net(lr).float() - target).abs().mean()
+
+    @torch.no_grad()
+    def super_resolve(self, lr, conditions: Conditions | None = None, options=None, generator=None, init=None):
+        """One forward pass; of the options only ``precision`` applies."""
+        with autocast(lr.device, getattr(options, "precision", "fp32")):
+            return self.net(lr).float().clamp(0, 1)

@@ -1,1 +1,0 @@
-"""Networks and the saved-model format (config.json plus safetensors)."""

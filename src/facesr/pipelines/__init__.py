@@ -1,1 +1,0 @@
-"""What a user runs: upscale files, evaluate against HR, the demo."""

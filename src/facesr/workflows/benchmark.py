@@ -1,0 +1,215 @@
+"""Several methods on one identity test set: the seed-004-style table as Markdown and CSV.
+
+Every method runs on the same probes (the 2nd image of each identity folder; with a FASR method,
+only identities that have at least one aux image, so all rows share one probe set). Each method's
+run is a normal evaluation folder (per-image CSV, summary.json) under <out>/<label>/.
+
+A method is ``LABEL=MODEL[,key=value...]``; keys: aux (FASR: N or all), view (FASR: lr or hr, the aux
+images' LR versions or the images as they are), ref (RefSR-VAE and FASR: same or other, whose aux images
+condition the probe: its own identity's or, as a control, the next identity's; FASR also none, the zero
+vector), and the sampling recipe (sampler, steps, strength,
+samples, init, eta, guidance). Bicubic and the HR ceiling come with every table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from facesr.engine.options import RECIPE_KEYS, parse_option
+from facesr.errors import FacesrError
+from facesr.io.images import atomic_write_text
+
+
+@dataclass
+class Method:
+    label: str
+    model: str
+    aux: str | None = None
+    view: str | None = None
+    ref: str | None = None
+    recipe: dict = field(default_factory=dict)
+
+
+def parse_method(text: str) -> Method:
+    label, sep, rest = text.partition("=")
+    if not sep or not label or not rest:
+        raise FacesrError(f"--method {text!r}: expected LABEL=MODEL[,key=value...]")
+    model, *pairs = rest.split(",")
+    m = Method(label, model)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise FacesrError(f"--method {text!r}: {pair!r} is not key=value")
+        if key == "aux":
+            m.aux = value
+        elif key == "view":
+            from facesr.engine.conditions import check_view
+
+            check_view(value)
+            m.view = value
+        elif key == "ref":
+            m.ref = value
+        elif key in RECIPE_KEYS:
+            try:
+                m.recipe[key] = parse_option(key, value)
+            except FacesrError as exc:
+                raise FacesrError(f"--method {text!r}: {exc}") from None
+        else:
+            raise FacesrError(f"--method {text!r}: unknown key {key!r} (aux, view, ref, {', '.join(RECIPE_KEYS)})")
+    if not label.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise FacesrError(f"--method {text!r}: labels use letters, digits, - _ . only (it names a folder)")
+    return m
+
+
+def check_methods(methods: list[Method], baseline: str | None = None) -> list[Method]:
+    """Labels name folders: they must differ, and the baseline must be one of them."""
+    labels = [m.label for m in methods]
+    if len(set(labels)) != len(labels):
+        raise FacesrError(f"method labels must differ, got {labels}")
+    if baseline is not None and baseline not in labels:
+        raise FacesrError(f"baseline {baseline!r} is not one of the method labels {labels}")
+    return methods
+
+
+def probe_set(split: dict, hr_root, limit: int, need_aux: bool) -> list[Path]:
+    """The probes of an ``identity_split``; only identities with an aux image when ``need_aux``."""
+    probes = [entry["probe"] for entry in split.values() if entry["aux"] or not need_aux]
+    if not probes:
+        raise FacesrError(f"{hr_root}: no identity folder with {'3' if need_aux else '2'} or more images")
+    return probes[:limit] if limit else probes
+
+
+def run_benchmark(hr_root, methods: list[Method], out, judge, device, limit: int = 0, batch_size: int = 16,
+                  seed: int = 0, precision: str = "bf16", on_error=print, log=print) -> dict:
+    from facesr.engine.conditions import protocol_conditions
+    from facesr.engine.options import SamplingOptions
+    from facesr.identity.recognition import identity_split
+    from facesr.methods.hub import load_model
+    from facesr.workflows.evaluate import Judge, run_and_evaluate
+
+    out = Path(out)
+    models = {m.model: load_model(m.model, device) for m in methods}
+    fasr = {m.model for m in methods if models[m.model].needs.vector_dim}
+    refsr = {m.model for m in methods if models[m.model].needs.reference}
+    protocols = {mod.lr_protocol for mod in models.values()}
+    if len(protocols) > 1:
+        raise FacesrError(f"the methods use different LR protocols ({', '.join(sorted(p.describe() for p in protocols))}); "
+                          "one table needs one protocol")
+    for m in methods:
+        if (m.aux is not None or m.view is not None) and m.model not in fasr:
+            raise FacesrError(f"--method {m.label}: aux and view are only for FASR models")
+        if m.ref is not None and m.model not in refsr | fasr:
+            raise FacesrError(f"--method {m.label}: ref is only for RefSR-VAE and FASR models")
+    split = identity_split(hr_root)
+    probes = probe_set(split, hr_root, limit, need_aux=bool(fasr or refsr))
+    gallery = {name: entry["gallery"] for name, entry in split.items()}
+    results = []
+    for m in methods:
+        model = models[m.model]
+        opts = SamplingOptions.for_model(model, **m.recipe, seed=seed, batch_size=batch_size, precision=precision)
+        hr, conditions, extra = protocol_conditions(model, probes, m.aux or "all", m.ref or "same", on_error=on_error,
+                                                    view=m.view or "lr")
+        log(f"{m.label}: {m.model} on {len(hr)} probes")
+        res = run_and_evaluate(model, hr, opts, device, out / m.label, on_error=on_error, judge=Judge(judge, gallery),
+                               conditions=conditions, extra=extra)
+        results.append((m, res["summary"]))
+    rows = table_rows(results)
+    conditioned = sorted({models[m].needs.vector_embedder for m in fasr})
+    text = markdown(hr_root, results, rows, judge, conditioned)
+    atomic_write_text(out / "benchmark.md", text)
+    atomic_write_text(out / "benchmark.csv", to_csv(rows))
+    atomic_write_text(out / "benchmark.json", json.dumps({"rows": rows}, indent=2) + "\n")
+    return {"rows": rows, "markdown": text}
+
+
+def _mean_std(d: dict | None) -> tuple:
+    return (d["mean"], d["std"]) if d else (None, None)
+
+
+def table_rows(results) -> list[dict]:
+    first = results[0][1]
+    ident = first.get("identity", {})
+    rows = [{"method": "HR (ceiling)", "model": "", "aux": "", "faces": first["images"], "psnr": None, "psnr_std": None,
+             "ssim": None, "ssim_std": None, "consistency": None, "consistency_std": None, "cs": 1.0, "cs_std": 0.0,
+             **_rank1(ident.get("hr_probes")), "network_evaluations": 0, "seconds_per_face": None}]
+    m0 = first["metrics"]
+    rows.append({"method": "bicubic", "model": "", "aux": "", "faces": first["images"],
+                 **_pair("psnr", m0.get("bicubic_psnr")), **_pair("ssim", m0.get("bicubic_ssim")),
+                 **_pair("consistency", m0.get("bicubic_consistency")), **_pair("cs", ident.get("bicubic_cs")),
+                 **_rank1(ident.get("bicubic_probes")), "network_evaluations": 0, "seconds_per_face": None})
+    for m, s in results:
+        ident = s.get("identity", {})
+        cond = s.get("identity_condition") or {}
+        aux = cond.get("aux", "") or ("ref: " + (m.ref or "same") if m.ref or s.get("reference") else "")
+        if cond.get("aux_view") == "hr":
+            aux += ", HR view"
+        if cond.get("of") == "other":
+            aux += " (next identity's)"
+        if cond.get("of") == "none":
+            aux = "none (zero vector)"
+        if m.recipe.get("guidance"):
+            aux += f", guidance w = {m.recipe['guidance']:g}"
+        rows.append({"method": m.label, "model": m.model, "aux": aux,
+                     "faces": s["images"], **_pair("psnr", s["metrics"].get("psnr")), **_pair("ssim", s["metrics"].get("ssim")),
+                     **_pair("consistency", s["metrics"].get("consistency")), **_pair("cs", ident.get("cs")),
+                     **_rank1(ident.get("sr_probes")), "network_evaluations": s["network_evaluations"],
+                     "seconds_per_face": s["seconds_per_face"]})
+    return rows
+
+
+def _rank1(probes: dict | None) -> dict:
+    probes = probes or {}
+    low, high = probes.get("rank1_ci95") or (None, None)
+    return {"rank1": probes.get("rank1"), "rank1_low": low, "rank1_high": high}
+
+
+def _pair(key: str, stats: dict | None) -> dict:
+    mean, std = _mean_std(stats)
+    return {key: mean, f"{key}_std": std}
+
+
+def _cell(mean, std, digits: int) -> str:
+    if mean is None:
+        return "–"
+    return f"{mean:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
+
+
+def markdown(hr_root, results, rows, judge, conditioned: list[str]) -> str:
+    s = results[0][1]
+    p = s["protocol"]
+    judge_name = s.get("identity", {}).get("embedder", getattr(judge, "name", "?"))
+    lines = [
+        f"Test set `{hr_root}`: the 2nd image of each identity folder is the probe, the 1st the gallery, the rest aux "
+        f"images (their LR versions condition FASR; the photos as they are in rows marked HR view). LR = {p['operator']['name']} x{p['operator']['scale']} of HR, 8-bit. "
+        f"PSNR/SSIM on {p['colour']}, crop {p['crop_border']}; consistency = {p['consistency']}. Judge network: "
+        f"{judge_name}; rank-1 = closed-set identification against the {s.get('identity', {}).get('gallery_identities', '?')} "
+        f"gallery images, with its 95 % Wilson interval in brackets (differences between methods: `--baseline`). Seed {s['seed']}, {s['precision']}, batch {s['batch_size']}, {s['device']}, {s['threads']} thread(s).",
+        "",
+        "| method | model | aux | faces | PSNR (dB) | SSIM | consistency | CS | rank-1 | network evaluations | s / face |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        rank1 = "–" if r["rank1"] is None else f"{r['rank1']:.3f}"
+        if r["rank1_low"] is not None:
+            rank1 += f" [{r['rank1_low']:.2f}, {r['rank1_high']:.2f}]"
+        speed = "–" if r["seconds_per_face"] is None else f"{r['seconds_per_face']:.2f}"
+        lines.append(
+            f"| {r['method']} | {r['model'] or '–'} | {r['aux'] or '–'} | {r['faces']} | {_cell(r['psnr'], r['psnr_std'], 2)} | "
+            f"{_cell(r['ssim'], r['ssim_std'], 4)} | {_cell(r['consistency'], r['consistency_std'], 2)} | "
+            f"{_cell(r['cs'], r['cs_std'], 4)} | {rank1} | {r['network_evaluations']} | {speed} |")
+    if conditioned:
+        lines += ["", f"FASR rows are conditioned on {', '.join(conditioned)} embeddings. Where that is also the judge "
+                      "network, identity scores are optimistic (the seed's protocol has the same flaw)."]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
