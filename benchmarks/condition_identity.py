@@ -32,7 +32,7 @@ def main() -> None:
     from facesr.identity.embedders import l2_normalise as unit
     from facesr.identity.features import usable_embeddings
     from facesr.identity.recognition import identify, identity_split
-    from facesr.metrics.identity import make_embedder
+    from facesr.identity.embedders import make_embedder
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--hr", required=True, help="identity-folder set")

@@ -32,9 +32,10 @@ def main() -> None:
     from facesr.identity.recognition import identify, identity_split
     from facesr.metrics import psnr
     from facesr.methods.hub import load_model
-    from facesr.workflows.evaluate import model_lr
-    from facesr.engine.conditions import aux_vectors, model_embedder, vector_dim
-    from facesr.workflows.upscale import SamplingOptions, super_resolve_tensors
+    from facesr.engine.conditions import aux_vectors, model_embedder
+    from facesr.engine.options import SamplingOptions
+    from facesr.engine.run import super_resolve_tensors
+    from facesr.methods.base import Conditions
     from facesr.runtime import resolve_device
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -46,7 +47,7 @@ def main() -> None:
     try:
         device = resolve_device("auto")
         model = load_model(args.model, device)
-        if not vector_dim(model):
+        if not model.needs.vector_dim:
             raise FacesrError(f"{args.model}: not a FASR model (no identity vector)")
         split = identity_split(args.hr)
         embedder = model_embedder(model)
@@ -69,7 +70,7 @@ def main() -> None:
         "next aux LR, all": [aux[probes[j]] for j in nxt],
     }
     hrs = [read_image(q) for q in probes]
-    lrs = [to_tensor(model_lr(model, hr, q.name)[0]) for hr, q in zip(hrs, probes)]
+    lrs = [to_tensor(model.lr_protocol.lr_image(hr, q.name)[0]) for hr, q in zip(hrs, probes)]
     keys = [q.name for q in probes]
     opts = SamplingOptions.for_model(model)
     gallery = usable_embeddings(embedder, [split[i]["gallery"] for i in split], None, failed.append)
@@ -77,7 +78,8 @@ def main() -> None:
         sys.exit(f"fasr_vector_use: a gallery image could not be embedded: {failed}")
     outputs = {}
     for name, vecs in conditions.items():
-        outputs[name] = [to_uint8(t) for t in super_resolve_tensors(model, lrs, keys, opts, device, vectors=vecs)]
+        outputs[name] = [to_uint8(t) for t in super_resolve_tensors(
+            model, lrs, keys, opts, device, conditions=[Conditions(vector=v) for v in vecs])]
     lines = [f"# Identity-vector use: `{args.model}` on {args.hr}", "",
              f"{len(probes)} probes, recipe {opts.sampler} x {opts.steps} steps, strength {opts.strength}, "
              f"{opts.samples} samples; judge = the model's embedder ({model.cfg.unet.vector_embedder}).", "",

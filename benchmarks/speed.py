@@ -21,9 +21,9 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
+from facesr.engine.options import SamplingOptions  # noqa: E402
+from facesr.methods.base import Conditions  # noqa: E402
 from facesr.methods.hub import bundled_models, load_model  # noqa: E402
-from facesr.engine.conditions import needs_reference, vector_dim  # noqa: E402
-from facesr.workflows.upscale import SamplingOptions  # noqa: E402
 
 
 def median_time(fn, repeats: int) -> float:
@@ -36,38 +36,37 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def extra_inputs(model, batch: int, hr_size: int) -> dict:
+def random_conditions(model, batch: int, hr_size: int) -> Conditions:
     """Random stand-ins for what a model needs besides the LR: FASR's identity vector, RefSR's reference."""
-    extra = {}
-    if vector_dim(model):
-        extra["vector"] = torch.nn.functional.normalize(torch.randn(batch, vector_dim(model)), dim=1)
-    if needs_reference(model):
-        extra["ref"] = torch.rand(batch, 3, hr_size, hr_size)
-    return extra
+    needs = model.needs
+    vector = torch.nn.functional.normalize(torch.randn(batch, needs.vector_dim), dim=1) if needs.vector_dim else None
+    ref = torch.rand(batch, 3, hr_size, hr_size) if needs.reference else None
+    return Conditions(vector, ref)
 
 
 def forward_seconds(model, batch: int, precision: str, steps: int, repeats: int) -> float:
     """Seconds per face of one network evaluation (diffusion), one forward pass (regression), or one
     self-ensemble view (the VAEs)."""
-    lr_size = model.cfg.hr_size // model.cfg.scale
-    lr = torch.rand(batch, 3 * model.condition_frames, lr_size, lr_size)
-    extra = extra_inputs(model, batch, model.cfg.hr_size)
-    if model.method in ("regression", "refsr-vae"):
-        views = model.network_evaluations(SamplingOptions.for_model(model))
-        return median_time(lambda: model.super_resolve(lr, precision=precision, **extra), repeats) / batch / views
+    lr = torch.rand(batch, 3 * model.needs.frames, model.lr_size, model.lr_size)
+    cond = random_conditions(model, batch, model.hr_size)
+    if not model.uses_sampler:
+        opts = SamplingOptions(precision=precision)
+        views = model.network_evaluations(opts)
+        return median_time(lambda: model.super_resolve(lr, cond, opts), repeats) / batch / views
+    opts = SamplingOptions(sampler="ddim", steps=steps, precision=precision)
     g = torch.Generator().manual_seed(0)
-    return median_time(lambda: model.super_resolve(lr, "ddim", steps, generator=g, precision=precision, **extra),
-                       repeats) / batch / steps
+    return median_time(lambda: model.super_resolve(lr, cond, opts, generator=g), repeats) / batch / steps
 
 
 def train_step_seconds(model, batch: int, patch: int, repeats: int) -> float:
     model.train()
     opt = torch.optim.Adam(model.parameters(), 1e-5)
-    k, s = model.condition_frames, model.cfg.scale
+    k, s = model.needs.frames, model.scale
     hr = torch.rand(batch, 3, patch, patch)
     lr = torch.rand(batch, 3 * k, patch // s, patch // s)
     up = torch.nn.functional.interpolate(lr, scale_factor=s, mode="bicubic")
-    inputs = {"hr": hr, "up": up, "lr": lr, **extra_inputs(model, batch, patch)}
+    cond = random_conditions(model, batch, patch)
+    inputs = {"hr": hr, "up": up, "lr": lr, "vector": cond.vector, "ref": cond.ref}
 
     def step():
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -106,7 +105,7 @@ def main() -> None:
                     infer.append((threads, name, model.method, precision, batch, t, nfe, 1 / (t * nfe + t_init)))
         if not args.no_train:
             for name, model in models.items():
-                patches = (64, model.cfg.hr_size) if model.method in ("sr3", "score-sde") else (model.cfg.hr_size,)
+                patches = (64, model.hr_size) if model.uses_sampler else (model.hr_size,)
                 batch = 16 if model.method == "regression" else 8
                 for patch in patches:
                     train.append((threads, name, batch, patch, train_step_seconds(model, batch, patch, args.repeats)))

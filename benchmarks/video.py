@@ -61,8 +61,8 @@ def main() -> None:
     p.add_argument("--table")
     args = p.parse_args()
     from facesr.methods.hub import load_model
-    from facesr.metrics.identity import make_embedder
-    from facesr.workflows.upscale import SamplingOptions
+    from facesr.identity.embedders import make_embedder
+    from facesr.engine.options import SamplingOptions
 
     embedder = make_embedder(args.identity) if args.identity else None
     clips = sorted(c for c in Path(args.clips).iterdir() if c.is_dir())[: args.max_clips or None]

@@ -6,6 +6,7 @@ and leaves one core free unless the user sets FACESR_NUM_THREADS.
 """
 
 import os
+import sys
 
 
 def default_num_threads() -> int:
@@ -17,13 +18,16 @@ def default_num_threads() -> int:
 
 
 def configure_cpu() -> int:
-    """Set thread count and OpenMP wait policy; returns the thread count used."""
+    """Set thread count and OpenMP wait policy; returns the thread count used. Before torch is
+    imported this only sets the environment torch reads when it starts (so commands that never need
+    torch, such as ``facesr models``, do not load it)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     requested = os.environ.get("FACESR_NUM_THREADS")
     threads = int(requested) if requested else default_num_threads()
-    import torch
-
-    torch.set_num_threads(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
     return threads
 
 
@@ -35,7 +39,7 @@ def resolve_device(name: str | None) -> "torch.device":
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise FacesrError(f"--device {name}: no CUDA device is available on this machine")
+        raise FacesrError(f"device {name}: no CUDA device is available on this machine")
     return torch.device(name)
 
 

@@ -25,7 +25,7 @@ def center_square_resize(img: torch.Tensor, size: int) -> torch.Tensor:
 
 def prepare(sources, out, scale=8, size=128, op="bicubic", on_error=print) -> dict:
     if size % scale:
-        raise FacesrError(f"--size {size} is not divisible by --scale {scale}")
+        raise FacesrError(f"size {size} is not divisible by the scale {scale}")
     protocol = LRProtocol.of(op, scale)
     operator = protocol.operator
     lr_size = size // scale

@@ -397,7 +397,7 @@ def prepare_video(sources, out, n_frames: int = 3, interval_s: float = 0.5, scal
     from facesr.degrade.protocol import LRProtocol
 
     if size % scale:
-        raise FacesrError(f"--size {size} is not divisible by --scale {scale}")
+        raise FacesrError(f"size {size} is not divisible by the scale {scale}")
     protocol = LRProtocol.of(op, scale)
     operator = protocol.operator
     _check_selection(n_frames, float(interval_s), float(start_s))

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from facesr.errors import FacesrError
+from facesr.registry import Registry
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
@@ -68,21 +69,18 @@ class Resampler:
         return {"name": self.name, "scale": self.scale}
 
 
-OPERATORS = {
-    # name: (down mode, PIL-style passes)
-    # SR3 / MF-SR3 protocol: PIL BICUBIC down (antialiased) and up.
-    "bicubic": ("bicubic", True),
-    # SR-SDE / FASR protocol: TF resize defaults, bilinear with antialias down, Keys bicubic up, no clipping.
-    "tf-bilinear": ("bilinear", False),
-}
+# An LR operator: name -> (down mode, PIL-style passes). Adding one is one line.
+OPERATORS = Registry("LR operator")
+# SR3 / MF-SR3 protocol: PIL BICUBIC down (antialiased) and up.
+OPERATORS.register("bicubic", ("bicubic", True))
+# SR-SDE / FASR protocol: TF resize defaults, bilinear with antialias down, Keys bicubic up, no clipping.
+OPERATORS.register("tf-bilinear", ("bilinear", False))
 
 
 def make_operator(name: str, scale: int) -> Resampler:
-    if name not in OPERATORS:
-        raise FacesrError(f"unknown operator {name!r}; choose one of {sorted(OPERATORS)}")
+    down_mode, pil_passes = OPERATORS.get(name)
     if int(scale) != scale or scale < 1:
         raise FacesrError(f"scale must be a positive integer, got {scale}")
-    down_mode, pil_passes = OPERATORS[name]
     return Resampler(name=name, scale=int(scale), down_mode=down_mode, pil_passes=pil_passes)
 
 

@@ -36,6 +36,7 @@ from PIL import Image
 from facesr.config import from_dict, to_dict
 from facesr.degrade.resample import quantize
 from facesr.errors import FacesrError
+from facesr.registry import Registry
 
 KERNEL_SIZE = 21  # every kernel is zero-padded to 21 x 21
 RESIZE_MODES = ("area", "bilinear", "bicubic")
@@ -107,9 +108,7 @@ class SecondOrderConfig:
     @classmethod
     def preset(cls, name: str, scale: int = 4) -> "SecondOrderConfig":
         """'deepfacesr' (the AI6126 yml) or 'realesrgan' (train_realesrnet_x4plus.yml); §4.3 table."""
-        if name not in PRESETS:
-            raise FacesrError(f"unknown degradation preset {name!r}; choose one of {sorted(PRESETS)}")
-        return cls(scale=scale, **PRESETS[name])
+        return cls(scale=scale, **PRESETS.get(name))
 
     def without(self, *stages: str) -> "SecondOrderConfig":
         """A copy with the named stages switched off."""
@@ -119,18 +118,18 @@ class SecondOrderConfig:
         return replace(self, **{s: False for s in stages})
 
 
-PRESETS = {
-    "realesrgan": {},
-    "deepfacesr": {
-        "resize_range": (0.2, 1.5),
-        "noise_range": (1.0, 20.0),
-        "poisson_scale_range": (0.05, 2.0),
-        "jpeg_range": (50, 95),
-        "noise_range2": (1.0, 15.0),
-        "poisson_scale_range2": (0.05, 1.5),
-        "jpeg_range2": (70, 95),
-    },
-}
+# A degradation preset: name -> the SecondOrderConfig fields it changes. Adding one is one call.
+PRESETS = Registry("degradation preset")
+PRESETS.register("realesrgan", {})
+PRESETS.register("deepfacesr", {
+    "resize_range": (0.2, 1.5),
+    "noise_range": (1.0, 20.0),
+    "poisson_scale_range": (0.05, 2.0),
+    "jpeg_range": (50, 95),
+    "noise_range2": (1.0, 15.0),
+    "poisson_scale_range2": (0.05, 1.5),
+    "jpeg_range2": (70, 95),
+})
 
 
 def _validate(cfg: SecondOrderConfig) -> None:

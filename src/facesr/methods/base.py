@@ -108,6 +108,7 @@ class SRMethod(nn.Module):
         self.cfg = cfg
         self.lr_protocol = self.make_lr_protocol(cfg)
         self.source: str | None = None  # the folder it was loaded from
+        self.label: str | None = None  # the bundled model's name, when it is one
         self.card: dict = {}
         self.sampling: dict = {}  # the recommended recipe (config.json "sampling")
 
@@ -138,7 +139,7 @@ class SRMethod(nn.Module):
 
     @property
     def name(self) -> str:
-        return self.source or self.method
+        return self.label or self.source or self.method
 
     def upsample(self, lr: torch.Tensor) -> torch.Tensor:
         return self.lr_protocol.upsample(lr)

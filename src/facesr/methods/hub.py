@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from facesr.errors import FacesrError
-from facesr.methods.base import load_pretrained
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
@@ -27,7 +26,13 @@ def resolve_model_dir(name_or_path: str, flag: str = "model") -> Path:
 
 def load_model(name_or_path: str, device="cpu", use_ema: bool = True, flag: str = "model"):
     """A bundled model by name, or a save_pretrained folder; ``flag`` names the option in error messages."""
-    return load_pretrained(resolve_model_dir(str(name_or_path), flag), device, use_ema)
+    from facesr.methods.base import load_pretrained  # torch; listing the models needs none
+
+    folder = resolve_model_dir(str(name_or_path), flag)
+    model = load_pretrained(folder, device, use_ema)
+    if folder.parent == WEIGHTS_DIR:
+        model.label = folder.name
+    return model
 
 
 def bundled_models() -> list[dict]:

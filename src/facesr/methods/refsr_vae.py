@@ -400,7 +400,7 @@ class RefSRVAE(SRMethod):
             raise FacesrError(problem)
         up = self.upsample(lr)
         ref = self._reference(conditions.ref if conditions is not None else None, up) if self.is_refsr else None
-        precision = getattr(options, "precision", "fp32")
+        precision = options.precision if options is not None else "fp32"
         sigma = None if self.is_refsr else self._draw_sigma(generator, up.shape[0], up.device)
         views = ENSEMBLE_VIEWS if self.cfg.self_ensemble else ENSEMBLE_VIEWS[:1]
         outputs = []

@@ -35,7 +35,7 @@ class RegressionConfig:
             from facesr.degrade.second_order import PRESETS
 
             if self.degradation not in PRESETS:
-                raise FacesrError(f"degradation must be null or one of {', '.join(map(repr, sorted(PRESETS)))}, "
+                raise FacesrError(f"degradation must be null or one of {', '.join(map(repr, PRESETS.names()))}, "
                                   f"got {self.degradation!r}")
 
 
@@ -66,5 +66,5 @@ class RegressionSR(SRMethod):
     @torch.no_grad()
     def super_resolve(self, lr, conditions: Conditions | None = None, options=None, generator=None, init=None):
         """One forward pass; of the options only ``precision`` applies."""
-        with autocast(lr.device, getattr(options, "precision", "fp32")):
+        with autocast(lr.device, options.precision if options is not None else "fp32"):
             return self.net(lr).float().clamp(0, 1)

@@ -37,13 +37,13 @@ class Method:
 def parse_method(text: str) -> Method:
     label, sep, rest = text.partition("=")
     if not sep or not label or not rest:
-        raise FacesrError(f"--method {text!r}: expected LABEL=MODEL[,key=value...]")
+        raise FacesrError(f"method {text!r}: expected LABEL=MODEL[,key=value...]")
     model, *pairs = rest.split(",")
     m = Method(label, model)
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise FacesrError(f"--method {text!r}: {pair!r} is not key=value")
+            raise FacesrError(f"method {text!r}: {pair!r} is not key=value")
         if key == "aux":
             m.aux = value
         elif key == "view":
@@ -57,11 +57,11 @@ def parse_method(text: str) -> Method:
             try:
                 m.recipe[key] = parse_option(key, value)
             except FacesrError as exc:
-                raise FacesrError(f"--method {text!r}: {exc}") from None
+                raise FacesrError(f"method {text!r}: {exc}") from None
         else:
-            raise FacesrError(f"--method {text!r}: unknown key {key!r} (aux, view, ref, {', '.join(RECIPE_KEYS)})")
+            raise FacesrError(f"method {text!r}: unknown key {key!r} (aux, view, ref, {', '.join(RECIPE_KEYS)})")
     if not label.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise FacesrError(f"--method {text!r}: labels use letters, digits, - _ . only (it names a folder)")
+        raise FacesrError(f"method {text!r}: labels use letters, digits, - _ . only (it names a folder)")
     return m
 
 
@@ -101,9 +101,9 @@ def run_benchmark(hr_root, methods: list[Method], out, judge, device, limit: int
                           "one table needs one protocol")
     for m in methods:
         if (m.aux is not None or m.view is not None) and m.model not in fasr:
-            raise FacesrError(f"--method {m.label}: aux and view are only for FASR models")
+            raise FacesrError(f"method {m.label}: aux and view are only for FASR models")
         if m.ref is not None and m.model not in refsr | fasr:
-            raise FacesrError(f"--method {m.label}: ref is only for RefSR-VAE and FASR models")
+            raise FacesrError(f"method {m.label}: ref is only for RefSR-VAE and FASR models")
     split = identity_split(hr_root)
     probes = probe_set(split, hr_root, limit, need_aux=bool(fasr or refsr))
     gallery = {name: entry["gallery"] for name, entry in split.items()}

@@ -52,7 +52,7 @@ def check_snrs(snrs) -> list[float]:
     snrs = [float(r) for r in snrs]
     bad = [r for r in snrs if not math.isfinite(r) or r < 0]
     if not snrs or bad:
-        raise FacesrError(f"--snr: r must be finite and >= 0, got {_label(bad[0]) if bad else 'no value'}")
+        raise FacesrError(f"snr: r must be finite and >= 0, got {_label(bad[0]) if bad else 'no value'}")
     return snrs
 
 
@@ -61,10 +61,10 @@ def check_nfe(nfes, samplers) -> tuple[list[int], list[str]]:
 
     nfes = [int(n) for n in nfes]
     if not nfes or min(nfes) < 1:
-        raise FacesrError(f"--nfe: budgets must be at least 1, got {min(nfes) if nfes else 'no value'}")
+        raise FacesrError(f"nfe: budgets must be at least 1, got {min(nfes) if nfes else 'no value'}")
     unknown = [s for s in samplers if s not in SAMPLERS]
     if not samplers or unknown:
-        raise FacesrError(f"--samplers: unknown sampler {unknown[0] if unknown else 'none'!r}; "
+        raise FacesrError(f"samplers: unknown sampler {unknown[0] if unknown else 'none'!r}; "
                           f"choose from {', '.join(SAMPLERS.names())}")
     return sorted(set(nfes)), list(dict.fromkeys(samplers))
 

@@ -1,4 +1,4 @@
-"""MF-SR3: synthetic bursts, k stacked frames as the condition, sliding-window video restoration."""
+"""MF-SR3: k stacked frames as the condition, training on bursts, sliding-window video restoration."""
 
 import json
 
@@ -8,45 +8,7 @@ import torch
 from PIL import Image
 
 from facesr.cli import main
-from facesr.data.datasets import HRFolderDataset, burst, shift
-from facesr.degrade.resample import make_operator
-from facesr.workflows.video_sr import window_indices
-
-
-def test_shift_by_whole_pixels_moves_the_content_exactly():
-    img = torch.rand(3, 16, 20)
-    assert torch.allclose(shift(img, 0, 0), img, atol=1e-6)
-    moved = shift(img, 2, -1)  # right by 2, up by 1
-    assert torch.allclose(moved[:, :-1, 2:], img[:, 1:, :-2], atol=1e-5)
-    assert torch.allclose(moved[:, :, 0], moved[:, :, 1], atol=1e-6)  # the left border repeats
-
-
-def test_burst_keeps_the_middle_frame_and_is_seeded():
-    hr = torch.rand(3, 32, 32)
-    a = burst(hr, 3, 1.5, torch.Generator().manual_seed(1))
-    b = burst(hr, 3, 1.5, torch.Generator().manual_seed(1))
-    c = burst(hr, 3, 1.5, torch.Generator().manual_seed(2))
-    assert a.shape == (3, 3, 32, 32) and torch.equal(a, b) and not torch.equal(a, c)
-    assert torch.equal(a[1], hr) and not torch.allclose(a[0], hr, atol=1e-3)
-    assert torch.equal(burst(hr, 3, 0.0, torch.Generator())[0], hr)
-
-
-def test_dataset_stacks_frames_and_targets_the_middle_one(sample_faces):
-    ds = HRFolderDataset([sample_faces], make_operator("bicubic", 8), 128, 64, hflip=False, frames=3, motion_px=2.0)
-    item = ds.item(0, torch.Generator().manual_seed(0))
-    assert item["up"].shape == (9, 64, 64) and item["lr"].shape == (9, 8, 8) and item["hr"].shape == (3, 64, 64)
-    # whole faces: the middle frame is the unshifted one, the others are not
-    ds = HRFolderDataset([sample_faces], make_operator("bicubic", 8), 128, 0, hflip=False, frames=3, motion_px=2.0)
-    one = HRFolderDataset([sample_faces], make_operator("bicubic", 8), 128, 0, hflip=False).item(0, torch.Generator())
-    item = ds.item(0, torch.Generator().manual_seed(0))
-    assert torch.equal(item["up"][3:6], one["up"]) and torch.equal(item["hr"], one["hr"])
-    assert not torch.allclose(item["up"][:3], one["up"], atol=1e-3)
-
-
-@pytest.mark.parametrize("n, i, k, step, want", [(10, 0, 3, 1, [0, 0, 1]), (10, 5, 3, 2, [3, 5, 7]), (10, 9, 5, 1, [7, 8, 9, 9, 9]),
-                                                  (1, 0, 3, 1, [0, 0, 0]), (10, 4, 1, 1, [4])])
-def test_window_indices(n, i, k, step, want):
-    assert window_indices(n, i, k, step) == want
+from facesr.engine.options import SamplingOptions
 
 
 def mf_config(tmp_path, sample_faces, frames=3):
@@ -125,7 +87,8 @@ def test_a_k_frame_model_initialised_from_a_single_frame_model_equals_it_on_the_
     assert not missing and not unexpected
     lr = torch.rand(2, 9, 16, 16)
     g = [torch.Generator().manual_seed(i) for i in range(2)]
-    a = mf.super_resolve(lr, "ddim", 3, generator=g)
+    opts = SamplingOptions(sampler="ddim", steps=3, precision="fp32")
+    a = mf.super_resolve(lr, None, opts, g)
     g = [torch.Generator().manual_seed(i) for i in range(2)]
-    b = single.super_resolve(lr[:, 3:6], "ddim", 3, generator=g)
+    b = single.super_resolve(lr[:, 3:6], None, opts, g)
     assert torch.allclose(a, b, atol=1e-5)

@@ -9,7 +9,7 @@ import pytest
 from facesr.errors import FacesrError
 from facesr.identity.features import FeatureTable
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "condition_identity.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "condition_identity.py"
 
 
 def load_script():

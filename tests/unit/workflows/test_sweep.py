@@ -10,7 +10,7 @@ from PIL import Image, ImageEnhance
 
 from facesr.cli import main
 from facesr.workflows.sweep import steps_for_budget
-from facesr.workflows.upscale import SamplingOptions
+from facesr.engine.options import SamplingOptions
 
 BASE = SamplingOptions()  # pc: reverse-diffusion predictor + 1 Langevin step; samples 1
 
@@ -121,5 +121,5 @@ def test_negative_snr_is_one_line(tiny_model, id_tree, tmp_path, capsys):
     code = main(_common(tiny_model, id_tree, tmp_path / "bad") + ["--snr", "0.1", "-0.05"])
     err = capsys.readouterr().err
     lines = [line for line in err.strip().splitlines() if line]
-    assert code == 2 and len(lines) == 1 and "--snr" in lines[0] and "-0.05" in lines[0], err
+    assert code == 2 and len(lines) == 1 and "snr: " in lines[0] and "-0.05" in lines[0], err
     assert not (tmp_path / "bad").exists()

@@ -9,7 +9,8 @@ from facesr.errors import FacesrError
 from facesr.identity.features import FeatureTable
 from facesr.nets.unet import UNetConfig
 from facesr.methods.score_sde import ScoreSR, ScoreSRConfig
-from facesr.workflows.upscale import SamplingOptions
+from facesr.engine.options import SamplingOptions
+from facesr.methods.base import Conditions
 
 
 def test_guided_denoiser_is_the_linear_extrapolation():
@@ -18,7 +19,7 @@ def test_guided_denoiser_is_the_linear_extrapolation():
     null = lambda x, s: -x  # noqa: E731
     for w in (0.0, 1.0, 2.5):
         want = (1 + w) * (0.5 * x + sigma) - w * (-x)
-        assert torch.allclose(guided(cond, null, w)(x, sigma), want)
+        assert torch.allclose(guided(cond, null, w)(x, sigma), want, atol=1e-5)
     assert torch.equal(guided(cond, null, 0.0)(x, sigma), cond(x, sigma))
 
 
@@ -36,7 +37,8 @@ def fasr_tiny(vector_weights: bool):
 def sample(model, vector, guidance):
     lr = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     gens = [torch.Generator().manual_seed(k) for k in range(2)]
-    return model.super_resolve(lr, sampler="ddim", steps=1, generator=gens, vector=vector, guidance=guidance)
+    opts = SamplingOptions(sampler="ddim", steps=1, guidance=guidance, precision="fp32")
+    return model.super_resolve(lr, Conditions(vector=vector), opts, gens)
 
 
 def test_one_step_sample_is_guided_by_the_vector_against_the_zero_vector():
@@ -76,11 +78,11 @@ def test_guidance_doubles_the_network_evaluations_of_fasr_models_only():
 
 def test_vector_dropout_replaces_a_share_of_vectors_by_zeros(sample_faces):
     from facesr.data.datasets import HRFolderDataset
-    from facesr.degrade.resample import make_operator
+    from facesr.degrade.protocol import LRProtocol
 
     names = sorted(p.name for p in sample_faces.glob("*.png"))
     table = FeatureTable(names, np.ones((len(names), 5)), {"kind": "per_image"})
-    make = lambda p: HRFolderDataset([sample_faces], make_operator("bicubic", 8), 128, 32, vectors=[table],  # noqa: E731
+    make = lambda p: HRFolderDataset([sample_faces], LRProtocol.of("bicubic", 8), 128, 32, vectors=[table],  # noqa: E731
                                      vector_dropout=p)
     g = torch.Generator().manual_seed(0)
     drawn = [make(0.3).item(i % len(names), g)["vector"] for i in range(400)]

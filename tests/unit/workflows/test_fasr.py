@@ -249,7 +249,7 @@ def test_benchmark_table_over_methods(tmp_path, sample_faces, tiny_model, capsys
     assert "| fasr-1 |" in (out / "paired.md").read_text()
     capsys.readouterr()
     assert main(["benchmark", "--hr", str(root), "--method", f"sr3={tiny_model}", "--baseline", "bicubic"]) == 2
-    assert "--baseline 'bicubic' is not one of the --method labels" in capsys.readouterr().err
+    assert "baseline 'bicubic' is not one of the method labels" in capsys.readouterr().err
     assert main(["benchmark", "--hr", str(root), "--method", f"x={tiny_model},aux=2"]) == 2
     assert main(["benchmark", "--hr", str(root), "--method", "nolabel"]) == 2
     err = capsys.readouterr().err

@@ -10,7 +10,7 @@ from PIL import Image, ImageFilter
 from facesr.io.images import list_images, read_image
 from facesr.errors import InputError
 
-SAMPLES = Path(__file__).resolve().parents[1] / "src" / "facesr" / "samples" / "faces"
+SAMPLES = Path(__file__).resolve().parents[3] / "src" / "facesr" / "samples" / "faces"
 
 pytest.importorskip("dlib")
 from facesr.identity.embedders import DlibEmbedder  # noqa: E402

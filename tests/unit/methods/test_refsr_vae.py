@@ -6,7 +6,9 @@ from safetensors.torch import save_file
 from torch.distributions import Normal, kl_divergence
 
 from facesr.errors import FacesrError
-from facesr.methods.hub import load_model, save_pretrained
+from facesr.engine.options import SamplingOptions
+from facesr.methods.base import Conditions
+from facesr.methods.hub import load_model
 from facesr.methods.refsr_vae import (
     RefSRVAE,
     RefSRVAEConfig,
@@ -38,6 +40,11 @@ def rand(*shape, seed):
 
 def gen(seed):
     return torch.Generator().manual_seed(seed)
+
+
+def restore(model, lr, ref=None, generator=None):
+    """super_resolve with ``ref`` as the batch's Conditions (None: no reference)."""
+    return model.super_resolve(lr, Conditions(ref=ref), SamplingOptions(precision="fp32"), generator)
 
 
 # --- losses and building blocks -----------------------------------------------------------
@@ -149,7 +156,7 @@ def test_narrow_preset_fits_in_25_mb():
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_output_shape_range_and_evaluation_count(variant):
     model = tiny_model(variant)
-    sr = model.super_resolve(rand(2, 3, 8, 8, seed=1), ref=rand(2, 3, 32, 32, seed=2), generator=gen(0))
+    sr = restore(model, rand(2, 3, 8, 8, seed=1), ref=rand(2, 3, 32, 32, seed=2), generator=gen(0))
     assert sr.shape == (2, 3, 32, 32) and sr.min() >= 0 and sr.max() <= 1
     assert model.network_evaluations(None) == 1
     assert tiny_model(variant, self_ensemble=True).network_evaluations(None) == 8
@@ -161,15 +168,15 @@ def test_self_ensemble_of_a_zero_residual_returns_up_exactly(variant):
     model.output_conv.weight.data.zero_()
     model.output_conv.bias.data.zero_()
     lr = rand(2, 3, 8, 8, seed=1)
-    sr = model.super_resolve(lr, ref=rand(2, 3, 32, 32, seed=2), generator=gen(0))
-    assert torch.equal(sr, model.condition(lr))
+    sr = restore(model, lr, ref=rand(2, 3, 32, 32, seed=2), generator=gen(0))
+    assert torch.equal(sr, model.upsample(lr))
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_self_ensemble_is_the_average_over_eight_views(variant):
     model = tiny_model(variant, self_ensemble=True)
     lr, ref = rand(2, 3, 8, 8, seed=1), rand(2, 3, 32, 32, seed=2)
-    up = model.condition(lr)
+    up = model.upsample(lr)
     sigma = torch.randn(2, model.cfg.latent, generator=gen(5))  # SISR's draw, shared by the views
     total = torch.zeros_like(up)
     with torch.no_grad():
@@ -180,35 +187,35 @@ def test_self_ensemble_is_the_average_over_eight_views(variant):
                 out = torch.rot90(model.predict(forward_view(up), forward_view(ref), sigma), -turns, [2, 3])
                 total += torch.flip(out, [3]) if flip else out
     expected = (total / 8).clamp(0, 1)
-    got = model.super_resolve(lr, ref=ref, generator=gen(5))
+    got = restore(model, lr, ref=ref, generator=gen(5))
     torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
     model.cfg.self_ensemble = False
-    single = model.super_resolve(lr, ref=ref, generator=gen(5))
+    single = restore(model, lr, ref=ref, generator=gen(5))
     assert (single - got).abs().max() > 1e-4  # a random network is not rotation-invariant
 
 
 def test_refsr_follows_the_reference_and_is_deterministic():
     model = tiny_model("refsr")
     lr, ref = rand(1, 3, 8, 8, seed=1), rand(1, 3, 32, 32, seed=2)
-    a = model.super_resolve(lr, ref=ref)
-    assert torch.equal(a, model.super_resolve(lr, ref=ref, generator=gen(9)))  # nothing is drawn
-    other = model.super_resolve(lr, ref=rand(1, 3, 32, 32, seed=3))
+    a = restore(model, lr, ref=ref)
+    assert torch.equal(a, restore(model, lr, ref=ref, generator=gen(9)))  # nothing is drawn
+    other = restore(model, lr, ref=rand(1, 3, 32, 32, seed=3))
     assert (a - other).abs().max() > 1e-4
     # one reference serves a whole batch
-    batch = model.super_resolve(torch.cat([lr, lr]), ref=ref[0])
+    batch = restore(model, torch.cat([lr, lr]), ref=ref[0])
     torch.testing.assert_close(batch, torch.cat([a, a]), atol=1e-6, rtol=0)
 
 
 def test_sisr_draw_follows_the_generator_and_ignores_the_reference():
     model = tiny_model("sisr")
     lr = rand(2, 3, 8, 8, seed=1)
-    a = model.super_resolve(lr, generator=gen(0))
-    assert torch.equal(a, model.super_resolve(lr, ref=rand(2, 3, 32, 32, seed=2), generator=gen(0)))
-    b = model.super_resolve(lr, generator=gen(1))
+    a = restore(model, lr, generator=gen(0))
+    assert torch.equal(a, restore(model, lr, ref=rand(2, 3, 32, 32, seed=2), generator=gen(0)))
+    b = restore(model, lr, generator=gen(1))
     assert (a - b).abs().max() > 1e-5
     # one generator per image: an image's output does not depend on its batch
-    per_image = model.super_resolve(lr, generator=[gen(3), gen(4)])
-    alone = model.super_resolve(lr[1:], generator=[gen(4)])
+    per_image = restore(model, lr, generator=[gen(3), gen(4)])
+    alone = restore(model, lr[1:], generator=[gen(4)])
     torch.testing.assert_close(per_image[1:], alone, atol=1e-6, rtol=0)
 
 
@@ -216,19 +223,19 @@ def test_sisr_draw_follows_the_generator_and_ignores_the_reference():
 def test_save_and_load_round_trip(tmp_path, variant):
     torch.manual_seed(0)
     model = RefSRVAE(RefSRVAEConfig.preset("narrow", variant=variant, hr_size=32, scale=4)).eval()
-    save_pretrained(model, tmp_path / "m")
+    model.save_pretrained(tmp_path / "m")
     loaded = load_model(str(tmp_path / "m"))
     assert isinstance(loaded, RefSRVAE) and loaded.cfg == model.cfg
     lr, ref = rand(1, 3, 8, 8, seed=1), rand(1, 3, 32, 32, seed=2)
-    assert torch.equal(loaded.super_resolve(lr, ref=ref, generator=gen(0)),
-                       model.super_resolve(lr, ref=ref, generator=gen(0)))
+    assert torch.equal(restore(loaded, lr, ref=ref, generator=gen(0)),
+                       restore(model, lr, ref=ref, generator=gen(0)))
     assert isinstance(RefSRVAE.from_pretrained(tmp_path / "m"), RefSRVAE)
 
 
 def test_degrade_is_the_quantised_operator():
     model = tiny_model()
     hr = rand(2, 3, 32, 32, seed=1)
-    lr, record = model.degrade(hr, ["a.png", "b.png"])
+    lr, record = model.lr_protocol.degrade(hr, ["a.png", "b.png"])
     assert record is None and lr.shape == (2, 3, 8, 8)
     assert torch.equal(lr, torch.round(model.operator.down(hr).clamp(0, 1) * 255) / 255)
 
@@ -239,14 +246,14 @@ def test_degrade_is_the_quantised_operator():
 def test_bad_inputs_raise_clear_errors():
     model = tiny_model("refsr")
     lr, ref = rand(1, 3, 8, 8, seed=1), rand(1, 3, 32, 32, seed=2)
-    with pytest.raises(FacesrError, match="--ref"):
-        model.super_resolve(lr)
-    with pytest.raises(FacesrError, match=r"--ref.*32x32"):
-        model.super_resolve(lr, ref=rand(1, 3, 16, 16, seed=2))
+    with pytest.raises(FacesrError, match=r"needs a reference photo.*conditions\.ref"):
+        restore(model, lr)
+    with pytest.raises(FacesrError, match=r"reference must be an RGB 32x32 face.*got shape \(1, 3, 16, 16\)"):
+        restore(model, lr, ref=rand(1, 3, 16, 16, seed=2))
     assert model.input_problem(8, 8) is None
     assert "8x8" in model.input_problem(8, 16)
     with pytest.raises(FacesrError, match=r"fix the input at 8x8.*got 16x16"):
-        model.super_resolve(rand(1, 3, 16, 16, seed=1), ref=ref)
+        restore(model, rand(1, 3, 16, 16, seed=1), ref=ref)
     hr = rand(1, 3, 32, 32, seed=3)
     with pytest.raises(FacesrError, match="reference"):
         model({"hr": hr, "up": hr, "lr": lr})
@@ -277,8 +284,8 @@ def test_unknown_preset():
 
 def training_batch(model, seed=0):
     hr = rand(2, 3, 32, 32, seed=seed)
-    lr, _ = model.degrade(hr)
-    return {"hr": hr, "lr": lr, "up": model.condition(lr), "ref": rand(2, 3, 32, 32, seed=seed + 1)}
+    lr, _ = model.lr_protocol.degrade(hr)
+    return {"hr": hr, "lr": lr, "up": model.upsample(lr), "ref": rand(2, 3, 32, 32, seed=seed + 1)}
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

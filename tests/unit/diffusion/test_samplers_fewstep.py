@@ -5,20 +5,26 @@ so the probability-flow ODE dx/ds = (x - D) / s = (x - mu) s / (s0^2 + s^2) inte
 x(s) = mu + (x(s_max) - mu) sqrt(s0^2 + s^2) / sqrt(s0^2 + s_max^2).
 """
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
 from facesr.cli import build_parser
-from facesr.diffusion.samplers import (SAMPLERS, network_evaluations, sample_ddim, sample_dpmpp_2m, sample_euler,
-                                       sample_heun)
+from facesr.diffusion.samplers import SAMPLERS, sample_ddim, sample_dpmpp_2m, sample_euler, sample_heun
 from facesr.diffusion.schedules import DDPMConfig, DDPMSchedule, karras_sigmas
 from facesr.errors import FacesrError
-from facesr.workflows.upscale import SamplingOptions
+from facesr.engine.options import SamplingOptions
 
 MU, S0, SMIN, SMAX = 0.3, 0.5, 0.02, 20.0
 DETERMINISTIC = {"euler": sample_euler, "heun": sample_heun, "dpmpp-2m": sample_dpmpp_2m}
+# the samplers of a denoiser and a sigma grid (the "sde" ones, pc and ode, run a model's SDE: test_pc.py)
+GRID_SAMPLERS = [n for n in SAMPLERS.names() if SAMPLERS.get(n).grid != "sde"]
+
+
+def evaluations(name, steps):
+    return SAMPLERS.get(name).evaluations(steps, SamplingOptions(sampler=name, steps=steps))
 
 
 def gauss_denoiser(x, sigma):
@@ -77,12 +83,20 @@ def test_step_to_zero_returns_the_denoised_estimate_at_sigma_min(name):
     assert (full - limit).abs().max() < (0.1 if name == "euler" else 0.02)
 
 
-@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_the_grid_samplers_and_their_grids():
+    assert set(GRID_SAMPLERS) == {"ddim", "ancestral", "euler", "heun", "dpmpp-2m"}
+    assert {n: SAMPLERS.get(n).grid for n in SAMPLERS.names()} == {
+        "ddim": "linear", "ancestral": "linear", "euler": "linear", "heun": "karras", "dpmpp-2m": "karras",
+        "pc": "sde", "ode": "sde"}
+    assert all(SAMPLERS.get(n).name == n and SAMPLERS.get(n).help for n in SAMPLERS.names())
+
+
+@pytest.mark.parametrize("name", GRID_SAMPLERS)
 def test_constant_denoiser_is_returned_exactly(name):
     target = torch.randn(1, 3, 5, 5, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     grid = karras_sigmas(6, 0.01, 50.0)
     x = target + 50.0 * torch.randn(3, 3, 5, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    out = SAMPLERS[name](lambda x, s: target.expand_as(x), x, grid, generator=torch.Generator().manual_seed(0))
+    out = SAMPLERS.get(name).fn(lambda x, s: target.expand_as(x), x, grid, generator=torch.Generator().manual_seed(0))
     assert torch.equal(out, target.expand_as(out))
 
 
@@ -122,7 +136,7 @@ def test_euler_is_ddim_eta0():
                                rtol=1e-14, atol=1e-14)
 
 
-@pytest.mark.parametrize("name", list(SAMPLERS))
+@pytest.mark.parametrize("name", GRID_SAMPLERS)
 @pytest.mark.parametrize("steps", [1, 2, 5])
 def test_network_evaluations_are_counted_honestly(name, steps):
     calls = []
@@ -132,22 +146,20 @@ def test_network_evaluations_are_counted_honestly(name, steps):
         return fake_denoiser(x, sigma)
 
     grid = karras_sigmas(steps, 0.01, 10.0)
-    steps_seen = []
-    SAMPLERS[name](counting, torch.ones(1, 1, 2, 2, dtype=torch.float64), grid, generator=torch.Generator().manual_seed(0),
-                   callback=lambda i, x, x0: steps_seen.append(i))
-    assert len(calls) == network_evaluations(name, steps) == (2 * steps - 1 if name == "heun" else steps)
-    assert steps_seen == list(range(steps)) and 0.0 not in calls
+    SAMPLERS.get(name).fn(counting, torch.ones(1, 1, 2, 2, dtype=torch.float64), grid,
+                          generator=torch.Generator().manual_seed(0))
+    assert len(calls) == evaluations(name, steps) == (2 * steps - 1 if name == "heun" else steps)
+    # one step per grid level, in order (Heun also evaluates at the next level), never at sigma = 0
+    assert list(dict.fromkeys(calls)) == grid[:-1].tolist() and 0.0 not in calls
     assert SamplingOptions(sampler=name, steps=steps, samples=3).network_evaluations == 3 * len(calls)
-    with pytest.raises(FacesrError):
-        network_evaluations("nope", steps)
+    with pytest.raises(FacesrError, match="unknown sampler 'nope'"):
+        SAMPLERS.get("nope")
 
 
 def test_cli_offers_every_sampler():
-    from facesr.diffusion.dispatch import SDE_SAMPLERS
-
-    parser = build_parser()
+    parser = build_parser("upscale")
     action = next(a for a in parser._subparsers._group_actions[0].choices["upscale"]._actions if a.dest == "sampler")
-    assert set(action.choices) == set(SAMPLERS) | set(SDE_SAMPLERS)
+    assert set(action.choices) == set(SAMPLERS.names()) >= set(GRID_SAMPLERS) | {"pc", "ode"}
 
 
 # --- SR3 ------------------------------------------------------------------------------------
@@ -164,23 +176,31 @@ def tiny_sr3():
 
 @pytest.mark.parametrize("name", ["euler", "heun", "dpmpp-2m"])
 def test_sr3_super_resolves_with_the_new_samplers(name, monkeypatch):
-    import facesr.diffusion.dispatch as dispatch
-
     m = tiny_sr3()
-    seen = {}
+    seen = []
+    make_process = m.process
 
-    def spy(denoiser, x, sigmas, **kwargs):
-        seen["sigmas"] = sigmas
-        out = DETERMINISTIC[name](denoiser, x, sigmas, **kwargs)
-        seen["evals"] = denoiser.evaluations
-        return out
+    def recording_process(up, vector=None, precision="fp32"):
+        """The model's process, its denoiser recording the noise level of every call."""
+        process = make_process(up, vector, precision)
+        denoiser = process.denoiser
 
-    monkeypatch.setitem(dispatch.SAMPLERS, name, spy)
+        def recording(x, sigma):
+            seen.append(float(torch.as_tensor(sigma).reshape(-1)[0]))
+            return denoiser(x, sigma)
+
+        return dataclasses.replace(process, denoiser=recording)
+
+    monkeypatch.setattr(m, "process", recording_process)
     lr = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
-    sr = m.super_resolve(lr, sampler=name, steps=3, generator=torch.Generator().manual_seed(1))
+    opts = SamplingOptions(sampler=name, steps=3, precision="fp32")
+    sr = m.super_resolve(lr, None, opts, torch.Generator().manual_seed(1))
     assert sr.shape == (2, 3, 32, 32) and torch.isfinite(sr).all()
     assert sr.min() >= 0 and sr.max() <= 1
     want = m.schedule.karras_grid(3) if name != "euler" else m.schedule.sigma_grid(3)
-    assert torch.equal(seen["sigmas"], want) and seen["evals"] == network_evaluations(name, 3)
-    again = m.super_resolve(lr, sampler=name, steps=3, strength=0.5, generator=torch.Generator().manual_seed(1))
+    assert list(dict.fromkeys(seen)) == want[:-1].tolist() and len(seen) == evaluations(name, 3)
+    assert m.network_evaluations(opts) == len(seen)
+    seen.clear()
+    again = m.super_resolve(lr, None, dataclasses.replace(opts, strength=0.5), torch.Generator().manual_seed(1))
     assert again.shape == sr.shape and not torch.equal(again, sr)
+    assert seen[0] == float(m.schedule.karras_grid(3, 0.5)[0] if name != "euler" else m.schedule.sigma_grid(3, 0.5)[0])

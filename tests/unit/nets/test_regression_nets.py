@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from facesr.errors import FacesrError
-from facesr.nets.regression import (EDSR, MSRResNet, RegressionNetConfig, build_regression_net,
-                                           count_parameters, pixel_shuffle_factors)
+from facesr.nets import NETS
+from facesr.nets.regression import EDSR, MSRResNet, RegressionNetConfig, count_parameters, pixel_shuffle_factors
 
 
 @pytest.mark.parametrize("blocks, params", [(16, 1_517_571), (20, 1_812_995), (24, 2_108_419)])
@@ -25,7 +25,7 @@ def test_pixel_shuffle_factors(scale, factors):
 @pytest.mark.parametrize("arch", ["msrresnet", "edsr"])
 @pytest.mark.parametrize("scale", [2, 3, 4, 8])
 def test_output_shape_any_scale(arch, scale):
-    net = build_regression_net(RegressionNetConfig(arch=arch, num_feat=16, num_blocks=2), scale)
+    net = NETS.get(arch)(RegressionNetConfig(arch=arch, num_feat=16, num_blocks=2), scale)
     with torch.no_grad():
         assert net(torch.rand(2, 3, 6, 5)).shape == (2, 3, 6 * scale, 5 * scale)
 
@@ -54,4 +54,6 @@ def test_bad_config():
     with pytest.raises(FacesrError):
         RegressionNetConfig(arch="srcnn")
     with pytest.raises(FacesrError):
-        build_regression_net(RegressionNetConfig(), 0)
+        NETS.get("msrresnet")(RegressionNetConfig(), 0)
+    with pytest.raises(FacesrError, match="unknown network 'srcnn'"):
+        NETS.get("srcnn")

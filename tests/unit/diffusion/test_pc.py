@@ -170,16 +170,34 @@ def test_probability_flow_is_deterministic(name):
     assert not torch.equal(c, d)
 
 
-def test_denoise_returns_the_last_x_mean_and_callback_sees_every_step():
+def recording_score(sde, seen: list):
+    """The Gaussian score, recording (t, x) of every call."""
+    score = gaussian_score(sde)
+
+    def recording(x, t):
+        seen.append((float(t[0]), x.clone()))
+        return score(x, t)
+
+    return recording
+
+
+def test_denoise_returns_the_last_x_mean_and_every_step_runs():
     sde = make_sde("vp", N=25)
     x = sde.prior_sampling((2, 1, 3, 3), gen(0))
     seen = []
-    out, _ = pc_sample(gaussian_score(sde), sde, x, generator=gen(1),
-                       callback=lambda i, x, x_mean: seen.append((i, x.clone(), x_mean.clone())))
-    assert [i for i, _, _ in seen] == list(range(25))
-    assert torch.equal(out, seen[-1][2]) and not torch.equal(out, seen[-1][1])
-    raw, _ = pc_sample(gaussian_score(sde), sde, x, generator=gen(1), denoise=False)
-    assert torch.equal(raw, seen[-1][1])
+    out, calls = pc_sample(recording_score(sde, seen), sde, x, generator=gen(1))
+    # every time of the grid, in order: the corrector's evaluation, then the predictor's
+    ts = torch.linspace(sde.T, sde.eps, 25, dtype=torch.float64).tolist()
+    assert [t for t, _ in seen] == [t for t in ts for _ in range(2)] and calls == 50
+    # the output is the last predictor's x_mean: x - f + G^2 s at the last time, without its noise
+    t_last, x_last = seen[-1]
+    rev_f, rev_G = sde.reverse(gaussian_score(sde)).discretize(x_last, torch.full((2,), t_last, dtype=torch.float64))
+    torch.testing.assert_close(out, x_last - rev_f, rtol=0, atol=1e-6)
+    raw_seen = []
+    raw, _ = pc_sample(recording_score(sde, raw_seen), sde, x, generator=gen(1), denoise=False)
+    assert torch.equal(raw_seen[-1][1], x_last)  # the same chain: denoise changes only what is returned
+    noise = (raw - out) / rev_G.view(-1, 1, 1, 1)  # the final predictor noise G z, z ~ N(0, 1)
+    assert not torch.equal(raw, out) and torch.isfinite(noise).all() and 0.2 < noise.std().item() < 3
 
 
 def test_bad_names_raise():

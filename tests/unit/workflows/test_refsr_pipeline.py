@@ -10,7 +10,7 @@ from PIL import Image
 
 from facesr.cli import main
 from facesr.data.datasets import HRFolderDataset
-from facesr.degrade.resample import make_operator
+from facesr.degrade.protocol import LRProtocol
 
 pytestmark = pytest.mark.slow
 
@@ -41,12 +41,12 @@ def test_reference_items(tmp_path, sample_faces):
     root = identity_root(tmp_path, sample_faces, people=2, images=2)
     (root / "single").mkdir()
     Image.open(next(sample_faces.glob("*.png"))).save(root / "single" / "0.png")
-    ds = HRFolderDataset([root], make_operator("bicubic", 8), 128, 0, hflip=False, reference="same-identity")
+    ds = HRFolderDataset([root], LRProtocol.of("bicubic", 8), 128, 0, hflip=False, reference="same-identity")
     assert len(ds) == 4 and all(f.parent.name != "single" for f in ds.files)
     item = ds.item(0, torch.Generator().manual_seed(0))
     other = ds.load_hr(1)  # the only other image of that identity
     assert torch.equal(item["ref"], other) and not torch.equal(item["ref"], item["hr"])
-    selfref = HRFolderDataset([root], make_operator("bicubic", 8), 128, 0, hflip=False, reference="self")
+    selfref = HRFolderDataset([root], LRProtocol.of("bicubic", 8), 128, 0, hflip=False, reference="self")
     it = selfref.item(0, torch.Generator().manual_seed(0))
     assert it["ref"].shape == (3, 128, 128) and not torch.allclose(it["ref"], it["hr"], atol=1e-2)
 
@@ -76,7 +76,7 @@ def test_train_upscale_evaluate_and_benchmark(tmp_path, sample_faces, capsys):
     assert main(["upscale", str(lr), "-o", str(out), "--model", str(models["sisr"]), "--ref", str(lr)]) == 2
     assert main(["upscale", str(lr), "-o", str(out), "--model", str(models["refsr"]), "--ref", str(lr)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert "give --ref FACE" in err[0] and "takes no reference photo" in err[1] and "128x128 face, got 16x16" in err[2]
+    assert "give --ref" in err[0] and "takes no reference photo" in err[1] and "128x128 face, got 16x16" in err[2]
 
     summaries = {}
     for whose in ("same", "other"):
@@ -103,14 +103,13 @@ def test_refsr_training_needs_references(tmp_path, sample_faces, capsys):
 
 
 def test_an_unreadable_reference_leaves_out_only_its_probe(tmp_path, sample_faces, capsys):
-    from facesr.methods.hub import save_pretrained
     from facesr.methods.refsr_vae import RefSRVAE, RefSRVAEConfig
 
     root = identity_root(tmp_path, sample_faces)
     bad = sorted(root.iterdir())[0] / "2.png"
     bad.write_bytes(b"not an image")
-    save_pretrained(RefSRVAE(RefSRVAEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in WIDTHS.items()})),
-                    tmp_path / "m")
+    RefSRVAE(RefSRVAEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in WIDTHS.items()})).save_pretrained(
+        tmp_path / "m")
     ev = tmp_path / "ev"
     assert main(["evaluate", "--run", "--hr", str(root), "--protocol", "second", "--model", str(tmp_path / "m"),
                  "-o", str(ev)]) == 1

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from facesr.cli import main
-from facesr.diffusion.dispatch import PCOptions
 from facesr.diffusion.sde import bcast
+from facesr.diffusion.wrappers import EpsScore, VEScore
+from facesr.engine.options import SamplingOptions
 from facesr.errors import FacesrError
 from facesr.nets.unet import UNetConfig
 from facesr.methods.score_sde import ScoreSR, ScoreSRConfig
@@ -17,6 +18,11 @@ def tiny(sde="ve", **kw):
     torch.manual_seed(0)
     unet = UNetConfig(block_out_channels=(32, 32), attention_levels=(), time_embedding="fourier" if sde == "ve" else "positional")
     return ScoreSR(ScoreSRConfig(unet=unet, sde=sde, hr_size=32, **kw)).eval()
+
+
+def sr(model, lr, generator, **options):
+    """super_resolve without conditions, in fp32, with the given sampling options."""
+    return model.super_resolve(lr, None, SamplingOptions(precision="fp32", **options), generator)
 
 
 def test_embedding_must_match_the_sde():
@@ -44,6 +50,22 @@ def test_dsm_loss_is_zero_for_the_exact_conditional_score(sde, reduce):
     assert m({"hr": hr, "up": up}, torch.Generator().manual_seed(0)) < 1e-8
 
 
+@pytest.mark.parametrize("sde, param", [("ve", VEScore), ("vp", EpsScore), ("subvp", EpsScore)])
+def test_the_score_is_the_parameterisation_of_the_backbone(sde, param):
+    m = tiny(sde)
+    assert isinstance(m.param, param) and m.param.sde is m.sde
+    x, cond = torch.randn(2, 3, 32, 32), torch.rand(2, 3, 32, 32) * 2 - 1
+    t = torch.tensor([0.3, 0.8], dtype=torch.float64)
+    with torch.no_grad():
+        got = m.score(x, t, cond)
+        if sde == "ve":  # F(c_in x, sigma), the backbone dividing by sigma itself
+            sigma = m.sde.sigma(t)
+            want = m.net(x / bcast(torch.sqrt(sigma**2 + 0.25), x), sigma, cond).float()
+        else:  # -F(x_t, 999 t) / std(t)
+            want = -m.net(x, 999 * t, cond).float() / bcast(m.sde.std(t), x)
+    torch.testing.assert_close(got, want)
+
+
 def test_dsm_loss_reduction_scales():
     m_mean, m_sum = tiny(reduce="mean"), tiny(reduce="sum")
     m_sum.load_state_dict(m_mean.state_dict())
@@ -58,9 +80,8 @@ def test_dsm_loss_reduction_scales():
 def test_every_sampler_runs(sde, sampler):
     m = tiny(sde)
     lr = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
-    sr = m.super_resolve(lr, sampler=sampler, steps=3, generator=torch.Generator().manual_seed(1),
-                         pc=PCOptions(predictor="euler_maruyama"))
-    assert sr.shape == (2, 3, 32, 32) and torch.isfinite(sr).all() and 0 <= sr.min() and sr.max() <= 1
+    out = sr(m, lr, torch.Generator().manual_seed(1), sampler=sampler, steps=3, predictor="euler_maruyama")
+    assert out.shape == (2, 3, 32, 32) and torch.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
 
 
 @pytest.mark.parametrize("sde", ["ve", "vp"])
@@ -68,8 +89,8 @@ def test_warm_start_at_the_lowest_noise_returns_nearly_bicubic(sde):
     m = tiny(sde)
     lr = torch.rand(1, 3, 4, 4)
     strength = 2 * m.sde.eps
-    sr = m.super_resolve(lr, sampler="ddim", steps=1, strength=strength, generator=torch.Generator().manual_seed(0))
-    assert (sr - m.condition(lr)).abs().max() < 0.05
+    out = sr(m, lr, torch.Generator().manual_seed(0), sampler="ddim", steps=1, strength=strength)
+    assert (out - m.upsample(lr)).abs().max() < 0.05
 
 
 def test_sigma_grid():
@@ -105,7 +126,7 @@ def test_edm_preconditioning_gives_the_karras_denoiser():
     m = tiny(preconditioning="edm")
     up, x = torch.rand(2, 3, 32, 32), torch.randn(2, 3, 32, 32)
     cond = up * 2 - 1
-    den = m.denoiser(up)
+    den = m.process(up).denoiser
     for sigma in (0.02, 0.7, 40.0):
         s = torch.full((2,), sigma, dtype=torch.float64)
         with torch.no_grad():
@@ -128,7 +149,7 @@ def test_edm_weighting_is_the_karras_loss():
         want = []
         for i in range(4):
             sigma = float(m.sde.sigma(t[i]))
-            d = m.denoiser(up[i:i + 1])(x0[i:i + 1] + sigma * z[i:i + 1], torch.tensor([sigma], dtype=torch.float64))
+            d = m.process(up[i:i + 1]).denoiser(x0[i:i + 1] + sigma * z[i:i + 1], torch.tensor([sigma], dtype=torch.float64))
             want.append((sigma**2 + 0.25) / (sigma**2 * 0.25) * ((d - x0[i:i + 1]) ** 2).mean())
     torch.testing.assert_close(loss, torch.stack(want).mean().to(loss), rtol=1e-3, atol=1e-5)
 
@@ -153,6 +174,6 @@ def test_edm_options_are_ve_only_and_need_input_scaling():
 def test_one_step_pc_warm_start_is_refused_with_a_reason():
     m = tiny()
     with pytest.raises(FacesrError, match="at least 2 steps"):
-        m.super_resolve(torch.rand(1, 3, 4, 4), sampler="pc", steps=1, strength=0.5, generator=torch.Generator().manual_seed(0))
-    sr = m.super_resolve(torch.rand(1, 3, 4, 4), sampler="pc", steps=2, strength=0.5, generator=torch.Generator().manual_seed(0))
-    assert sr.shape == (1, 3, 32, 32)
+        sr(m, torch.rand(1, 3, 4, 4), torch.Generator().manual_seed(0), sampler="pc", steps=1, strength=0.5)
+    out = sr(m, torch.rand(1, 3, 4, 4), torch.Generator().manual_seed(0), sampler="pc", steps=2, strength=0.5)
+    assert out.shape == (1, 3, 32, 32)

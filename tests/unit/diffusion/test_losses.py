@@ -90,3 +90,30 @@ def test_same_seed_same_loss():
     a, b, c = (sr3_eps_loss(zeros_fn, x0, COSINE, generator=gen(s)) for s in (3, 3, 4))
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
+
+
+# --- denoising score matching (score SDE models) ---------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["ve", "vp", "subvp"])
+def test_dsm_loss_is_zero_for_the_exact_score_and_the_weighted_mean_square_otherwise(name):
+    from facesr.diffusion.losses import dsm_loss
+    from facesr.diffusion.sde import make_sde
+
+    sde = make_sde(name)
+    x0 = x0_batch(4).double()
+    t = torch.tensor([0.05, 0.3, 0.6, 0.95], dtype=torch.float64)
+    z = torch.randn(x0.shape, generator=gen(2), dtype=torch.float64)
+    a, std = sde.mean_coef(t).view(-1, 1, 1, 1), sde.std(t).view(-1, 1, 1, 1)
+
+    def exact(x, tt):  # the score of x_t | x0, the target of denoising score matching
+        assert torch.equal(tt, t)
+        return -(x - a * x0) / std**2
+
+    assert float(dsm_loss(exact, sde, x0, t, z)) < 1e-20
+    zero = lambda x, tt: torch.zeros_like(x)  # noqa: E731  (s = 0: the loss is |z|^2 per sample)
+    per_sample = (z**2).flatten(1)
+    torch.testing.assert_close(dsm_loss(zero, sde, x0, t, z), per_sample.mean(1).mean())
+    torch.testing.assert_close(dsm_loss(zero, sde, x0, t, z, "sum"), (per_sample.sum(1) / 2).mean())
+    weight = (sde.std(t) ** 2 + 0.25) / 0.25
+    torch.testing.assert_close(dsm_loss(zero, sde, x0, t, z, edm_sigma_data=0.5), (per_sample.mean(1) * weight).mean())

@@ -204,7 +204,7 @@ def test_bicubic_within_one_grey_level_of_pil_on_real_faces(scale):
     """The issue's contract on natural images: the bundled sample faces, uint8 in and out."""
     from facesr.io.images import list_images, read_image, to_tensor, to_uint8
 
-    faces = list_images(Path(__file__).resolve().parents[1] / "src" / "facesr" / "samples" / "faces")
+    faces = list_images(Path(__file__).resolve().parents[3] / "src" / "facesr" / "samples" / "faces")
     assert faces
     op = make_operator("bicubic", scale)
     for path in faces:

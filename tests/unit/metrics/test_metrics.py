@@ -8,7 +8,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from facesr.degrade.resample import make_operator
 from facesr.metrics import lr_consistency, psnr, rgb_to_y, ssim
-from facesr.workflows.evaluate import make_lr
+from facesr.degrade.protocol import LRProtocol
 
 rng = np.random.default_rng(0)
 
@@ -59,14 +59,14 @@ def test_y_channel_known_values():
 def test_consistency_of_hr_is_only_rounding(op):
     operator = make_operator(op, 8)
     hr = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    lr = make_lr(hr, operator)
+    lr, _ = LRProtocol(operator).lr_image(hr)
     # LR = round(D(HR)): the error is uniform in [-0.5, 0.5], MSE about 1/12
     assert lr_consistency(hr, lr, operator) < 0.1
 
 
 def test_consistency_depends_on_the_operator():
     hr = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    lr = make_lr(hr, make_operator("tf-bilinear", 8))
+    lr, _ = LRProtocol.of("tf-bilinear", 8).lr_image(hr)
     assert lr_consistency(hr, lr, make_operator("bicubic", 8)) > 10 * lr_consistency(hr, lr, make_operator("tf-bilinear", 8))
 
 

@@ -1,4 +1,4 @@
-"""Multi-frame data: frame selection, the prepare-video layout, skipped clips, the clip dataset."""
+"""Multi-frame data: frame selection, the prepare-video layout, skipped clips, reruns."""
 
 import json
 from pathlib import Path
@@ -11,8 +11,7 @@ from PIL import Image
 from facesr.cli import main
 from facesr.io.images import read_image, to_tensor, to_uint8
 from facesr.degrade.resample import make_operator, quantize
-from facesr.data.video import (FrameClipDataset, discover_clips, pick_frames, prepare_video, read_frames,
-                               select_frames)
+from facesr.data.video import discover_clips, pick_frames, prepare_video, read_frames, select_frames
 from facesr.errors import FacesrError, InputError
 
 BASE, STEP = 20, 7  # frame i of a synthetic video is flat grey BASE + STEP * i
@@ -220,7 +219,7 @@ def test_parent_folder_and_duplicate_stems(tmp_path):
     assert res["clips_written"] == 0 and len(errors) == 1 and "empty" in errors[0] and "no frame images" in errors[0]
 
 
-def test_frame_clip_dataset(tmp_path):
+def test_a_rerun_rewrites_each_clip_with_its_frames_only(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     write_video(src / "v.mp4", 30)
@@ -228,23 +227,20 @@ def test_frame_clip_dataset(tmp_path):
     out = tmp_path / "out"
     prepare_video([src], out, n_frames=4, interval_s=0.5, on_error=pytest.fail)  # an earlier, longer run
     prepare_video([src], out, n_frames=3, interval_s=0.7, on_error=pytest.fail)  # stale frame_3 removed
-    ds = FrameClipDataset(out, n_frames=3, lr_size=16, hr_size=128)
-    assert len(ds) == 2 and ds.clips == ["f", "v"]
-    item = ds[1]
-    assert item["clip"] == "v"
-    assert item["frames_up"].shape == (9, 128, 128) and item["lr"].shape == (9, 16, 16) and item["hr"].shape == (3, 128, 128)
-    ups = [to_tensor(read_image(out / "sr_16_128" / "v" / f"frame_{k}.png")) for k in range(3)]
-    assert torch.equal(item["frames_up"], torch.cat(ups))
-    assert [level(to_uint8(item["frames_up"][3 * k:3 * k + 3])) for k in range(3)] == [0, 7, 14]  # frame order
-    assert level(to_uint8(item["hr"])) == 7  # the middle frame is the target
-    assert torch.equal(ds[0]["hr"], to_tensor(read_image(out / "hr_128" / "f" / "frame_1.png")))
-    assert torch.equal(ds[0]["hr"], to_tensor(read_image(src / "f" / "0007.png")))  # 128x128 source: unchanged
-
-    with pytest.raises(FacesrError, match="clip f:.*expected exactly 4"):
-        FrameClipDataset(out, n_frames=4, lr_size=16, hr_size=128)
-    (out / "lr_16" / "v" / "frame_2.png").unlink()
-    with pytest.raises(FacesrError, match="clip v:.*2 frame image"):
-        FrameClipDataset(out, n_frames=3, lr_size=16, hr_size=128)
+    names = [f"frame_{k}.png" for k in range(3)]
+    for sub in ("hr_128", "lr_16", "sr_16_128"):
+        assert frames_of(out, sub, "f") == names and frames_of(out, sub, "v") == names
+    meta = json.loads((out / "clips.json").read_text())
+    assert (meta["n_frames"], meta["target_frame"]) == (3, 1) and [c["clip"] for c in meta["clips"]] == ["f", "v"]
+    # frames in order (0, 0.7 and 1.4 s at 10 fps), in every folder; the middle one is the target
+    for sub in ("hr_128", "sr_16_128"):
+        assert [level(read_image(out / sub / "v" / n)) for n in names] == [0, 7, 14]
+    ups = [read_image(out / "sr_16_128" / "v" / n) for n in names]
+    lrs = [read_image(out / "lr_16" / "v" / n) for n in names]
+    op = make_operator("bicubic", 8)
+    assert all(np.array_equal(u, to_uint8(op.up(to_tensor(lr)[None])[0])) for u, lr in zip(ups, lrs))
+    # a 128x128 source frame is written unchanged
+    assert np.array_equal(read_image(out / "hr_128" / "f" / "frame_1.png"), read_image(src / "f" / "0007.png"))
 
 
 def test_align_without_face_skips_clip(tmp_path):

@@ -28,28 +28,28 @@ def test_bundled_model_has_card_and_fits_the_limit(name):
 @pytest.mark.parametrize("name", BUNDLED)
 def test_bundled_model_restores_a_sample_face(name, sample_faces):
     """With its recommended recipe (what `facesr upscale` runs by default), the model beats bicubic."""
-    from facesr.workflows.upscale import SamplingOptions, super_resolve_tensors
+    from facesr.engine.options import SamplingOptions
+    from facesr.engine.run import super_resolve_tensors
+    from facesr.methods.base import Conditions
 
     model = load_model(name).eval()
-    if getattr(model.cfg, "degradation", None):
+    if not model.lr_protocol.deterministic:
         pytest.skip("blind model: its LR comes from a random degradation, scored in its own test")
     face = list_images(sample_faces)[0]
     hr = to_tensor(read_image(face))[None]
     lr = quantize(model.operator.down(hr))
-    frames = model.condition_frames
-    vectors = refs = None
-    if getattr(model, "is_refsr", False):
-        refs = [hr[0]]  # the same face as its own reference: the easiest case
-    if getattr(getattr(model.cfg, "unet", None), "vector_dim", 0):  # FASR: the LR view of the face itself
-        from facesr.identity.features import lr_version
+    cond = Conditions()
+    if model.needs.reference:
+        cond.ref = hr[0]  # the same face as its own reference: the easiest case
+    if model.needs.vector_dim:  # FASR: the LR view of the face itself
         from facesr.engine.conditions import model_embedder
 
-        lr_img = lr_version(read_image(face), model.operator)
-        vectors = [torch.from_numpy(model_embedder(model).embed([lr_img])[0])]
+        lr_img = model.lr_protocol.lr_image(read_image(face))[0]
+        cond.vector = torch.from_numpy(model_embedder(model).embed([lr_img])[0])
     opts = SamplingOptions.for_model(model)
     with torch.no_grad():
-        sr = super_resolve_tensors(model, [lr[0].repeat(frames, 1, 1)], [face.name], opts, "cpu",
-                                   vectors=vectors, refs=refs)[0]
+        sr = super_resolve_tensors(model, [lr[0].repeat(model.needs.frames, 1, 1)], [face.name], opts, "cpu",
+                                   conditions=[cond])[0]
     up = model.operator.up(lr).clamp(0, 1)
     assert sr.shape == hr.shape[1:] and float(sr.min()) >= 0 and float(sr.max()) <= 1
     assert psnr(to_uint8(sr), to_uint8(hr[0])) > psnr(to_uint8(up[0]), to_uint8(hr[0]))

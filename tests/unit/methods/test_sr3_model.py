@@ -9,15 +9,21 @@ from facesr.io.images import read_image
 from facesr.diffusion.schedules import DDPMConfig
 from facesr.errors import FacesrError
 from facesr.nets.unet import UNetConfig
-from facesr.methods.hub import load_model, save_pretrained
+from facesr.engine.options import SamplingOptions
+from facesr.engine.run import super_resolve_tensors
+from facesr.methods.hub import load_model
 from facesr.methods.sr3 import SR3, SR3Config
-from facesr.workflows.upscale import SamplingOptions, super_resolve_tensors
 
 
 def tiny(target="residual", vector_dim=0, cond_images=1):
     torch.manual_seed(0)
     unet = UNetConfig(block_out_channels=(32, 32), attention_levels=(), vector_dim=vector_dim, cond_images=cond_images)
     return SR3(SR3Config(unet=unet, diffusion=DDPMConfig(timesteps=50), target=target)).eval()
+
+
+def sr(model, lr, generator=None, init=None, **options):
+    """super_resolve without conditions, in fp32, with the given sampling options (default: DDIM, 50 steps)."""
+    return model.super_resolve(lr, None, SamplingOptions(precision="fp32", **options), generator, init)
 
 
 @pytest.mark.parametrize("target", ["image", "residual"])
@@ -39,27 +45,29 @@ def test_residual_of_bicubic_is_zero():
 def test_warm_start_at_the_lowest_level_returns_nearly_bicubic():
     m = tiny()
     lr = torch.rand(2, 3, 4, 4)
-    up = m.condition(lr)
+    up = m.upsample(lr)
     # t0 = 1: sigma_1 of the linear schedule is ~1.4e-3, so the noised start is almost bicubic
-    sr = m.super_resolve(lr, steps=2, strength=1 / 49, generator=torch.Generator().manual_seed(0))
-    assert sr.shape == (2, 3, 32, 32)
-    assert (sr - up).abs().max() < 0.05
+    out = sr(m, lr, torch.Generator().manual_seed(0), steps=2, strength=1 / 49)
+    assert out.shape == (2, 3, 32, 32)
+    assert (out - up).abs().max() < 0.05
 
 
 def test_warm_start_from_a_given_estimate():
     m = tiny()
     lr = torch.rand(1, 3, 4, 4)
     init = torch.full((1, 3, 32, 32), 0.5)
-    sr = m.super_resolve(lr, steps=2, strength=1 / 49, init=init, generator=torch.Generator().manual_seed(0))
-    assert (sr - 0.5).abs().max() < 0.05
+    out = sr(m, lr, torch.Generator().manual_seed(0), init, steps=2, strength=1 / 49)
+    assert (out - 0.5).abs().max() < 0.05
 
 
 def test_strength_and_steps_are_checked():
     m = tiny()
     with pytest.raises(FacesrError):
-        m.super_resolve(torch.rand(1, 3, 4, 4), steps=10, strength=0.1)  # only 5 timesteps left
+        sr(m, torch.rand(1, 3, 4, 4), steps=10, strength=0.1)  # only 5 timesteps left
     with pytest.raises(FacesrError):
-        m.super_resolve(torch.rand(1, 3, 4, 4), steps=1, strength=0)
+        sr(m, torch.rand(1, 3, 4, 4), steps=1, strength=0)
+    with pytest.raises(FacesrError, match=r"strength must be in \(0, 1\]"):
+        SamplingOptions.for_model(m, strength=0)
 
 
 def test_sample_average_is_the_mean_of_seeded_samples():
@@ -96,7 +104,7 @@ def test_vector_and_multi_image_conditioning_hooks():
 def test_save_and_load_prefers_ema(tmp_path):
     m = tiny()
     ema = {k: v + 1 if v.is_floating_point() else v for k, v in m.state_dict().items()}
-    save_pretrained(m, tmp_path / "m", ema_state=ema)
+    m.save_pretrained(tmp_path / "m", ema_state=ema)
     loaded = load_model(str(tmp_path / "m"))
     raw = load_model(str(tmp_path / "m"), use_ema=False)
     k = "net.unet.conv_in.weight"
@@ -107,7 +115,7 @@ def test_save_and_load_prefers_ema(tmp_path):
     from facesr.io.images import default_file_mode
 
     assert stat.S_IMODE((tmp_path / "m" / "ema.safetensors").stat().st_mode) == default_file_mode()
-    save_pretrained(m, tmp_path / "m")  # saving again without EMA leaves no stale EMA weights behind
+    m.save_pretrained(tmp_path / "m")  # saving again without EMA leaves no stale EMA weights behind
     assert not (tmp_path / "m" / "ema.safetensors").exists()
     assert torch.equal(load_model(str(tmp_path / "m")).state_dict()[k], m.state_dict()[k])
 
@@ -116,27 +124,26 @@ def test_uncertainty_map_cli(tmp_path, capsys):
     from PIL import Image
 
     m = tiny()
-    save_pretrained(m, tmp_path / "m")
+    m.save_pretrained(tmp_path / "m")
     src = tmp_path / "in"
     src.mkdir()
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (4, 4, 3), dtype=np.uint8)).save(src / "f.png")
+    # the model's own LR size (16x16): another size is run too, with a warning (not what this test is about)
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(src / "f.png")
     out = tmp_path / "out"
     assert main(["upscale", str(src), "-o", str(out), "--model", str(tmp_path / "m"), "--steps", "2", "--uncertainty"]) == 2
     assert "--samples" in capsys.readouterr().err
     assert main(["upscale", str(src), "-o", str(out), "--model", str(tmp_path / "m"), "--steps", "2",
                  "--samples", "3", "--uncertainty"]) == 0
-    assert read_image(out / "f.png").shape == (32, 32, 3) and read_image(out / "f.std.png").shape == (32, 32, 3)
+    assert read_image(out / "f.png").shape == (128, 128, 3) and read_image(out / "f.std.png").shape == (128, 128, 3)
 
 
 @pytest.mark.parametrize("sampler, strength", [("pc", 1.0), ("pc", 0.5), ("ode", 1.0), ("ode", 0.5)])
 def test_sde_samplers_run_on_sr3_through_its_vp_view(sampler, strength):
-    from facesr.diffusion.dispatch import PCOptions
-
     m = tiny()
     lr = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
-    pc = PCOptions(predictor="euler_maruyama", corrector="langevin", snr=0.1)
-    sr = m.super_resolve(lr, sampler=sampler, steps=4, strength=strength, generator=torch.Generator().manual_seed(1), pc=pc)
-    assert sr.shape == (2, 3, 32, 32) and torch.isfinite(sr).all() and 0 <= sr.min() and sr.max() <= 1
+    out = sr(m, lr, torch.Generator().manual_seed(1), sampler=sampler, steps=4, strength=strength,
+             predictor="euler_maruyama", corrector="langevin", snr=0.1)
+    assert out.shape == (2, 3, 32, 32) and torch.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
 
 
 def test_sr3_vp_view_matches_the_ddpm_marginals():
@@ -154,7 +161,7 @@ def test_sde_sampler_needs_a_linear_schedule():
     unet = UNetConfig(block_out_channels=(32, 32), attention_levels=())
     m = SR3(SR3Config(unet=unet, diffusion=DDPMConfig(schedule="cosine", timesteps=50))).eval()
     with pytest.raises(FacesrError, match="SDE view"):
-        m.super_resolve(torch.rand(1, 3, 4, 4), sampler="pc", steps=2)
+        sr(m, torch.rand(1, 3, 4, 4), sampler="pc", steps=2)
 
 
 def test_network_evaluations_of_sde_samplers():

@@ -1,0 +1,130 @@
+"""The Python API runs every bundled model with what it needs, in the documented shapes, and a model
+missing its inputs raises one error naming the API parameter (never a CLI flag)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import facesr
+from facesr.errors import FacesrError
+from facesr.io.images import list_images, read_image
+from facesr.methods.hub import bundled_models
+
+FAST = {"steps": 2, "strength": 1.0, "samples": 1, "init": None, "precision": "fp32"}
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "src" / "facesr" / "samples" / "faces"
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return [read_image(p) for p in list_images(SAMPLES)]
+
+
+def lr_of(model, face):
+    return model.lr_protocol.lr_image(face, "probe")[0]
+
+
+def _fast(model) -> dict:
+    return FAST if model.uses_sampler else {"precision": "fp32"}
+
+
+@pytest.mark.parametrize("name", [m["name"] for m in bundled_models()])
+def test_every_bundled_model_runs_through_the_api(name, faces):
+    model = facesr.load_model(name, device="cpu")
+    extra = {}
+    if model.needs.vector_dim:
+        extra["refs"] = [faces[1], faces[2]]
+    if model.needs.reference:
+        extra["ref"] = faces[1]
+    lrs = [lr_of(model, f) for f in faces[:2]]
+    if model.needs.frames > 1:
+        out = facesr.upscale_frames(lrs + [lrs[0]], model=model, **_fast(model))
+        assert len(out) == 3
+    else:
+        out = facesr.upscale(lrs, model=model, **_fast(model), **extra)
+        assert len(out) == 2
+    for sr in out:
+        assert sr.dtype == np.uint8 and sr.shape == (model.hr_size, model.hr_size, 3)
+        assert 5 < sr.mean() < 250  # an image, not a blank or saturated tensor
+
+
+@pytest.fixture(scope="module")
+def fasr():
+    return facesr.load_model("fasr-x8", device="cpu")
+
+
+def test_refs_one_list_for_all_equals_the_same_list_per_input(fasr, faces):
+    lrs = [lr_of(fasr, f) for f in faces[:2]]
+    refs = [faces[2], faces[3]]
+    shared = facesr.upscale(lrs, model=fasr, refs=refs, **FAST)
+    per_input = facesr.upscale(lrs, model=fasr, refs=[refs, refs], **FAST)
+    assert all(np.array_equal(a, b) for a, b in zip(shared, per_input))
+
+
+def test_refs_per_input_condition_each_input_on_its_own_person(fasr, faces):
+    """Input i of a batch gets the vector of refs[i]: the same pixels as run alone with those refs."""
+    lr = lr_of(fasr, faces[0])
+    both = facesr.upscale([lr, lr], model=fasr, refs=[[faces[1]], [faces[4]]], **FAST)
+    alone = facesr.upscale([lr], model=fasr, refs=[faces[1]], **FAST)[0]
+    other = facesr.upscale([lr], model=fasr, refs=[faces[4]], **FAST)[0]
+    assert np.array_equal(both[0], alone) and not np.array_equal(both[0], other)
+
+
+def test_refs_list_per_input_must_match_the_inputs(fasr, faces):
+    lrs = [lr_of(fasr, f) for f in faces[:2]]
+    with pytest.raises(FacesrError, match="refs"):
+        facesr.upscale(lrs, model=fasr, refs=[[faces[1]], [faces[2]], [faces[3]]], **FAST)
+
+
+@pytest.mark.parametrize("model_name, param", [("fasr-x8", "refs"), ("refsr-vae-x8", "ref")])
+def test_a_model_missing_its_condition_names_the_api_parameter(model_name, param, faces):
+    model = facesr.load_model(model_name, device="cpu")
+    with pytest.raises(FacesrError) as info:
+        facesr.upscale([lr_of(model, faces[0])], model=model, **_fast(model))
+    message = str(info.value)
+    assert f"give {param}" in message and "--" not in message
+
+
+def test_a_condition_the_model_does_not_take_is_refused(faces):
+    model = facesr.load_model("msrresnet-x8", device="cpu")
+    with pytest.raises(FacesrError, match="^ref: .*takes no reference"):
+        facesr.upscale([lr_of(model, faces[0])], model=model, ref=faces[1])
+
+
+def test_ref_one_image_equals_one_per_input(faces):
+    model = facesr.load_model("refsr-vae-x8", device="cpu")
+    lrs = [lr_of(model, f) for f in faces[:2]]
+    one = facesr.upscale(lrs, model=model, ref=faces[3])
+    each = facesr.upscale(lrs, model=model, ref=[faces[3], faces[3]])
+    other = facesr.upscale(lrs, model=model, ref=[faces[3], faces[4]])
+    assert all(np.array_equal(a, b) for a, b in zip(one, each))
+    assert np.array_equal(one[0], other[0]) and not np.array_equal(one[1], other[1])
+
+
+def test_a_multi_frame_model_points_to_upscale_frames(faces):
+    model = facesr.load_model("mfsr3-x8", device="cpu")
+    with pytest.raises(FacesrError, match="upscale_frames"):
+        facesr.upscale([lr_of(model, faces[0])], model=model, **FAST)
+
+
+def test_upscale_frames_on_a_single_image_model_restores_each_frame_alone(faces):
+    model = facesr.load_model("msrresnet-x8", device="cpu")
+    lrs = [lr_of(model, f) for f in faces[:3]]
+    frames = facesr.upscale_frames(lrs, model=model)
+    alone = facesr.upscale(lrs, model=model)
+    assert all(np.array_equal(a, b) for a, b in zip(frames, alone))
+
+
+@pytest.mark.parametrize("bad, problem", [
+    (np.zeros((128, 128, 3), np.uint8), "far larger"),  # an HR chip to an x8 model
+    (np.zeros((16, 16, 3), np.float32), "float32 array"),
+    (np.zeros((16, 16), np.uint8), "shape (16, 16)"),
+])
+def test_bad_arrays_are_named_by_their_index(bad, problem):
+    model = facesr.load_model("msrresnet-x8", device="cpu")
+    good = np.zeros((16, 16, 3), np.uint8)
+    with pytest.raises(FacesrError) as info:
+        facesr.upscale([good, bad], model=model)
+    assert "images[1]" in str(info.value) and problem in str(info.value)
