@@ -30,7 +30,6 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def main() -> None:
     from facesr.io.images import list_images, read_image, to_tensor
-    from facesr.degrade.resample import quantize
     from facesr.errors import InputError
     from facesr.identity.recognition import split_images
     from facesr.methods.hub import load_model
@@ -59,9 +58,9 @@ def main() -> None:
         sys.exit(f"denoiser_probe.py: no readable probe image in {args.hr}")
     probes = [f for f in probes if f not in unusable]
     hr = torch.stack(faces)
-    up = model.operator.up(quantize(model.operator.down(hr))).clamp(0, 1)
+    up = model.upsample(model.lr_protocol.operator_lr(hr))
     x0 = model.encode(hr, up)
-    den = model.denoiser(up, precision=args.precision)
+    den = model.process(up, precision=args.precision).denoiser
     g = torch.Generator().manual_seed(args.seed)
     lines = [f"Denoiser probe of `{args.model}` on {len(probes)} probes of `{args.hr}` ({args.precision}); "
              f"bicubic PSNR {psnr(up, hr):.2f} dB, variance of x0 {float(x0.var()):.4f}.", "",

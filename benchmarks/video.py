@@ -24,7 +24,6 @@ import numpy as np
 
 def clip_metrics(model, clip: Path, n_frames: int, opts, device, embedder, work: Path) -> dict:
     from facesr.io.images import list_images, read_image, to_tensor, to_uint8, write_image
-    from facesr.degrade.resample import quantize
     from facesr.metrics import psnr, ssim
     from facesr.workflows.video_sr import upscale_clip
 
@@ -32,7 +31,7 @@ def clip_metrics(model, clip: Path, n_frames: int, opts, device, embedder, work:
     hrs = [read_image(f) for f in hr_files]
     lr_dir = work / "lr" / clip.name
     for f, hr in zip(hr_files, hrs):
-        write_image(lr_dir / f"{f.stem}.png", to_uint8(quantize(model.operator.down(to_tensor(hr)[None]))[0]))
+        write_image(lr_dir / f"{f.stem}.png", to_uint8(model.lr_protocol.operator_lr(to_tensor(hr)[None])[0]))
     (lr_dir / "meta.json").write_text(json.dumps({"fps": 25}))
     res = upscale_clip(model, lr_dir, work / "sr", opts, device, video=False)
     srs = [read_image(p) for p in sorted(Path(res["frames_dir"]).glob("*.png"))]
