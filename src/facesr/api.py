@@ -50,7 +50,7 @@ def _prepare(images, model, device, options: dict):
 
 def upscale(images, model="sr3-x8", *, refs=None, ref=None, init=None, guidance=None, sampler=None, steps=None,
             strength=None, samples=None, eta=None, seed=0, batch_size=16, precision="bf16", device="auto",
-            **sde_options) -> list[np.ndarray]:
+            check_outputs=True, **sde_options) -> list[np.ndarray]:
     """Super-resolve face chips (paths or uint8 RGB (h, w, 3) arrays); returns uint8 RGB arrays in order.
 
     ``refs`` (FASR models): reference images of the person, one list for all inputs or one list per
@@ -59,13 +59,16 @@ def upscale(images, model="sr3-x8", *, refs=None, ref=None, init=None, guidance=
     ``strength`` < 1 warm-starts from noised bicubic (or from the regression model ``init``),
     ``samples`` > 1 averages that many samples, ``guidance`` w guides FASR towards the identity.
     ``sde_options``: predictor, corrector, snr, corrector_steps, probability_flow, ode_method.
-    The same seed gives the same pixels for an input whatever the batch (noise keyed by file name).
+    An output that is no restoration of its input (pure noise, from too few steps without a warm
+    start) raises InputError naming the input; ``check_outputs=False`` returns it anyway (for studies
+    of the samplers). The same seed gives the same pixels for an input whatever the batch (noise keyed by file name).
     """
     from facesr.engine.conditions import conditions_for
     from facesr.engine.run import super_resolve_tensors
     from facesr.io.images import to_uint8
     from facesr.methods.base import ConditionError
 
+    images = images if isinstance(images, (str, Path, np.ndarray)) else list(images)  # a generator, once
     options = dict(sampler=sampler, steps=steps, eta=eta, strength=strength, samples=samples, init=init,
                    guidance=guidance, seed=seed, batch_size=batch_size, precision=precision, **sde_options)
     model, lrs, keys, opts, dev = _prepare(images, model, device, options)
@@ -76,21 +79,35 @@ def upscale(images, model="sr3-x8", *, refs=None, ref=None, init=None, guidance=
     conds = conditions_for(model, len(lrs), refs=refs, ref=ref,
                            identities=None if None in identities else identities)
     srs = super_resolve_tensors(model, lrs, keys, opts, dev, conditions=conds)
+    if check_outputs:
+        _check_outputs(model, images, lrs, srs)
     return [to_uint8(s) for s in srs]
+
+
+def _check_outputs(model, images, lrs, srs) -> None:
+    """An output that is no restoration of its input (pure noise from too few steps) raises, naming it."""
+    from facesr.engine.run import output_problem
+    from facesr.errors import InputError
+
+    for i, (lr, sr) in enumerate(zip(lrs, srs)):
+        problem = output_problem(model, lr, sr)
+        if problem:
+            raise InputError(str(images[i]) if isinstance(images[i], (str, Path)) else f"images[{i}]", problem)
 
 
 def upscale_frames(frames, model="mfsr3-x8", *, step=1, name="clip", init=None, sampler=None, steps=None,
                    strength=None, samples=None, eta=None, seed=0, batch_size=16, precision="bf16", device="auto",
-                   **sde_options) -> list[np.ndarray]:
+                   check_outputs=True, **sde_options) -> list[np.ndarray]:
     """Consecutive LR frames of one clip (paths or uint8 arrays) to one SR frame each: frame i from the
     model's window of k frames around it (``step`` apart, clamped at the ends). Every frame of the clip
     uses the noise of ``name`` (less flicker), as ``facesr upscale VIDEO --frames k`` does for a clip of
-    that name. A single-image model restores each frame on its own."""
+    that name. A single-image model restores each frame on its own. ``check_outputs``: as in ``upscale``."""
     from facesr.engine.conditions import frame_stacks
     from facesr.engine.run import super_resolve_tensors
     from facesr.errors import FacesrError
     from facesr.io.images import to_uint8
 
+    frames = frames if isinstance(frames, (str, Path, np.ndarray)) else list(frames)
     options = dict(sampler=sampler, steps=steps, eta=eta, strength=strength, samples=samples, init=init,
                    seed=seed, batch_size=batch_size, precision=precision, **sde_options)
     model, lrs, _, opts, dev = _prepare(frames, model, device, options)
@@ -99,7 +116,10 @@ def upscale_frames(frames, model="mfsr3-x8", *, step=1, name="clip", init=None, 
     if len({tuple(t.shape) for t in lrs}) > 1:
         raise FacesrError("frames: all frames of a clip must have the same size")
     stacks = frame_stacks(model, lrs, step)
-    return [to_uint8(s) for s in super_resolve_tensors(model, stacks, [name] * len(stacks), opts, dev)]
+    srs = super_resolve_tensors(model, stacks, [name] * len(stacks), opts, dev)
+    if check_outputs:
+        _check_outputs(model, frames, stacks, srs)
+    return [to_uint8(s) for s in srs]
 
 
 def evaluate_folders(sr_dir, hr_dir, operator="bicubic", scale=8, lr_dir=None, y=False, crop=0, out_dir=None) -> dict:

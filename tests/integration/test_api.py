@@ -11,7 +11,7 @@ from facesr.errors import FacesrError
 from facesr.io.images import list_images, read_image
 from facesr.methods.hub import bundled_models
 
-FAST = {"steps": 2, "strength": 1.0, "samples": 1, "init": None, "precision": "fp32"}
+FAST = {"steps": 2, "strength": 0.5, "samples": 1, "init": None, "precision": "fp32"}
 
 
 SAMPLES = Path(__file__).resolve().parents[2] / "src" / "facesr" / "samples" / "faces"

@@ -39,7 +39,8 @@ def _same_pixels(got: np.ndarray, want: np.ndarray, case: dict) -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
 def test_same_pixels_as_before_the_redesign(case, golden, faces):
     key = case["id"]
-    options = {k: v for k, v in case.items() if k not in ("id", "model", "recipe")}
+    # the cheap cases sample from noise in few steps: pixels to compare, not restorations
+    options = {k: v for k, v in case.items() if k not in ("id", "model", "recipe")} | {"check_outputs": False}
     lr = golden[f"{key}/lr"]
     model = facesr.load_model(case["model"], device="cpu")
     extra = {}

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from facesr.errors import FacesrError
 
@@ -33,6 +35,14 @@ def build_parser(full: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the command is, so its temporary files are removed as on Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -45,6 +55,8 @@ def main(argv=None) -> int:
     if not args.command:
         build_parser().print_help()
         return EXIT_USER_ERROR
+    main_thread = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None  # training installs its own
     try:
         from facesr.runtime import configure_cpu
 
@@ -56,3 +68,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"facesr {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"facesr {args.command}: terminated", file=sys.stderr)
+        return 143
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, before)

@@ -14,6 +14,8 @@ def add_arguments(p) -> None:
     p.add_argument("--identity", default="dlib", help="judge network: 'dlib', 'dlib-detect' or 'adaface:CKPT[:ARCH]' (default: dlib)")
     p.add_argument("--limit", type=int, default=0, help="use only the first N probes")
     p.add_argument("-o", "--out", default="outputs/benchmark", help="benchmark.md, benchmark.csv and one run folder per method")
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo every probe; by default a killed benchmark started again keeps the probes it finished")
     add_run_options(p)
     p.add_argument("--baseline", metavar="LABEL",
                    help="also write paired.md: every method against this one, probe by probe, with confidence intervals")
@@ -30,7 +32,8 @@ def run(args) -> int:
     methods = check_methods([parse_method(text) for text in args.method], args.baseline)
     failures = Reported()
     result = run_benchmark(args.hr, methods, args.out, make_embedder(args.identity), resolve_device(args.device),
-                           args.limit, args.batch_size, args.seed, args.precision, on_error=failures)
+                           args.limit, args.batch_size, args.seed, args.precision, on_error=failures,
+                           overwrite=args.overwrite)
     print(result["markdown"])
     print(f"wrote {Path(args.out) / 'benchmark.md'} and benchmark.csv")
     if args.baseline is not None:
@@ -39,7 +42,7 @@ def run(args) -> int:
         out = Path(args.out)
         paired = compare_runs((args.baseline, out / args.baseline),
                               [(m.label, out / m.label) for m in methods if m.label != args.baseline], seed=args.seed,
-                              on_error=failures)
+                              on_error=failures, on_missing=lambda line: None)  # why a value is missing: reported above
         write_comparison(paired, out)
         print(paired["markdown"])
         print(f"wrote {out / 'paired.md'}")

@@ -23,6 +23,31 @@ class Reported(list):
         stderr(message)
 
 
+class progress_bar:
+    """``with progress_bar("faces") as bar: work(progress=bar)``: ``bar(done, total)`` moves a tqdm bar on
+    stderr (shown on a terminal only, so logs and pipes get the plain lines)."""
+
+    def __init__(self, unit: str):
+        self.unit, self.bar = unit, None
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit=f" {self.unit}", disable=None, file=sys.stderr, leave=False)
+        elif total != self.bar.total or done < self.bar.n:  # the next clip, or a new pass
+            self.bar.reset(total=total)
+        self.bar.update(done - self.bar.n)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+        return False
+
+
 def add_recipe_options(p: argparse.ArgumentParser, default_note: str) -> None:
     """Sampler, steps, eta, strength, samples, init, guidance and the SDE samplers' options: a model's recipe."""
     from facesr.diffusion.pc import CORRECTORS, PREDICTORS
@@ -72,6 +97,17 @@ def sampling(args, model, **overrides):
 
     return SamplingOptions.for_model(model, **{**recipe(args), **overrides}, seed=args.seed,
                                      batch_size=args.batch_size, precision=args.precision)
+
+
+def recipe_note(args, model) -> str | None:
+    """Which options come from the model's recipe because they were not given (they multiply the ones
+    that were: --steps 50 on an 8-sample recipe is 400 evaluations a face)."""
+    taken = {k: v for k, v in model.sampling.items() if getattr(args, k, None) is None}
+    given = [k for k in recipe(args) if getattr(args, k) is not None]
+    if not taken or not given:
+        return None
+    listed = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in taken.items())
+    return f"from {model.name}'s recipe: {listed} (give them to change)"
 
 
 def load(args, name: str | None = None):

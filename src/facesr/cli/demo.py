@@ -11,9 +11,12 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from facesr.cli.common import load, sampling
+    from facesr.cli.common import load, progress_bar, sampling
     from facesr.workflows.demo import run_demo
+    from facesr.io.images import check_output_folder
 
+    check_output_folder(args.out)
     model, device = load(args)
-    run_demo(model, sampling(args, model), device, args.out)
+    with progress_bar("samples") as bar:
+        run_demo(model, sampling(args, model), device, args.out, progress=bar)
     return 0

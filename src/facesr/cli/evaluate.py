@@ -6,7 +6,8 @@ HELP = "PSNR, SSIM and LR-consistency of SR images against HR (or --run: make LR
 def add_arguments(p) -> None:
     from facesr.cli.common import add_sampling_options
 
-    p.add_argument("--sr", help="folder of SR images (matched to HR by file stem)")
+    p.add_argument("--sr", help="folder of SR images (matched to HR by file stem); every HR image needs one, or with "
+                                "--lr every HR image that has an LR image")
     p.add_argument("--hr", required=True, help="folder of HR images (searched recursively)")
     p.add_argument("--lr", help="folder of the LR inputs (for consistency); default: made from HR with --op")
     p.add_argument("--run", action="store_true", help="make LR from --hr, run --model on it, then evaluate")
@@ -31,6 +32,8 @@ def add_arguments(p) -> None:
                         "FASR also 'none': the zero vector, the null identity of a model trained with vector dropout; "
                         "default: same")
     p.add_argument("-o", "--out", default="outputs/eval", help="writes per_image.csv and summary.json here")
+    p.add_argument("--overwrite", action="store_true",
+                   help="--run: redo every probe; by default a killed run started again keeps the probes it finished")
     add_sampling_options(p)
 
 
@@ -57,7 +60,7 @@ def _conditions(args, model, hr):
 
 
 def _run(args):
-    from facesr.cli.common import judge, load, sampling, stderr
+    from facesr.cli.common import judge, load, progress_bar, sampling, stderr
     from facesr.errors import FacesrError
     from facesr.workflows import evaluate
 
@@ -67,11 +70,9 @@ def _run(args):
     hr = evaluate.select_hr(args.hr, args.protocol, args.limit)
     who = judge(args.identity, args.hr, args.protocol)
     hr, conditions, extra = _conditions(args, model, hr)
-    done = lambda n, total: print(f"\r{n}/{total} faces", end="", flush=True)  # noqa: E731
-    result = evaluate.run_and_evaluate(model, hr, sampling(args, model), device, args.out, args.y, args.crop, stderr,
-                                       done, judge=who, conditions=conditions, extra=extra)
-    print()
-    return result
+    with progress_bar("faces") as bar:
+        return evaluate.run_and_evaluate(model, hr, sampling(args, model), device, args.out, args.y, args.crop, stderr,
+                                         bar, judge=who, conditions=conditions, extra=extra, overwrite=args.overwrite)
 
 
 def _score(args):
@@ -92,26 +93,36 @@ def _score(args):
     return evaluate.evaluate_folders(args.sr, args.hr, protocol, args.lr, args.y, args.crop, args.out, stderr)
 
 
+def _mean(stats, digits: int = 4) -> str:
+    return "–" if not stats else f"{stats['mean']:.{digits}f}"
+
+
 def _print(result) -> None:
     for k, v in result["summary"]["metrics"].items():
         print(f"{k:<22} {v['mean']:.4f} ± {v['std']:.4f}  (n={v['n']})")
     ident = result["summary"].get("identity")
     if not ident:
         return
-    print(f"identity ({ident['embedder']}): CS SR {ident['cs']['mean']:.4f}, bicubic {ident['bicubic_cs']['mean']:.4f}")
+    print(f"identity ({ident['embedder']}): CS SR {_mean(ident.get('cs'))}, bicubic {_mean(ident.get('bicubic_cs'))}")
     for kind in ("sr", "bicubic", "hr"):
         if f"{kind}_probes" in ident:
             r = ident[f"{kind}_probes"]
             ci = "" if not r.get("rank1_ci95") else " [95 % CI {:.3f}, {:.3f}]".format(*r["rank1_ci95"])
-            print(f"  {kind:<8} probes: rank-1 {r['rank1']:.3f}{ci}  EER {r['eer']:.3f}  "
-                  f"(gallery of {ident['gallery_identities']} identities)")
+            rank1 = "–" if r.get("rank1") is None else f"{r['rank1']:.3f}"
+            eer = "–" if r.get("eer") is None else f"{r['eer']:.3f}"
+            ranked = f", {r['probes_ranked']} probes ranked" if "probes_ranked" in r else ""
+            print(f"  {kind:<8} probes: rank-1 {rank1}{ci}  EER {eer}  "
+                  f"(gallery of {ident['gallery_identities']} identities{ranked})")
 
 
 def run(args) -> int:
     from pathlib import Path
 
     from facesr.cli.common import stderr, with_flags
+    from facesr.io.images import check_output_folder
+    from facesr.workflows.evaluate import OUT_WHAT
 
+    check_output_folder(args.out, OUT_WHAT)  # before the model is loaded
     result = with_flags(_run)(args) if args.run else _score(args)
     _print(result)
     print(f"per-image CSV and summary JSON in {args.out}")

@@ -16,13 +16,29 @@ def run(args) -> int:
     from pathlib import Path
 
     from facesr.cli.common import recipe
-    from facesr.methods.hub import load_model
+    from facesr.errors import FacesrError
+    from facesr.methods.hub import load_model, resolve_model_dir
 
-    model = load_model(args.checkpoint, use_ema=True, flag="checkpoint")
-    state_file = Path(args.checkpoint) / "state.json"
-    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise FacesrError(f"{out}: exists and is not a folder")
+    source = resolve_model_dir(str(args.checkpoint), "checkpoint")
+    if out.is_dir() and out.resolve() == source.resolve():
+        raise FacesrError(f"{out}: is the checkpoint itself; export to another folder")
+    model = load_model(source, use_ema=True, flag="checkpoint")
+    state_file = source / "state.json"
+    try:
+        state = json.loads(state_file.read_text()) if state_file.is_file() else {}
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise FacesrError(f"{state_file}: damaged checkpoint state (not valid JSON)") from None
+    if not isinstance(state, dict):
+        raise FacesrError(f"{state_file}: damaged checkpoint state (not a JSON object)")
     given = {k: v for k, v in recipe(args).items() if v is not None}
-    model.save_pretrained(args.out, ema_state=model.state_dict(), include_raw=False,
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FacesrError(f"{out}: cannot make the folder ({exc.strerror})") from None
+    model.save_pretrained(out, ema_state=model.state_dict(), include_raw=False,
                           card={"trained_steps": state.get("step")}, sampling=given or None)
-    print(f"wrote {args.out} (EMA weights)")
+    print(f"wrote {out} (EMA weights)")
     return 0

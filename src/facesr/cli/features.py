@@ -23,21 +23,20 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from facesr.cli.common import Reported, stderr
+    from facesr.cli.common import Reported, progress_bar, stderr
     from facesr.degrade.protocol import LRProtocol
     from facesr.engine.conditions import parse_aux
     from facesr.identity.embedders import make_embedder
-    from facesr.identity.features import build_table
+    from facesr.identity.features import build_table, check_features_path
 
+    check_features_path(args.out)  # before any work
     protocol = LRProtocol.parse(args.lr, "--lr") if args.lr else None
     others = parse_aux(args.others, "--others") if args.others is not None else None
     embedder = make_embedder(args.embedder)
     failures = Reported()
-    progress = (lambda i, n: print(f"\r{i}/{n} images", end="", flush=True)) if args.per_image else None
-    table = build_table(embedder, args.root, args.per_image, protocol, args.aggregate, args.renorm, args.skip,
-                        args.max_images, args.limit, others, args.seed, on_error=failures, progress=progress)
-    if progress:
-        print()
+    with progress_bar("images" if args.per_image else "identities") as bar:
+        table = build_table(embedder, args.root, args.per_image, protocol, args.aggregate, args.renorm, args.skip,
+                            args.max_images, args.limit, others, args.seed, on_error=failures, progress=bar)
     table.meta["embedder_spec"] = args.embedder
     table.save(args.out)
     kind = "images" if args.per_image else "identities"

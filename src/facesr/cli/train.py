@@ -2,6 +2,10 @@
 
 HELP = "train a model from a JSON experiment config"
 
+# exit status after SIGINT / SIGTERM (the checkpoint is saved first): 128 + the signal's number, the shell's
+# convention, so a job scheduler or script sees that the run did not finish
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+
 
 def add_arguments(p) -> None:
     p.add_argument("config")
@@ -12,21 +16,37 @@ def add_arguments(p) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def resume_command(args, out) -> str:
+    """The command line that continues this run from its latest checkpoint."""
+    import shlex
+
+    words = ["facesr", "train", args.config]
+    if args.data:
+        words += ["--data", *args.data]
+    words += ["--out", str(out), "--resume"]
+    if args.max_steps:
+        words += ["--max-steps", str(args.max_steps)]
+    return " ".join(shlex.quote(w) for w in words)
+
+
 def run(args) -> int:
+    import sys
     from pathlib import Path
 
+    from facesr.errors import FacesrError
     from facesr.train.config import load_experiment
     from facesr.train.loop import train
 
+    if args.max_steps is not None and args.max_steps < 1:
+        raise FacesrError(f"--max-steps must be at least 1, got {args.max_steps}")
     cfg = load_experiment(args.config)
     if args.data:
         cfg.data.train_dirs = tuple(args.data)
     out = Path(args.out or f"runs/{cfg.name}")
     result = train(cfg, out, resume=args.resume, max_steps=args.max_steps, progress=not args.no_progress)
     if result["stopped_by"]:
-        print(f"stopped by {result['stopped_by']} at step {result['step']}; checkpoint {result['checkpoint']}")
-        data = f" --data {' '.join(args.data)}" if args.data else ""
-        print(f"continue with: facesr train {args.config}{data} --out {out} --resume")
-    else:
-        print(f"trained to step {result['step']} in {result['seconds']:.0f} s; checkpoint {result['checkpoint']}")
+        print(f"facesr train: stopped by {result['stopped_by']} at step {result['step']}; checkpoint saved in "
+              f"{result['checkpoint']}; continue with: {resume_command(args, out)}", file=sys.stderr)
+        return EXIT_SIGTERM if result["stopped_by"] == "SIGTERM" else EXIT_SIGINT
+    print(f"trained to step {result['step']} in {result['seconds']:.0f} s; checkpoint {result['checkpoint']}")
     return 0

@@ -14,6 +14,12 @@ def add_arguments(p) -> None:
                    help="FASR models: other low-quality images of the person (files, folders), or one features file from "
                         "'facesr features' whose row for each input's parent folder name is used (batch mode)")
     p.add_argument("--ref", metavar="FACE", help="RefSR-VAE: an aligned HR photo of the same person, used for every input")
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo every input; by default a run into a folder that a killed or finished run with the same "
+                        "settings wrote resumes it (finished outputs are kept)")
+    p.add_argument("--no-output-check", action="store_true",
+                   help="write outputs even when they restore nothing (further than 14 dB from bicubic: noise from too "
+                        "few steps, an untrained model); by default such an output is reported as a failure")
     video = p.add_argument_group("video (multi-frame models)")
     video.add_argument("--frames", type=int, metavar="K",
                        help="inputs are videos or folders of LR frames; restore every frame from a sliding window of K "
@@ -33,41 +39,48 @@ def run(args) -> int:
 def _images(args) -> int:
     from pathlib import Path
 
-    from facesr.cli.common import Reported, load, sampling, stderr
+    from facesr.cli.common import Reported, load, progress_bar, recipe_note, sampling, stderr
     from facesr.errors import FacesrError
     from facesr.io.images import expand_inputs
     from facesr.workflows.upscale import upscale_files
 
-    paths = expand_inputs(args.inputs)
+    failures = Reported()
+    paths = expand_inputs(args.inputs, on_error=failures)
     model, device = load(args)
     if model.needs.frames > 1:
         raise FacesrError(f"{model.name} restores a frame from {model.needs.frames} consecutive frames: "
                           f"give videos or frame folders with --frames {model.needs.frames}")
     if args.uncertainty and (args.samples or model.sampling.get("samples", 1)) < 2:
         raise FacesrError("--uncertainty needs --samples 2 or more")
-    failures = Reported()
-    result = upscale_files(model, paths, args.out, sampling(args, model), device, on_error=failures,
-                           uncertainty=args.uncertainty, refs=args.refs, ref=args.ref)
+    note = recipe_note(args, model)
+    if note:
+        print(note)
+    with progress_bar("faces") as bar:
+        result = upscale_files(model, paths, args.out, sampling(args, model), device, on_error=failures,
+                               uncertainty=args.uncertainty, refs=args.refs, ref=args.ref, overwrite=args.overwrite,
+                               on_info=print, progress=bar, input_failures=list(failures),
+                               check_outputs=not args.no_output_check)
     print(f"wrote {len(result['outputs'])} image(s) to {args.out} ({result['seconds_per_face']:.2f} s per face)")
-    if result["failures"]:
-        stderr(f"{len(result['failures'])} input(s) failed; see {Path(args.out) / 'facesr-run.json'}")
-    return 1 if result["failures"] or failures else 0
+    failed = len(result["failures"])
+    if failed:
+        stderr(f"{failed} input(s) failed; see {Path(args.out) / 'facesr-run.json'}")
+    return 1 if failed else 0
 
 
 def _clips(args) -> int:
     from pathlib import Path
 
-    from facesr.cli.common import load, sampling, stderr
+    from facesr.cli.common import load, progress_bar, sampling, stderr
     from facesr.workflows.video_sr import upscale_clips
 
     model, device = load(args)
-    result = upscale_clips(model, [Path(s) for s in args.inputs], args.out, sampling(args, model), device, args.frames,
-                           args.frame_step, args.fps, video=not args.no_video, on_error=stderr,
-                           progress=lambda i, n: print(f"\r{i}/{n} frames", end="", flush=True))
-    print()
+    with progress_bar("frames") as bar:
+        result = upscale_clips(model, [Path(s) for s in args.inputs], args.out, sampling(args, model), device,
+                               args.frames, args.frame_step, args.fps, video=not args.no_video, on_error=stderr,
+                               progress=bar, overwrite=args.overwrite)
     for clip in result["clips"]:
         print(f"{clip['source']}: {clip['frames']} frames -> {clip['frames_dir']}"
-              + (f" and {clip['video']}" if clip["video"] else "") + f" ({clip['seconds_per_frame']:.2f} s per frame)")
+              + (f" and {clip['video']}" if clip["video"] else "") + f" ({clip.get('seconds_per_frame', 0):.2f} s per frame)")
     if result["failures"]:
         stderr(f"{len(result['failures'])} clip(s) failed; see {Path(args.out) / 'facesr-run.json'}")
         return 1

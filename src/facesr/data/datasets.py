@@ -62,6 +62,8 @@ class HRFolderDataset:
         self.operator = operator = protocol.operator
         self.hr_size = hr_size
         self.patch_size = patch_size or hr_size
+        if hr_size % operator.scale:
+            raise FacesrError(f"hr_size {hr_size} is not divisible by the scale {operator.scale}")
         if self.patch_size % operator.scale or self.patch_size > hr_size:
             raise FacesrError(f"patch_size {self.patch_size} must divide by the scale and fit in {hr_size}")
         self.hflip = hflip

@@ -298,23 +298,32 @@ class ClipSource:
     problem: str | None = field(default=None)  # a source that yields no clip (reported, skipped)
 
 
-def discover_clips(sources, exclude=None) -> list[ClipSource]:
+def discover_clips(sources, exclude=None, on_error=None) -> list[ClipSource]:
     """Sources (see the module docstring) -> clips with unique names, in argument order.
 
     A clip is named after its file stem or folder name; a name already taken (compared
     case-insensitively, for case-insensitive file systems) gets ``_2``, ``_3`` ... and
-    ``renamed_from``. A missing path is a user error (FacesrError); a folder holding nothing
-    usable comes back with ``problem`` set.
+    ``renamed_from``. A missing path or an image file is a user error: FacesrError naming it,
+    or with ``on_error``, reported there (one line) and left out, so the other sources still run.
+    A folder holding nothing usable comes back with ``problem`` set.
     """
     exclude = Path(exclude).resolve() if exclude is not None else None
     found: list[tuple[Path, str | None]] = []
+
+    def problem(message: str) -> None:
+        if on_error is None:
+            raise FacesrError(message)
+        on_error(message)
+
     for item in sources:
         path = Path(item)
         if not path.exists():
-            raise FacesrError(f"{item}: no such file or folder")
+            problem(f"{item}: no such file or folder")
+            continue
         if path.is_file():
             if is_image_name(path):
-                raise FacesrError(f"{item}: is an image; give the folder of frames (or its parent folder)")
+                problem(f"{item}: is an image; give the folder of frames (or its parent folder)")
+                continue
             found.append((path, None))
         elif list_images(path):
             found.append((path, None))
@@ -385,15 +394,17 @@ def prepare_video(sources, out, n_frames: int = 3, interval_s: float = 0.5, scal
     quantise(operator.down(HR)); SR = operator.up(LR) in 8 bits. ``fps`` is a fallback for
     frame folders without meta.json (and videos without a container rate).
 
-    A clip that is too short, unreadable, or has a frame without a face is reported through
-    ``on_error`` (one line naming the source and the reason) and skipped; the others are
-    written. A clip's frames are all computed before any is written, and every file is
-    written atomically. Frame files ``frame_<k>.png`` with k >= n_frames left in a written
-    clip's folders by an earlier run are removed. ``clips.json`` describes this run.
+    A source that does not exist (or is an image file), and a clip that is too short, unreadable,
+    or has a frame without a face are reported through ``on_error`` (one line naming the source
+    and the reason) and skipped; the others are written. FacesrError when no source exists.
+    A clip's frames are all computed before any is written, and every file is written atomically.
+    Frame files ``frame_<k>.png`` with k >= n_frames left in a written clip's folders by an earlier
+    run are removed. ``clips.json`` describes this run.
 
     -> {"clips_written", "skipped" (one line each), "frames_per_clip", "operator", "hr_size",
     "lr_size", "out"}.
     """
+    from facesr.io.images import check_output_folder
     from facesr.degrade.protocol import LRProtocol
 
     if size % scale:
@@ -404,9 +415,12 @@ def prepare_video(sources, out, n_frames: int = 3, interval_s: float = 0.5, scal
     if fps is not None:
         fps = _positive_fps(fps, "--fps")
     lr_size = size // scale
-    out = Path(out)
+    out = check_output_folder(out)
     dirs = {k: out / d for k, d in (("hr", f"hr_{size}"), ("lr", f"lr_{lr_size}"), ("sr", f"sr_{lr_size}_{size}"))}
-    clips = discover_clips(sources, exclude=out)
+    missing: list[str] = []
+    clips = discover_clips(sources, exclude=out, on_error=missing.append)
+    if missing and not clips:  # nothing to do: one line, as for any user error
+        raise FacesrError("; ".join(missing))
     aligner = FaceAligner(size) if align and any(c.problem is None for c in clips) else None
 
     records, skipped = [], []
@@ -415,6 +429,10 @@ def prepare_video(sources, out, n_frames: int = 3, interval_s: float = 0.5, scal
         skipped.append({"clip": clip.name, "source": str(clip.path), "reason": reason})
         on_error(f"skipped {line}")
 
+    for line in missing:  # a source that does not exist: reported, the others still prepared
+        source, _, reason = line.rpartition(": ")
+        skipped.append({"clip": None, "source": source, "reason": reason})
+        on_error(f"skipped {line}")
     for clip in clips:
         if clip.problem:
             skip(clip, clip.problem, f"{clip.path}: {clip.problem}")

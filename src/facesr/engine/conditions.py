@@ -69,9 +69,11 @@ def identity_vector(model, refs: list, on_error=_raise) -> torch.Tensor:
     from facesr.io.images import expand_inputs
 
     embedder = model_embedder(model)
-    paths = expand_inputs([str(r) for r in refs if isinstance(r, (str, Path))]) if any(
+    paths = expand_inputs([str(r) for r in refs if isinstance(r, (str, Path))], on_error=on_error) if any(
         isinstance(r, (str, Path)) for r in refs) else []
+    paths = [p for p in paths if _reference_size_ok(p, _header_size(p), on_error)]
     arrays = [as_image(r, f"refs[{i}]") for i, r in enumerate(refs) if not isinstance(r, (str, Path))]
+    arrays = [a for i, a in enumerate(arrays) if _reference_size_ok(f"refs[{i}]", a.shape[1::-1], on_error)]
     good = [usable_embeddings(embedder, paths, None, on_error)] if paths else []
     if arrays:
         good.append(embedder.embed(arrays))
@@ -79,6 +81,32 @@ def identity_vector(model, refs: list, on_error=_raise) -> torch.Tensor:
     if len(good) == 0:
         raise ConditionError(f"{{param}}: none of the {len(refs)} reference image(s) could be embedded", "refs")
     return torch.from_numpy(aggregate(good, "mean").astype(np.float32))
+
+
+REF_SIDES = (8, 1024)  # a FASR reference is a face chip: a tiny LR face up to an aligned photo
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """(w, h) from the file's header, or None if unreadable (reading it later reports why)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except Exception:  # noqa: BLE001 - any unreadable file is reported by the full read
+        return None
+
+
+def _reference_size_ok(where, size, on_error) -> bool:
+    """A reference far smaller or larger than a face chip (1x1, a 3000x2000 photo) is reported and left out."""
+    if size is None:
+        return True
+    lo, hi = REF_SIDES
+    if min(size) < lo or max(size) > hi:
+        on_error(f"{where}: a {size[0]}x{size[1]} reference is not a face chip (sides {lo} to {hi} px; "
+                 "crop and align the face); left out")
+        return False
+    return True
 
 
 def _vectors(model, n: int, refs, identities, on_error) -> list:

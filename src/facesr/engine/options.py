@@ -4,6 +4,7 @@ the benchmark's ``key=value`` pairs alike."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from facesr.errors import FacesrError
@@ -41,9 +42,15 @@ class SamplingOptions:
     def validate(self) -> "SamplingOptions":
         from facesr.diffusion.samplers import SAMPLERS
 
+        self._check_types()
         SAMPLERS.get(self.sampler)
-        if self.steps < 1 or self.samples < 1 or self.batch_size < 1:
-            raise FacesrError("steps, samples and batch size must be at least 1")
+        for key in ("steps", "samples", "batch_size"):
+            if getattr(self, key) < 1:
+                raise FacesrError(f"{key} must be at least 1, got {getattr(self, key)}")
+        if self.eta is not None and not 0 <= self.eta <= 1:
+            raise FacesrError(f"eta must be in [0, 1] (0: deterministic DDIM, 1: ancestral), got {self.eta}")
+        if self.snr < 0 or self.corrector_steps < 0:
+            raise FacesrError(f"snr and corrector_steps must be 0 or more, got {self.snr} and {self.corrector_steps}")
         if self.guidance < 0:
             raise FacesrError(f"guidance must be 0 or more, got {self.guidance}")
         if not 0 < self.strength <= 1:
@@ -51,6 +58,24 @@ class SamplingOptions:
         if self.precision not in PRECISIONS:
             raise FacesrError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         return self
+
+    def _check_types(self) -> None:
+        """Each option of its declared type (an int is a float too; a bool is neither); floats finite."""
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), str(f.type)
+            if value is None and "None" in kind:
+                continue
+            if "bool" in kind:
+                ok = isinstance(value, bool)
+            elif "int" in kind:
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif "float" in kind:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            else:
+                ok = isinstance(value, str)
+            if not ok:
+                want = next(w for t, w in _WANTED.items() if t in kind)
+                raise FacesrError(f"{f.name} must be {want}, got {value!r}")
 
     @classmethod
     def for_model(cls, model, **given) -> "SamplingOptions":
@@ -65,6 +90,7 @@ class SamplingOptions:
         return opts
 
 
+_WANTED = {"bool": "true or false", "int": "an integer", "float": "a finite number", "str": "a string"}
 FIELDS = {f.name: f for f in dataclasses.fields(SamplingOptions)}
 RUN_KEYS = ("seed", "batch_size", "precision")  # how a run is done, not part of a model's recipe
 RECIPE_KEYS = tuple(k for k in FIELDS if k not in RUN_KEYS)

@@ -44,10 +44,19 @@ class FeatureTable:
         return None if i is None else self.vectors[i]
 
     def save(self, path) -> None:
+        """Write the table to ``path`` atomically (its folder is made if needed); FacesrError naming it when
+        it cannot be written (see ``check_features_path``), and no temporary file is left behind."""
+        from safetensors import SafetensorError
+
         from facesr.io.weights import save_safetensors
 
+        path = check_features_path(path)
         meta = {"format": FORMAT, "names": json.dumps(self.names), "meta": json.dumps(self.meta)}
-        save_safetensors({"vectors": torch.from_numpy(self.vectors)}, Path(path), meta)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_safetensors({"vectors": torch.from_numpy(self.vectors)}, path, meta)
+        except (OSError, SafetensorError) as exc:
+            raise FacesrError(f"{path}: cannot write the features file ({getattr(exc, 'strerror', None) or exc})") from None
 
     @classmethod
     def load(cls, path) -> "FeatureTable":
@@ -68,6 +77,18 @@ class FeatureTable:
         if len(names) != len(vectors):
             raise FacesrError(f"{path}: {len(names)} names for {len(vectors)} vectors")
         return cls(names, vectors, json.loads(meta.get("meta", "{}")))
+
+
+def check_features_path(path) -> Path:
+    """``path`` as a features file to write, checked before any work: FacesrError naming it when it is an
+    existing folder, or a folder above it is a file."""
+    from facesr.io.images import check_output_folder
+
+    path = Path(path)
+    if path.is_dir():
+        raise FacesrError(f"{path}: is a folder; give the features file to write, e.g. {path / 'features.safetensors'}")
+    check_output_folder(path.parent, f"the folder of the features file {path.name}")
+    return path
 
 
 def embed_paths(embedder, paths: list[Path], protocol=None, on_error=print) -> tuple[np.ndarray, list[bool]]:
@@ -155,10 +176,13 @@ def identity_images(root, skip: int = 0, max_images: int = 0) -> dict[str, list[
 
 
 def identity_table(embedder, groups: dict[str, list[Path]], protocol=None, how: str = "mean", renorm: bool = False,
-                   on_error=print) -> FeatureTable:
-    """One aggregated row per identity; identities with no usable image are reported and left out."""
+                   on_error=print, progress=None) -> FeatureTable:
+    """One aggregated row per identity; identities with no usable image are reported and left out.
+    ``progress(done, total)`` after each identity."""
     names, rows, counts = [], [], []
-    for name, paths in groups.items():
+    for n, (name, paths) in enumerate(groups.items(), 1):
+        if progress:
+            progress(n - 1, len(groups))
         if not paths:
             on_error(f"{name}: no images to aggregate; skipped")
             continue
@@ -177,7 +201,7 @@ def identity_table(embedder, groups: dict[str, list[Path]], protocol=None, how: 
 
 
 def others_table(embedder, groups: dict[str, list[Path]], root, protocol=None, max_others: int = 0, how: str = "mean",
-                 renorm: bool = False, seed: int = 0, on_error=print) -> FeatureTable:
+                 renorm: bool = False, seed: int = 0, on_error=print, progress=None) -> FeatureTable:
     """One row per image, named by its path under ``root``: the aggregate of *other* images of its identity
     (up to ``max_others`` drawn at random with ``seed``; 0 = all others). This is the condition a FASR model
     gets at test time (other photos of the person), made for training. Images whose identity has no other
@@ -185,7 +209,9 @@ def others_table(embedder, groups: dict[str, list[Path]], root, protocol=None, m
     root = Path(root)
     rng = np.random.default_rng(seed)
     names, rows = [], []
-    for name, paths in groups.items():
+    for n, (name, paths) in enumerate(groups.items(), 1):
+        if progress:
+            progress(n - 1, len(groups))
         vecs, ok = embed_paths(embedder, paths, protocol, on_error)
         good = [i for i, g in enumerate(ok) if g]
         if len(good) < 2:
@@ -215,7 +241,9 @@ def build_table(embedder, root, per_image: bool = False, protocol=None, how: str
         raise FacesrError("others makes one row per image: ask for per-image rows")
     if others is not None:
         groups = identity_images(root, skip, max_images)
-        return others_table(embedder, groups, root, protocol, others, how, renorm, seed, on_error=on_error)
+        return others_table(embedder, groups, root, protocol, others, how, renorm, seed, on_error=on_error,
+                            progress=progress)
     if per_image:
         return per_image_table(embedder, root, protocol, limit, on_error=on_error, progress=progress)
-    return identity_table(embedder, identity_images(root, skip, max_images), protocol, how, renorm, on_error=on_error)
+    return identity_table(embedder, identity_images(root, skip, max_images), protocol, how, renorm, on_error=on_error,
+                          progress=progress)

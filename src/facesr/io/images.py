@@ -42,6 +42,9 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(path, "image too large (decompression bomb guard)") from None
     except UnidentifiedImageError:
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            raise InputError(path, "is a video, not an image: restore its frames with --frames K "
+                                   "(facesr.upscale_frames in Python)") from None
         raise InputError(path, "not an image file (format not recognised)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(path, f"corrupt or truncated image ({exc})") from None
@@ -70,27 +73,44 @@ def default_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def write_image(path: str | Path, rgb: np.ndarray) -> None:
-    """Write uint8 RGB atomically (temp file in the same folder, then rename), with the usual file mode."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+TEMP_PREFIX = ".facesr-tmp-"  # every temporary file facesr writes next to an output starts with this
+
+
+def _temp_path(path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
+    return Path(tmp)
+
+
+def clean_temp_files(folder: str | Path) -> int:
+    """Remove the temporary files a killed run left in ``folder`` (one run per folder); returns how many."""
+    folder = Path(folder)
+    stale = list(folder.glob(f"{TEMP_PREFIX}*")) if folder.is_dir() else []
+    for f in stale:
+        f.unlink(missing_ok=True)
+    return len(stale)
+
+
+def _replace_atomically(path: Path, write) -> None:
+    """``write(tmp)`` then rename to ``path``; the temp file is removed on any error or interrupt."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_path(path)
     try:
-        Image.fromarray(rgb).save(tmp)
+        write(tmp)
         os.chmod(tmp, default_file_mode())  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
+def write_image(path: str | Path, rgb: np.ndarray) -> None:
+    """Write uint8 RGB atomically (temp file in the same folder, then rename), with the usual file mode."""
+    _replace_atomically(Path(path), lambda tmp: Image.fromarray(rgb).save(tmp))
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    _replace_atomically(Path(path), lambda tmp: tmp.write_text(text))
 
 
 def is_image_name(path: Path) -> bool:
@@ -103,24 +123,61 @@ def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
     return sorted(p for p in folder.glob(pattern) if p.is_file() and is_image_name(p))
 
 
-def expand_inputs(inputs: list[str], recursive: bool = False) -> list[Path]:
-    """Files, folders and glob patterns to image paths: argument order, folder and glob contents sorted, no duplicates."""
+VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
+
+
+def expand_inputs(inputs: list[str], recursive: bool = False, on_error=None) -> list[Path]:
+    """Files, folders and glob patterns to image paths: argument order, folder and glob contents sorted, no duplicates.
+
+    An input that gives no image (a missing path, a folder or pattern without images) raises FacesrError
+    naming it; with ``on_error`` it is reported there and left out, so the other inputs still run.
+    FacesrError if no input gives any image.
+    """
     found: list[Path] = []
+    problems: list[str] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found.extend(list_images(path, recursive))
+            images = list_images(path, recursive)
+            if not images:
+                problems.append(f"{item}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            found.extend(images)
         elif path.exists():
             found.append(path)
         elif glob.has_magic(item):
             matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
-            found.extend(m for m in matches if m.is_file() and is_image_name(m))
+            images = [m for m in matches if m.is_file() and is_image_name(m)]
+            if not images:
+                problems.append(f"{item}: pattern matches no images")
+            found.extend(images)
         else:
-            raise FacesrError(f"{item}: no such file or folder")
+            problems.append(f"{item}: no such file or folder")
     unique = list(dict.fromkeys(p.resolve() for p in found))
     if not unique:
-        raise FacesrError(f"no images found in {' '.join(inputs)}")
+        raise FacesrError(problems[0] if len(problems) == 1 else f"no images found in {' '.join(inputs)}")
+    if problems and on_error is None:
+        raise FacesrError(problems[0])
+    for message in problems:
+        on_error(message)
     return unique
+
+
+def check_output_folder(path, what: str = "the output folder", inputs: list[Path] = ()) -> Path:
+    """``path`` as a folder to write into (it need not exist yet); FacesrError naming it, before any work
+    is done, when it or a folder above it is an existing file, or when it is the folder of one of the
+    ``inputs`` (its outputs would be read as inputs by the next run over that folder)."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "is a file" if p == path else f"is inside {p}, which is a file"
+                raise FacesrError(f"{path}: {where}, not a folder ({what})")
+            break
+    root = path.resolve()
+    inside = next((p for p in inputs if root == Path(p).resolve().parent), None)
+    if inside is not None:
+        raise FacesrError(f"{path}: holds the input {inside}; choose an output folder apart from the inputs")
+    return path
 
 
 def check_array(img, where: str) -> np.ndarray:

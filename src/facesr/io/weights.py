@@ -6,14 +6,14 @@ import os
 from pathlib import Path
 
 from facesr.errors import FacesrError
-from facesr.io.images import default_file_mode
+from facesr.io.images import TEMP_PREFIX, default_file_mode
 
 
 def save_safetensors(tensors: dict, path, metadata: dict | None = None) -> None:
     from safetensors.torch import save_file
 
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f"{TEMP_PREFIX}{path.name}")
     try:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
         os.chmod(tmp, default_file_mode())  # safetensors creates 0600 files

@@ -164,6 +164,15 @@ class SRMethod(nn.Module):
     def input_problem(self, h: int, w: int) -> str | None:
         return None
 
+    # Peak working memory per face and output pixel while restoring (float32), measured with
+    # benchmarks-style runs of the bundled models: about 13 MB a 128x128 face for the regression
+    # models and the VAEs, 35 MB for the diffusion UNets (see ``facesr.engine.run.check_memory``).
+    bytes_per_output_pixel: ClassVar[int] = 900
+
+    def memory_per_face(self, h: int, w: int) -> int:
+        """Bytes one LR face of h x w needs while it is restored (an estimate, with a 1.5x margin)."""
+        return int(1.5 * self.bytes_per_output_pixel * h * w * self.scale**2)
+
     def check_conditions(self, conditions: Conditions | None) -> None:
         """Raise ConditionError unless ``conditions`` hold exactly what ``needs`` asks for."""
         needs, cond = self.needs, conditions or Conditions()

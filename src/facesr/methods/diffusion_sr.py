@@ -19,6 +19,7 @@ from facesr.methods.base import Conditions, Needs, SRMethod
 
 class DiffusionSR(SRMethod):
     uses_sampler = True
+    bytes_per_output_pixel = 2200  # the UNet's activations (see SRMethod.memory_per_face)
 
     @property
     def needs(self) -> Needs:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from facesr.config import ConfigValueError
 from facesr.degrade.protocol import LRProtocol
 from facesr.degrade.resample import make_operator
 from facesr.errors import FacesrError
@@ -31,6 +32,8 @@ class RegressionConfig:
 
     def __post_init__(self):
         make_operator(self.operator, self.scale)
+        if self.hr_size < 1 or self.hr_size % self.scale:
+            raise ConfigValueError("hr_size", f"must be a positive multiple of the scale {self.scale}, got {self.hr_size}")
         if self.degradation is not None:
             from facesr.degrade.second_order import PRESETS
 

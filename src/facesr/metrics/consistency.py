@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from facesr.errors import FacesrError
 from facesr.io.images import to_tensor
 from facesr.degrade.resample import Resampler
 
 
 def lr_consistency(sr: np.ndarray, lr: np.ndarray, operator: Resampler) -> float:
-    """sr, lr: uint8 (H, W, 3). D(SR) is compared in float, before any rounding."""
+    """sr, lr: uint8 (H, W, 3). D(SR) is compared in float, before any rounding.
+
+    FacesrError when the SR size is not the LR size x the operator's scale (the caller names the files).
+    """
+    s = operator.scale
+    (h, w), (lh, lw) = sr.shape[:2], lr.shape[:2]
+    if (h, w) != (lh * s, lw * s):
+        raise FacesrError(f"SR size {w}x{h} does not match the LR size {lw}x{lh} x {s} (= {lw * s}x{lh * s})")
     down = operator.down(to_tensor(sr)[None])[0].clamp(0, 1) * 255.0
     ref = to_tensor(lr) * 255.0
-    if down.shape != ref.shape:
-        raise ValueError(f"D(SR) has shape {tuple(down.shape)} but LR has {tuple(ref.shape)}")
     return float(((down.double() - ref.double()) ** 2).mean())

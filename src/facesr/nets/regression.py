@@ -7,12 +7,14 @@ stages); any other prime factor gets one stage of its own.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facesr.config import ConfigValueError
 from facesr.errors import FacesrError
 from facesr.nets import NETS
 
@@ -68,7 +70,17 @@ class RegressionNetConfig:
 
     def __post_init__(self):
         if self.arch not in NETS:
-            raise FacesrError(f"arch must be one of {', '.join(map(repr, NETS.names()))}, got {self.arch!r}")
+            raise ConfigValueError("arch", f"must be one of {', '.join(map(repr, NETS.names()))}, got {self.arch!r}")
+        if not _whole(self.num_feat) or self.num_feat < 1:
+            raise ConfigValueError("num_feat", f"must be an integer of at least 1, got {self.num_feat!r}")
+        if not _whole(self.num_blocks) or self.num_blocks < 0:
+            raise ConfigValueError("num_blocks", f"must be an integer of at least 0, got {self.num_blocks!r}")
+        if not isinstance(self.res_scale, (int, float)) or not math.isfinite(self.res_scale) or self.res_scale <= 0:
+            raise ConfigValueError("res_scale", f"must be a positive number, got {self.res_scale!r}")
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class MSRResNet(nn.Module):

@@ -81,17 +81,30 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def load_checkpoint(path: Path, model, optimizer, generator: torch.Generator) -> tuple[dict, dict]:
-    """Restore weights, optimizer and RNG states; return (state.json, ema tensors)."""
-    state = json.loads((path / "state.json").read_text())
-    missing, unexpected = model.load_state_dict(load_safetensors(path / "model.safetensors"), strict=False)
+    """Restore weights, optimizer and RNG states; return (state.json, ema tensors). A checkpoint that
+    is damaged, or made for another model or optimizer config, is one FacesrError naming it."""
+    try:
+        state = json.loads((path / "state.json").read_text())
+        if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+            raise ValueError("no step")
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise FacesrError(f"{path / 'state.json'}: damaged checkpoint state (not the JSON a checkpoint writes)") from None
+    try:
+        missing, unexpected = model.load_state_dict(load_safetensors(path / "model.safetensors"), strict=False)
+    except RuntimeError:
+        missing, unexpected = ["(shapes differ)"], []
     if missing or unexpected:
-        raise FacesrError(f"{path}: checkpoint does not match the model config")
+        raise FacesrError(f"{path}: checkpoint does not match the model config (was the config changed?)")
     tensors = load_safetensors(path / "optimizer.safetensors")
-    generator.set_state(tensors.pop("rng.generator"))
-    torch.set_rng_state(tensors.pop("rng.torch"))
-    optimizer_from_tensors(optimizer, tensors, state["param_groups"])
-    np.random.set_state(_from_jsonable_numpy(state["numpy_rng"]))
-    random.setstate(_tuplify(state["python_rng"]))
+    try:
+        generator.set_state(tensors.pop("rng.generator"))
+        torch.set_rng_state(tensors.pop("rng.torch"))
+        optimizer_from_tensors(optimizer, tensors, state["param_groups"])
+        np.random.set_state(_from_jsonable_numpy(state["numpy_rng"]))
+        random.setstate(_tuplify(state["python_rng"]))
+    except (KeyError, ValueError, TypeError, RuntimeError):
+        raise FacesrError(f"{path}: checkpoint does not match the optimizer config or is damaged "
+                          "(was optim.lr_scale changed?)") from None
     return state, load_safetensors(path / "ema.safetensors")
 
 

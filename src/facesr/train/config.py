@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from facesr.config import from_dict, load_json, to_dict
+from facesr.config import ConfigValueError, from_dict, load_json, to_dict
 from facesr.errors import FacesrError
 
 
@@ -34,8 +34,18 @@ class DataConfig:
     reference: str | None = None
 
     def __post_init__(self):
+        _at_least(self, "patch_size", 0)
+        _at_least(self, "frames", 1)
+        _at_least(self, "motion_px", 0)
+        _probability(self, "jitter_prob")
         if not 0 <= self.vector_dropout < 1:
-            raise FacesrError(f"data.vector_dropout must be in [0, 1), got {self.vector_dropout}")
+            raise ConfigValueError("vector_dropout", f"must be in [0, 1), got {self.vector_dropout}")
+        for name in ("brightness", "contrast"):
+            value = getattr(self, name)
+            if value is not None and not (len(value) == 2 and 0 <= value[0] <= value[1]):
+                raise ConfigValueError(name, f"must be null or [low, high] with 0 <= low <= high, got {list(value)}")
+        if self.reference not in (None, "same-identity", "self"):
+            raise ConfigValueError("reference", f"must be null, 'same-identity' or 'self', got {self.reference!r}")
 
 
 @dataclass
@@ -65,10 +75,40 @@ class OptimConfig:
             raise FacesrError(f"schedule must be 'constant' or 'cosine_restarts', got {self.schedule!r}")
         if len(self.periods) != len(self.restart_weights) or any(p < 1 for p in self.periods):
             raise FacesrError("periods and restart_weights must have the same length, periods positive")
-        if self.batch_size < 1 or self.max_steps < 1 or self.checkpoint_every < 1:
-            raise FacesrError("batch_size, max_steps and checkpoint_every must be positive")
-        if any(not isinstance(v, (int, float)) or v <= 0 for v in self.lr_scale.values()):
-            raise FacesrError(f"lr_scale values must be positive numbers, got {self.lr_scale}")
+        for name in ("batch_size", "max_steps", "checkpoint_every", "keep_checkpoints", "log_every"):
+            _at_least(self, name, 1)
+        for name in ("warmup_steps", "seed", "eta_min", "grad_clip"):
+            _at_least(self, name, 0)
+        _positive(self, "lr")
+        _probability(self, "ema_decay")
+        if len(self.betas) != 2 or not all(_finite(b) and 0 <= b < 1 for b in self.betas):
+            raise ConfigValueError("betas", f"must be two numbers in [0, 1), got {list(self.betas)}")
+        if any(not _finite(w) or w < 0 for w in self.restart_weights):
+            raise ConfigValueError("restart_weights", f"must be numbers >= 0, got {list(self.restart_weights)}")
+        if any(not _finite(v) or v <= 0 for v in self.lr_scale.values()):
+            raise ConfigValueError("lr_scale", f"values must be positive numbers, got {self.lr_scale}")
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _at_least(cfg, name: str, low) -> None:
+    value = getattr(cfg, name)
+    if not _finite(value) or value < low:
+        raise ConfigValueError(name, f"must be at least {low}, got {value!r}")
+
+
+def _positive(cfg, name: str) -> None:
+    value = getattr(cfg, name)
+    if not _finite(value) or value <= 0:
+        raise ConfigValueError(name, f"must be a positive number, got {value!r}")
+
+
+def _probability(cfg, name: str) -> None:
+    value = getattr(cfg, name)
+    if not _finite(value) or not 0 <= value <= 1:
+        raise ConfigValueError(name, f"must be in [0, 1], got {value!r}")
 
 
 def param_groups(model, lr_scale: dict[str, float]) -> list[dict]:
@@ -118,11 +158,16 @@ class ExperimentConfig:
     def build_model(self, where: str = "config"):
         from facesr.methods.base import METHODS
 
-        cls = METHODS.get(self.method)
-        return cls(from_dict(cls.config_class, self.model, f"{where}.model"))
+        try:
+            cls = METHODS.get(self.method)
+        except FacesrError as exc:
+            raise FacesrError(f"{where}: method: {exc}") from None
+        return cls(from_dict(cls.config_class, self.model, where, "model"))
 
 
 def load_experiment(path) -> ExperimentConfig:
+    """The experiment in JSON file ``path``, every section checked (a bad value: one FacesrError naming
+    the file and the key)."""
     cfg = from_dict(ExperimentConfig, load_json(path), str(path))
     cfg.build_model(str(path))  # validate the model section now, with the file named
     return cfg

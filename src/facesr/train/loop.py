@@ -8,6 +8,7 @@ continues exactly where a killed or interrupted run stopped.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import signal
 import time
@@ -17,6 +18,7 @@ import torch
 
 from facesr.data.datasets import EpochSampler, HRFolderDataset
 from facesr.errors import FacesrError
+from facesr.io.images import atomic_write_text
 from facesr.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from facesr.train.config import ExperimentConfig, learning_rate, param_groups
 
@@ -109,6 +111,17 @@ def build_dataset(cfg: ExperimentConfig, model) -> HRFolderDataset:
                            vector_dropout=cfg.data.vector_dropout)
 
 
+def check_run_dir(run_dir: Path) -> None:
+    """A run folder must be a folder (or not exist yet), and so must the place it goes in."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FacesrError(f"{run_dir}: exists and is not a folder")
+    for parent in run_dir.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise FacesrError(f"{run_dir}: {parent} exists and is not a folder")
+            break
+
+
 def restore(cfg: ExperimentConfig, run_dir: Path, resume: bool, model, optimizer, ema, generator, log) -> int:
     """The step to continue from: a checkpoint's (``resume``), else 0 with ``init_from``'s weights if set."""
     ckpt = latest_checkpoint(run_dir) if resume else None
@@ -128,14 +141,46 @@ def restore(cfg: ExperimentConfig, run_dir: Path, resume: bool, model, optimizer
     return 0
 
 
-class _Log:
-    """log.csv of the main process: mean loss, learning rate and speed every ``log_every`` steps."""
+LOG_HEADER = ["step", "loss", "lr", "steps_per_s", "elapsed_s"]
 
-    def __init__(self, run_dir: Path, main: bool):
+
+def truncate_log(path: Path, step: int) -> float:
+    """Keep only the rows of log.csv ``path`` up to ``step`` (the checkpoint a run continues from), so a
+    resumed run logs each step once; rewritten atomically. Returns the last kept row's elapsed_s (0 if none).
+    Rows that do not parse (a line cut short by a kill) are dropped."""
+    if not path.exists():
+        return 0.0
+    try:
+        text = path.read_bytes().decode()  # as written: csv's \r\n line ends kept
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FacesrError(f"{path}: cannot read the training log ({getattr(exc, 'strerror', None) or exc})") from None
+    kept, elapsed = [], 0.0
+    for row in list(csv.reader(text.splitlines()))[1:]:
+        try:
+            row_step, row_elapsed = int(row[0]), float(row[4])
+        except (IndexError, ValueError):
+            continue
+        if len(row) == len(LOG_HEADER) and row_step <= step:
+            kept.append(row)
+            elapsed = row_elapsed
+    out = io.StringIO()
+    csv.writer(out).writerows([LOG_HEADER, *kept])
+    if out.getvalue() != text:
+        atomic_write_text(path, out.getvalue())
+    return elapsed
+
+
+class _Log:
+    """log.csv of the main process: mean loss, learning rate and speed every ``log_every`` steps.
+    Rows after ``step`` (the step the run starts from) are dropped first: a resumed run logs each step once,
+    and elapsed_s goes on from the last kept row."""
+
+    def __init__(self, run_dir: Path, main: bool, step: int = 0):
+        self.offset = truncate_log(run_dir / "log.csv", step) if main else 0.0
         self.file = open(run_dir / "log.csv", "a", newline="") if main else None
         self.writer = csv.writer(self.file) if main else None
         if main and self.file.tell() == 0:
-            self.writer.writerow(["step", "loss", "lr", "steps_per_s", "elapsed_s"])
+            self.writer.writerow(LOG_HEADER)
         self.losses, self.t_log, self.t0 = [], time.time(), time.time()
 
     def step(self, step: int, loss: float, lr: float, due: bool, bar) -> None:
@@ -145,7 +190,7 @@ class _Log:
         now = time.time()
         rate = len(self.losses) / max(now - self.t_log, 1e-9)
         mean_loss = sum(self.losses) / len(self.losses)
-        self.writer.writerow([step, f"{mean_loss:.6f}", f"{lr:.3e}", f"{rate:.3f}", f"{now - self.t0:.1f}"])
+        self.writer.writerow([step, f"{mean_loss:.6f}", f"{lr:.3e}", f"{rate:.3f}", f"{self.offset + now - self.t0:.1f}"])
         self.file.flush()
         bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.1e}")
         self.losses, self.t_log = [], now
@@ -164,6 +209,7 @@ def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int |
     if not cfg.data.train_dirs:
         raise FacesrError("no training data: set data.train_dirs in the config or pass --data")
     run_dir = Path(run_dir)
+    check_run_dir(run_dir)
     o = cfg.optim
     total_steps = max_steps or o.max_steps
     accel = Accelerator(mixed_precision=o.mixed_precision, cpu=not torch.cuda.is_available())
@@ -179,13 +225,16 @@ def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int |
 
     main = accel.is_main_process
     if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "experiment.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FacesrError(f"{run_dir}: cannot make the run folder ({exc.strerror})") from None
+        atomic_write_text(run_dir / "experiment.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     model, optimizer = accel.prepare(model, optimizer)
     raw = accel.unwrap_model(model)
     ema.to(accel.device)
     sampler = EpochSampler(len(dataset), o.seed)
-    logger = _Log(run_dir, main)
+    logger = _Log(run_dir, main, step)
 
     def checkpoint():
         accel.wait_for_everyone()
@@ -215,11 +264,14 @@ def train(cfg: ExperimentConfig, run_dir, resume: bool = False, max_steps: int |
             step += 1
             bar.update(1)
             logger.step(step, loss.item(), lr, step % o.log_every == 0 or step == total_steps, bar)
-            if step % o.checkpoint_every == 0 or step == total_steps:
+            saved = step % o.checkpoint_every == 0 or step == total_steps
+            if saved:
                 checkpoint()
-            if _any_process(accel, stop.signal is not None):
+            # a signal stops the run (the CLI exits non-zero) unless this was its last step anyway
+            if step < total_steps and _any_process(accel, stop.signal is not None):
                 stopped_by = stop.signal or "a signal to another process"
-                checkpoint()
+                if not saved:
+                    checkpoint()
                 break
     bar.close()
     logger.close()

@@ -84,14 +84,23 @@ def probe_set(split: dict, hr_root, limit: int, need_aux: bool) -> list[Path]:
 
 
 def run_benchmark(hr_root, methods: list[Method], out, judge, device, limit: int = 0, batch_size: int = 16,
-                  seed: int = 0, precision: str = "bf16", on_error=print, log=print) -> dict:
+                  seed: int = 0, precision: str = "bf16", on_error=print, log=print, overwrite: bool = False) -> dict:
+    """Every method on the probes of ``hr_root`` (module docstring), judged by the embedder ``judge``.
+
+    Per-item problems (an unreadable probe, aux image or gallery image; a gallery image's identity is left
+    out of the gallery and its probes get no rank) are reported through ``on_error``, one line each, and
+    the benchmark goes on. FacesrError, before any work, when ``out`` is a file. A killed benchmark
+    started again resumes: each method's run keeps the probes it finished (``run_and_evaluate``);
+    ``overwrite`` redoes them.
+    """
+    from facesr.io.images import check_output_folder
     from facesr.engine.conditions import protocol_conditions
     from facesr.engine.options import SamplingOptions
     from facesr.identity.recognition import identity_split
     from facesr.methods.hub import load_model
     from facesr.workflows.evaluate import Judge, run_and_evaluate
 
-    out = Path(out)
+    out = check_output_folder(out, "-o names the folder for benchmark.md, benchmark.csv and the run folders")
     models = {m.model: load_model(m.model, device) for m in methods}
     fasr = {m.model for m in methods if models[m.model].needs.vector_dim}
     refsr = {m.model for m in methods if models[m.model].needs.reference}
@@ -106,7 +115,9 @@ def run_benchmark(hr_root, methods: list[Method], out, judge, device, limit: int
             raise FacesrError(f"method {m.label}: ref is only for RefSR-VAE and FASR models")
     split = identity_split(hr_root)
     probes = probe_set(split, hr_root, limit, need_aux=bool(fasr or refsr))
-    gallery = {name: entry["gallery"] for name, entry in split.items()}
+    # one judge for every method: the gallery is read and embedded once, and a bad gallery image is reported
+    # once and its identity left out of the gallery (its probes get no rank) in every method's run
+    who = Judge(judge, {name: entry["gallery"] for name, entry in split.items()})
     results = []
     for m in methods:
         model = models[m.model]
@@ -114,7 +125,7 @@ def run_benchmark(hr_root, methods: list[Method], out, judge, device, limit: int
         hr, conditions, extra = protocol_conditions(model, probes, m.aux or "all", m.ref or "same", on_error=on_error,
                                                     view=m.view or "lr")
         log(f"{m.label}: {m.model} on {len(hr)} probes")
-        res = run_and_evaluate(model, hr, opts, device, out / m.label, on_error=on_error, judge=Judge(judge, gallery),
+        res = run_and_evaluate(model, hr, opts, device, out / m.label, on_error=on_error, judge=who, overwrite=overwrite,
                                conditions=conditions, extra=extra)
         results.append((m, res["summary"]))
     rows = table_rows(results)
@@ -201,6 +212,11 @@ def markdown(hr_root, results, rows, judge, conditioned: list[str]) -> str:
             f"| {r['method']} | {r['model'] or '–'} | {r['aux'] or '–'} | {r['faces']} | {_cell(r['psnr'], r['psnr_std'], 2)} | "
             f"{_cell(r['ssim'], r['ssim_std'], 4)} | {_cell(r['consistency'], r['consistency_std'], 2)} | "
             f"{_cell(r['cs'], r['cs_std'], 4)} | {rank1} | {r['network_evaluations']} | {speed} |")
+    left_out = s.get("identity", {}).get("gallery_left_out")
+    if left_out:
+        ranked = s["identity"].get("sr_probes", {}).get("probes_ranked", "?")
+        lines += ["", f"Left out of the gallery (its image could not be used): {', '.join(map(str, left_out))}; "
+                      f"their probes get no rank, so rank-1 is over {ranked} of {s['images']} probes."]
     if conditioned:
         lines += ["", f"FASR rows are conditioned on {', '.join(conditioned)} embeddings. Where that is also the judge "
                       "network, identity scores are optimistic (the seed's protocol has the same flaw)."]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,49 +22,87 @@ CONFIDENCE = 0.95
 
 
 def read_per_image(folder) -> dict[str, dict]:
-    """{probe name: row} from ``folder/per_image.csv``."""
+    """{probe name: row} from ``folder/per_image.csv``; FacesrError naming the file when it cannot be read,
+    has no 'name' column or names a probe twice."""
     path = Path(folder) / "per_image.csv"
     if not path.is_file():
         raise FacesrError(f"{path}: not found (expected a run folder of 'facesr evaluate --run' or 'facesr benchmark')")
     try:
-        with path.open(newline="") as f:
+        with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark from a spreadsheet
             rows = list(csv.DictReader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise FacesrError(f"{path}: unreadable ({exc})") from None
     if not rows or "name" not in rows[0]:
         raise FacesrError(f"{path}: no rows with a 'name' column")
-    return {row["name"]: row for row in rows}
+    out: dict[str, dict] = {}
+    for row in rows:
+        name = row["name"]
+        if name in out:
+            raise FacesrError(f"{path}: probe {name!r} is in more than one row")
+        out[name] = row
+    return out
 
 
-def _column(rows: dict[str, dict], key: str, where: str) -> dict[str, float] | None:
+def _column(rows: dict[str, dict], key: str, where: str, notes: list[str]) -> dict[str, float] | None:
+    """{probe: value} of column ``key`` (None when the run has no such column). An empty cell or a value
+    that is not a finite number (nan, inf) is NaN there, left out of the comparison, and noted in
+    ``notes`` (one line per column); text that is not a number, or a row cut short, means a damaged
+    file: FacesrError naming it, the probe and the column."""
     if key not in next(iter(rows.values())):
         return None
-    try:
-        return {name: float(row[key]) for name, row in rows.items()}
-    except (TypeError, ValueError):
-        raise FacesrError(f"{where}/per_image.csv: column {key!r} has a non-numeric value") from None
+    path = f"{where}/per_image.csv"
+    values, missing = {}, []
+    for name, row in rows.items():
+        text = row.get(key)
+        if text is None or isinstance(text, list):
+            raise FacesrError(f"{path}: column {key!r} has a non-numeric value at probe {name!r} "
+                              "(the row ends before it: the file is cut short or damaged)")
+        text = text.strip()
+        try:
+            value = float(text) if text else math.nan
+        except ValueError:
+            raise FacesrError(f"{path}: column {key!r} has a non-numeric value at probe {name!r} ({text!r})") from None
+        if not math.isfinite(value):
+            missing.append((name, text))
+            value = math.nan
+        values[name] = value
+    if missing:
+        (first, text), more = missing[0], len(missing) - 1
+        shown = repr(text) if text else "an empty cell"
+        notes.append(f"{path}: column {key!r} has no number for {len(missing)} probe(s) ({first}: {shown}"
+                     f"{f' and {more} more' if more else ''}); those values are left out")
+    return values
 
 
-def _columns(rows: dict[str, dict], folder) -> dict:
+def _columns(rows: dict[str, dict], folder, notes: list[str]) -> dict:
     """The psnr, cs and rank values of one run by probe name (None where a column is absent)."""
-    return {k: _column(rows, k, str(folder)) for k in ("psnr", "cs", "rank")}
+    mine: list[str] = []
+    cols = {k: _column(rows, k, str(folder), mine) for k in ("psnr", "cs", "rank")}
+    notes.extend(mine)  # only once the whole run is known to be readable
+    return cols
 
 
 def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int = 0,
-                 probes: slice = slice(None), on_error=None, common: bool = False) -> dict:
+                 probes: slice = slice(None), on_error=None, common: bool = False, on_missing=None) -> dict:
     """``base`` and ``runs``: (label, folder); ``probes``: which of the probes, in the order of the base run's
     per_image.csv (for a benchmark, its probe order; all by default).
 
-    A run that cannot be read or has other probes raises FacesrError; with ``common``, the probes that every
-    run has are compared instead (a benchmark of baselines alone restores the probes without aux images too).
-    With several runs and ``on_error``, a bad run is reported there and left out, and the others are still compared.
-    Returns {"probes", "rows", "markdown"}.
+    A run that cannot be read (a missing or damaged per_image.csv, text where a number belongs) or has other
+    probes raises FacesrError naming the file; with ``common``, the probes that every run has are compared
+    instead (a benchmark of baselines alone restores the probes without aux images too). With several runs
+    and ``on_error``, a bad run is reported there and left out, and the others are still compared.
+
+    A value that is not a number (an empty cell, nan, inf: e.g. a probe the judge could not rank) is left out:
+    each run's mean is over its values, each difference over the probes both runs have a value for; it is
+    reported through ``on_missing`` (default ``on_error``; one line per run and column), listed in "left_out"
+    and noted in the Markdown. Returns {"probes", "rows", "markdown", "left_out"}.
     """
     from facesr.metrics.stats import mcnemar_exact, paired_difference, proportion_interval
 
     base_label, base_dir = base
+    notes: list[str] = []
     base_rows = read_per_image(base_dir)
-    read = [(base_label, base_dir, base_rows, _columns(base_rows, base_dir))]
+    read = [(base_label, base_dir, base_rows, _columns(base_rows, base_dir, notes))]
     for label, folder in runs:
         try:
             rows = read_per_image(folder)
@@ -71,7 +110,7 @@ def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int
                 diff = sorted(set(rows) ^ set(base_rows))
                 raise FacesrError(f"{folder}: {len(rows)} probes, {base_dir}: {len(base_rows)}; {len(diff)} are not in "
                                   f"both (e.g. {diff[0]}); compare runs on the same probes, or pass --common")
-            read.append((label, folder, rows, _columns(rows, folder)))
+            read.append((label, folder, rows, _columns(rows, folder, notes)))
         except FacesrError as exc:
             if on_error is None or len(runs) == 1:
                 raise
@@ -88,31 +127,50 @@ def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int
                  for label, folder, _, cols in read]
     if len(runs_cols) == 1:
         raise FacesrError(f"none of the {len(runs)} runs could be compared with {base_dir}")
+    report = on_missing if on_missing is not None else on_error
+    if report is not None:
+        for note in notes:
+            report(note)
     base_cols = runs_cols[0][2]
     out = []
     for i, (label, folder, cols) in enumerate(runs_cols):
         is_run = i > 0
         row = {"label": label, "folder": str(folder), "probes": len(names)}
         for key in ("psnr", "cs"):
-            if cols[key] is not None:
-                row[key] = float(cols[key].mean())
-                if is_run and base_cols[key] is not None:
-                    row[f"{key}_diff"] = asdict(paired_difference(cols[key], base_cols[key], seed=seed))
+            v = cols[key]
+            if v is None:
+                continue
+            ok = np.isfinite(v)
+            if ok.any():
+                row[key] = float(v[ok].mean())
+            if not ok.all():
+                row[f"{key}_probes"] = int(ok.sum())
+            if is_run and base_cols[key] is not None:
+                both = ok & np.isfinite(base_cols[key])
+                if both.any():
+                    row[f"{key}_diff"] = asdict(paired_difference(v[both], base_cols[key][both], seed=seed))
         if cols["rank"] is not None:
-            hits = cols["rank"] == 1
-            row["rank1"] = float(hits.mean())
-            row["rank1_ci"] = proportion_interval(int(hits.sum()), len(hits), CONFIDENCE)
+            ok = np.isfinite(cols["rank"])
+            if not ok.all():
+                row["rank_probes"] = int(ok.sum())
+            if ok.any():
+                hits = cols["rank"][ok] == 1
+                row["rank1"] = float(hits.mean())
+                row["rank1_ci"] = proportion_interval(int(hits.sum()), len(hits), CONFIDENCE)
             if is_run and base_cols["rank"] is not None:
-                base_hits = base_cols["rank"] == 1
-                row["rank1_diff"] = asdict(paired_difference(hits, base_hits, seed=seed))
-                row["only_this"] = int(np.sum(hits & ~base_hits))
-                row["only_base"] = int(np.sum(base_hits & ~hits))
-                row["mcnemar_p"] = mcnemar_exact(hits, base_hits)
+                both = ok & np.isfinite(base_cols["rank"])
+                if both.any():
+                    hits, base_hits = cols["rank"][both] == 1, base_cols["rank"][both] == 1
+                    row["rank1_diff"] = asdict(paired_difference(hits, base_hits, seed=seed))
+                    row["only_this"] = int(np.sum(hits & ~base_hits))
+                    row["only_base"] = int(np.sum(base_hits & ~hits))
+                    row["mcnemar_p"] = mcnemar_exact(hits, base_hits)
         out.append(row)
     subset = [] if len(all_names) == len(base_rows) else [f"the {len(all_names)} of {len(base_rows)} that every run has"]
     if names != all_names:
         subset.append(f"probes {names[0]} to {names[-1]} ({len(names)} of {len(all_names)}, in the base run's order)")
-    return {"probes": len(names), "rows": out, "markdown": markdown(base_label, out, seed, "; ".join(subset))}
+    return {"probes": len(names), "rows": out, "markdown": markdown(base_label, out, seed, "; ".join(subset)),
+            "left_out": notes}
 
 
 def _diff(d: dict | None, scale: float, digits: int) -> str:
@@ -141,6 +199,11 @@ def markdown(base_label: str, rows: list[dict], seed: int, subset: str = "") -> 
         p = f"{r['mcnemar_p']:.3g}" if "mcnemar_p" in r else "–"
         lines.append(f"| {r['label']} | {psnr} | {_diff(r.get('psnr_diff'), 1, 2)} | {cs} | {_diff(r.get('cs_diff'), 1, 4)} | "
                      f"{rank1} | {_diff(r.get('rank1_diff'), 100, 1)} | {counts} | {p} |")
+    fewer = [f"{r['label']}: {what} on {r[key]} of {n}" for r in rows
+             for key, what in (("psnr_probes", "PSNR"), ("cs_probes", "CS"), ("rank_probes", "rank-1")) if key in r]
+    if fewer:
+        lines += ["", f"Values that are not numbers (empty, nan, inf) were left out: {'; '.join(fewer)} probes; each "
+                      "difference is over the probes both runs have a value for."]
     return "\n".join(lines) + "\n"
 
 

@@ -34,14 +34,23 @@ def comparison_sheet(rows: list[list[np.ndarray]], labels=COLUMNS, size: int = 1
     return np.asarray(sheet)
 
 
-def run_demo(model, opts, device, out_dir, log=print) -> dict:
+def run_demo(model, opts, device, out_dir, log=print, progress=None) -> dict:
+    """SR of the bundled sample faces with a sheet and facesr-run.json, like every run."""
+    import json
+    import time
+    from dataclasses import asdict
+
     from facesr.engine.run import super_resolve_tensors
+    from facesr.io.images import atomic_write_text
 
     out_dir = Path(out_dir)
     paths = list_images(SAMPLES_DIR)
     hrs = [read_image(p) for p in paths]
     lrs = [model.lr_protocol.lr_image(hr, p.name)[0] for hr, p in zip(hrs, paths)]
-    srs = super_resolve_tensors(model, [to_tensor(lr) for lr in lrs], [p.name for p in paths], opts, device)
+    t0 = time.time()
+    srs = super_resolve_tensors(model, [to_tensor(lr) for lr in lrs], [p.name for p in paths], opts, device,
+                                progress=progress)
+    seconds = time.time() - t0
     rows, results = [], []
     for path, hr, lr, sr_t in zip(paths, hrs, lrs, srs):
         sr = to_uint8(sr_t)
@@ -62,4 +71,10 @@ def run_demo(model, opts, device, out_dir, log=print) -> dict:
     log(f"{'mean':<26} {mean_b:>10.2f} dB {mean_s:>6.2f} dB")
     log(f"sheet (LR | bicubic | SR | HR): {sheet_path}")
     log(f"SR images: {out_dir / 'sr'}")
+    manifest = {"model": model.source, "options": asdict(opts), "device": str(device),
+                "network_evaluations_per_face": model.network_evaluations(opts),
+                "outputs": [str(out_dir / "sr" / f"{p.stem}.png") for p in paths], "failures": [], "complete": True,
+                "seconds": round(seconds, 3), "seconds_per_face": round(seconds / max(1, len(paths)), 4),
+                "faces": results, "sheet": str(sheet_path)}
+    atomic_write_text(out_dir / "facesr-run.json", json.dumps(manifest, indent=2) + "\n")
     return {"sheet": str(sheet_path), "faces": results, "mean_psnr_sr": mean_s, "mean_psnr_bicubic": mean_b}

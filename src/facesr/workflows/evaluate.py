@@ -14,7 +14,7 @@ import json
 import math
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +22,11 @@ import torch
 
 from facesr.degrade.protocol import LRProtocol
 from facesr.errors import FacesrError, InputError
-from facesr.io.images import atomic_write_text, list_images, read_image, to_tensor, to_uint8, write_image
+from facesr.io.images import (atomic_write_text, check_output_folder, list_images, read_image, to_tensor, to_uint8,
+                              write_image)
 from facesr.metrics import lr_consistency, psnr, ssim
+
+OUT_WHAT = "-o names the folder for per_image.csv and summary.json"
 
 
 def select_hr(hr_dir, protocol: str = "all", limit: int = 0) -> list[Path]:
@@ -61,15 +64,19 @@ def summarise(rows: list[dict], keys: list[str]) -> dict:
 
 
 def write_report(out_dir, rows: list[dict], summary: dict) -> None:
-    out_dir = Path(out_dir)
+    """per_image.csv (a value that could not be measured is an empty cell) and summary.json."""
+    out_dir = check_output_folder(out_dir, OUT_WHAT)
     buf = io.StringIO()
     keys = list(dict.fromkeys(k for r in rows for k in r))
     writer = csv.DictWriter(buf, fieldnames=keys)
     writer.writeheader()
     for r in rows:
         writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()})
-    atomic_write_text(out_dir / "per_image.csv", buf.getvalue())
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    try:
+        atomic_write_text(out_dir / "per_image.csv", buf.getvalue())
+        atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    except OSError as exc:
+        raise FacesrError(f"{out_dir}: cannot write the report ({exc.strerror or exc})") from None
 
 
 def protocol_card(protocol: LRProtocol, y: bool, crop: int) -> dict:
@@ -98,6 +105,11 @@ def find_protocol(sr_dir, lr_dir=None) -> tuple[LRProtocol, str] | None:
             continue
         try:
             data = json.loads(place.read_text())
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue  # not one of ours
+        if not isinstance(data, dict):
+            continue
+        try:
             if "operator" in data:
                 return LRProtocol(operator_from_dict(data["operator"])), str(place)
             if "protocol" in data:
@@ -105,35 +117,100 @@ def find_protocol(sr_dir, lr_dir=None) -> tuple[LRProtocol, str] | None:
             if data.get("model"):
                 cfg = json.loads((Path(data["model"]) / "config.json").read_text())["config"]
                 return LRProtocol.of(cfg["operator"], cfg["scale"]), f"{place} (model {data['model']})"
-        except (OSError, KeyError, ValueError, TypeError):
-            continue
+        except (OSError, KeyError, ValueError, TypeError, FacesrError) as exc:
+            # a record that names an operator but cannot be used: say which file, never guess another operator
+            problem = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise FacesrError(f"{place}: not a usable LR operator record ({problem}); "
+                              "pass --op and --scale to say which operator made the LR images") from None
     return None
 
 
+def _by_stem(files: list[Path], what: str, fail) -> dict[str, Path]:
+    """{stem: file}; a later file with a stem already taken is reported and left out (matching is by stem)."""
+    out: dict[str, Path] = {}
+    for f in files:
+        if f.stem in out:
+            fail(f"{f}: same file stem as {out[f.stem]}; {what} images are matched by stem, so it is left out")
+        else:
+            out[f.stem] = f
+    return out
+
+
+def _wh(img: np.ndarray) -> str:
+    return f"{img.shape[1]}x{img.shape[0]}"
+
+
+def score_pair(sr_path: Path, hr_path: Path, lr_path: Path | None, protocol: LRProtocol, y=False, crop=0) -> dict:
+    """PSNR, SSIM and LR-consistency of one SR file against its HR file (LR read from ``lr_path`` or made
+    from HR by ``protocol``). InputError naming the file at fault and saying what is wrong."""
+    sr, hr = read_image(sr_path), read_image(hr_path)
+    if sr.shape != hr.shape:
+        raise InputError(sr_path, f"SR is {_wh(sr)} but its HR {hr_path} is {_wh(hr)}: they must be the same size")
+    s = protocol.scale
+    if lr_path is not None:
+        lr = read_image(lr_path)
+        if (lr.shape[0] * s, lr.shape[1] * s) != sr.shape[:2]:
+            want = (f"expected a {sr.shape[1] // s}x{sr.shape[0] // s} LR" if not (sr.shape[0] % s or sr.shape[1] % s)
+                    else f"the SR size is not a multiple of {s}")
+            raise InputError(lr_path, f"LR is {_wh(lr)} but SR {sr_path} is {_wh(sr)}: the SR size must be the LR size "
+                                      f"x {s} ({want})")
+    else:
+        if hr.shape[0] % s or hr.shape[1] % s:
+            raise InputError(hr_path, f"HR size {_wh(hr)} is not divisible by the scale {s}, so no LR can be made "
+                                      "for LR-consistency")
+        try:
+            lr = protocol.lr_image(hr, hr_path.name)[0]
+        except InputError:
+            raise
+        except FacesrError as exc:
+            raise InputError(hr_path, f"cannot make its LR ({exc})") from None
+    try:
+        return image_metrics(sr, hr, lr, protocol.operator, y, crop)
+    except (FacesrError, ValueError) as exc:  # e.g. smaller than SSIM's 11x11 window after --crop
+        raise InputError(sr_path, str(exc)) from None
+
+
 def evaluate_folders(sr_dir, hr_dir, protocol: LRProtocol, lr_dir=None, y=False, crop=0, out_dir=None, on_error=print) -> dict:
-    """SR images on disk against HR (matched by file stem); LR read from ``lr_dir`` or made by ``protocol``."""
-    sr_files = {p.stem: p for p in list_images(sr_dir, recursive=True)}
-    if not sr_files:
-        raise FacesrError(f"{sr_dir}: no SR images found")
-    hr_files = {p.stem: p for p in list_images(hr_dir, recursive=True)}
-    lr_files = {p.stem: p for p in list_images(lr_dir, recursive=True)} if lr_dir else {}
+    """SR images on disk against HR (matched by file stem, both searched recursively); LR read from
+    ``lr_dir`` (same stem) or made from HR by ``protocol``.
+
+    The images to score are every HR image, or with ``lr_dir`` those that have an LR image there (the
+    faces that were to be restored; HR images without one, e.g. a ``--limit`` run against a whole data
+    set, are passed over). Every problem with one image (an SR without its HR or an HR without its SR, an
+    unreadable file, an SR whose size differs from HR, an LR whose size x scale is not the SR size, two
+    files with one stem) is reported through ``on_error`` as one line naming the file, and listed in the
+    summary's "failures"; the other images are still scored. FacesrError when a folder is missing or
+    nothing could be scored.
+    """
+    sr_dir, hr_dir = Path(sr_dir), Path(hr_dir)
+    for folder, what in ((sr_dir, "SR"), (hr_dir, "HR"), (lr_dir, "LR")):
+        if folder is not None and not Path(folder).is_dir():
+            raise FacesrError(f"{folder}: {what} folder not found")
+    if out_dir:
+        check_output_folder(out_dir, OUT_WHAT)
     rows, failures = [], []
 
     def fail(message: str) -> None:
         failures.append(message)
         on_error(message)
 
-    for stem, sr_path in sorted(sr_files.items()):
+    sr_list = list_images(sr_dir, recursive=True)
+    if not sr_list:
+        raise FacesrError(f"{sr_dir}: no SR images found")
+    sr_files = _by_stem(sr_list, "SR", fail)
+    hr_files = _by_stem(list_images(hr_dir, recursive=True), "HR", fail)
+    lr_files = _by_stem(list_images(lr_dir, recursive=True), "LR", fail) if lr_dir else {}
+    for stem in sorted(set(sr_files) | set(hr_files)):
         if stem not in hr_files:
-            fail(f"{sr_path}: no HR image with stem {stem!r} in {hr_dir}")
+            fail(f"{sr_files[stem]}: no HR image with stem {stem!r} in {hr_dir}")
+            continue
+        if stem not in sr_files:
+            if lr_dir is None or stem in lr_files:  # with an LR folder, only its images were to be restored
+                fail(f"{hr_files[stem]}: no SR image with stem {stem!r} in {sr_dir}")
             continue
         try:
-            sr, hr = read_image(sr_path), read_image(hr_files[stem])
-            lr = read_image(lr_files[stem]) if stem in lr_files else protocol.lr_image(hr, hr_files[stem].name)[0]
-            if sr.shape != hr.shape:
-                raise InputError(sr_path, f"size {sr.shape[1]}x{sr.shape[0]} differs from HR {hr.shape[1]}x{hr.shape[0]}")
-            rows.append({"name": stem, **image_metrics(sr, hr, lr, protocol.operator, y, crop)})
-        except (InputError, FacesrError, ValueError) as exc:
+            rows.append({"name": stem, **score_pair(sr_files[stem], hr_files[stem], lr_files.get(stem), protocol, y, crop)})
+        except InputError as exc:
             fail(str(exc))
     if not rows:
         raise FacesrError(f"no SR image in {sr_dir} could be evaluated against {hr_dir}")
@@ -151,6 +228,28 @@ class Judge:
 
     embedder: object
     gallery: dict[str, Path] | None = None
+    _embedded: object = field(default=None, init=False, repr=False, compare=False)
+
+    def embedded_gallery(self, on_error=print):
+        """The gallery read and embedded once (a benchmark shares one judge among its methods), or None.
+
+        A gallery image that cannot be read or embedded is reported through ``on_error`` (once, one line
+        naming it) and its identity left out of the gallery; that identity's probes get no rank.
+        """
+        from facesr.metrics.identity import embed_gallery
+
+        if not self.gallery:
+            return None
+        if self._embedded is None:
+            items, left_out = [], {}
+            for label, path in sorted(self.gallery.items(), key=lambda kv: str(kv[0])):
+                try:
+                    items.append((label, read_image(path), path))
+                except InputError as exc:
+                    left_out[label] = str(exc)
+                    on_error(f"{exc}; identity {label} left out of the gallery (its probes get no rank)")
+            self._embedded = embed_gallery(self.embedder, items, on_error, left_out)
+        return self._embedded
 
 
 def read_probes(model, hr_paths: list[Path], fail) -> tuple[list, dict]:
@@ -197,15 +296,42 @@ def run_summary(model, opts, device, rows: list[dict], seconds: float, scoring: 
     }
 
 
+RUN_STATE = "facesr-run.json"  # rewritten after each batch of ``run_and_evaluate``: what a resumed run keeps
+
+
+def _finished_rows(out_dir: Path, settings: dict) -> dict[str, dict]:
+    """{probe name: its row} of a killed run in ``out_dir`` with the same settings, whose SR is on disk."""
+    try:
+        before = json.loads((out_dir / RUN_STATE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if before.get("settings") != settings:
+        return {}
+    return {r["name"]: r for r in before.get("rows", []) if (out_dir / "sr" / f"{r['name']}.png").is_file()}
+
+
 def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False, crop=0, on_error=print, progress=None,
-                     judge: Judge | None = None, conditions: dict | None = None, extra: dict | None = None) -> dict:
+                     judge: Judge | None = None, conditions: dict | None = None, extra: dict | None = None,
+                     overwrite: bool = False) -> dict:
     """Make each probe's LR with the model's protocol, super-resolve it (``conditions``: {HR path:
     Conditions} for models that need them), save SR and LR, and score SR and bicubic against HR;
-    ``extra`` is added to the summary (e.g. how the conditions were made)."""
+    ``extra`` is added to the summary (e.g. how the conditions were made).
+
+    A probe that cannot be read, and with a ``judge`` a gallery image that cannot be read or embedded
+    (its identity is left out of the gallery; its probes get no rank) or a probe image the judge cannot
+    embed (no CS or rank for it), are reported through ``on_error``, one line each, and listed in the
+    summary's "failures"; everything else is still scored and written. FacesrError, before any work,
+    when ``out_dir`` is a file.
+
+    SR and LR images are written as each batch is done, and <out>/facesr-run.json after it: started
+    again with the same model, options, probes and conditions, a killed run resumes (the probes it
+    finished are read back, not redone); ``overwrite`` redoes them."""
     from facesr.engine.run import super_resolve_tensors
 
     op = model.operator
-    out_dir = Path(out_dir)
+    out_dir = check_output_folder(out_dir, OUT_WHAT)
+    for sub in ("sr", "lr"):
+        check_output_folder(out_dir / sub, OUT_WHAT)
     failures = []
 
     def fail(message: str) -> None:
@@ -213,33 +339,44 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
         on_error(message)
 
     items, records = read_probes(model, hr_paths, fail)
+    gallery = judge.embedded_gallery(fail) if judge is not None else None  # bad gallery images reported up front
     consistency = model.lr_protocol.deterministic  # needs the deterministic operator that made LR
     stems = [p.stem for p, _, _ in items]
     names = stems if len(set(stems)) == len(stems) else [f"{p.parent.name}__{p.stem}" for p, _, _ in items]
+    settings = {"model": model.source, "options": {k: v for k, v in asdict(opts).items() if k != "batch_size"},
+                "probes": [str(p) for p, _, _ in items], "y": y, "crop": crop, "extra": extra or {}}
+    finished = {} if overwrite else _finished_rows(out_dir, settings)
     rows, t_total = [], 0.0
     kept = {"sr": [], "bicubic": [], "hr": []}
     chunk = max(1, opts.batch_size)
     for start in range(0, len(items), chunk):
-        part = items[start : start + chunk]
+        part = list(zip(items[start : start + chunk], names[start : start + chunk]))
+        todo = [(item, name) for item, name in part if name not in finished]
         t0 = time.time()
-        conds = [conditions[p] for p, _, _ in part] if conditions is not None else None
-        srs = super_resolve_tensors(model, [to_tensor(lr) for _, _, lr in part], [p.name for p, _, _ in part], opts,
-                                    device, conditions=conds)
+        conds = [conditions[p] for (p, _, _), _ in todo] if conditions is not None else None
+        srs = super_resolve_tensors(model, [to_tensor(lr) for (_, _, lr), _ in todo], [p.name for (p, _, _), _ in todo],
+                                    opts, device, conditions=conds) if todo else []
         dt = time.time() - t0
         t_total += dt
-        for (path, hr, lr), sr_t, name in zip(part, srs, names[start : start + chunk]):
-            sr = to_uint8(sr_t)
+        new = dict(zip([name for _, name in todo], srs))
+        for (path, hr, lr), name in part:
             bic = to_uint8(op.up(to_tensor(lr)[None])[0])
-            write_image(out_dir / "sr" / f"{name}.png", sr)
-            write_image(out_dir / "lr" / f"{name}.png", lr)
-            lr_for_consistency = lr if consistency else None
-            row = {"name": name, **image_metrics(sr, hr, lr_for_consistency, op, y, crop)}
-            row.update({f"bicubic_{k}": v for k, v in image_metrics(bic, hr, lr_for_consistency, op, y, crop).items()})
-            row["seconds"] = dt / len(part)
+            if name in finished:
+                sr, row = read_image(out_dir / "sr" / f"{name}.png"), finished[name]
+                t_total += row["seconds"]
+            else:
+                sr = to_uint8(new[name])
+                write_image(out_dir / "sr" / f"{name}.png", sr)
+                write_image(out_dir / "lr" / f"{name}.png", lr)
+                lr_for_consistency = lr if consistency else None
+                row = {"name": name, **image_metrics(sr, hr, lr_for_consistency, op, y, crop)}
+                row.update({f"bicubic_{k}": v for k, v in image_metrics(bic, hr, lr_for_consistency, op, y, crop).items()})
+                row["seconds"] = dt / len(todo)
             rows.append(row)
             if judge is not None:
                 for kind, img in (("sr", sr), ("bicubic", bic), ("hr", hr)):
                     kept[kind].append(img)
+        atomic_write_text(out_dir / RUN_STATE, json.dumps({"settings": settings, "rows": rows}) + "\n")
         if progress:
             progress(len(rows), len(items))
     summary = {**run_summary(model, opts, device, rows, t_total, (y, crop)), "failures": failures, **(extra or {})}
@@ -247,8 +384,8 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
         from facesr.metrics.identity import identity_report
 
         labels = [p.parent.name for p, _, _ in items]
-        g = [(label, read_image(path)) for label, path in sorted(judge.gallery.items())] if judge.gallery else None
-        columns, summary["identity"] = identity_report(judge.embedder, kept, labels, g)
+        columns, summary["identity"] = identity_report(judge.embedder, kept, labels, gallery,
+                                                       names=[str(p) for p, _, _ in items], on_error=fail)
         for key, values in columns.items():
             for row, v in zip(rows, values):
                 row[key] = v

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from facesr.engine.conditions import conditions_for
-from facesr.engine.run import check_input, super_resolve_tensors, warm_start_model
+from facesr.engine.run import check_input, check_memory, output_problem, super_resolve_tensors, warm_start_model
 from facesr.errors import InputError
 from facesr.io.images import atomic_write_text, read_image, to_tensor, to_uint8, write_image
 
@@ -33,76 +33,153 @@ def output_names(paths: list[Path]) -> list[str]:
     return names
 
 
+MANIFEST = "facesr-run.json"
+
+
+def _settings(model, opts) -> dict:
+    """What decides an output's pixels: a folder's outputs are resumed only under the same settings."""
+    options = {k: v for k, v in asdict(opts).items() if k != "batch_size"}
+    return {"model": model.source, "options": options}
+
+
+def _previous_outputs(out_dir: Path, settings: dict) -> tuple[set[str], str | None]:
+    """(outputs a previous run in ``out_dir`` finished under ``settings``, why its outputs do not count)."""
+    try:
+        before = json.loads((out_dir / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return set(), None
+    theirs = {"model": before.get("model"), "options": {k: v for k, v in before.get("options", {}).items()
+                                                         if k != "batch_size"}}
+    if theirs != settings:
+        changed = sorted(k for k in set(theirs["options"]) | set(settings["options"])
+                         if theirs["options"].get(k) != settings["options"].get(k))
+        what = "model" if theirs["model"] != settings["model"] else ", ".join(changed)
+        return set(), f"made with other settings ({what})"
+    return {str(Path(p).resolve()) for p in before.get("outputs", [])}, None
+
+
 def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=print, on_done=None,
-                  uncertainty: bool = False, refs=None, ref=None) -> dict:
+                  uncertainty: bool = False, refs=None, ref=None, overwrite: bool = False, on_info=None,
+                  progress=None, input_failures: list[str] = (), check_outputs: bool = True) -> dict:
     """Write <out>/<stem>.png for each input (and <stem>.std.png with ``uncertainty``, which needs samples > 1).
 
-    Inputs are read a chunk at a time; an unreadable file or an unusable size fails that input only.
-    ``refs`` / ``ref``: what a FASR / RefSR-VAE model needs (``facesr.engine.conditions.conditions_for``;
-    with a features file each input uses the row of its folder's name). An input without its condition fails.
+    Streams: each batch's outputs are written (atomically) as soon as they exist, and the manifest
+    <out>/facesr-run.json is rewritten after each batch, so a killed run loses at most one batch. Run
+    again with the same settings and it resumes: outputs the manifest lists are kept, not redone.
+    Outputs already in the folder from other settings, or not from facesr, are replaced only with
+    ``overwrite``. An unreadable file, an unusable size, a missing condition or an output that does
+    not restore its input fails that input only. ``refs`` / ``ref``: what a FASR / RefSR-VAE model
+    needs (``facesr.engine.conditions.conditions_for``; with a features file each input uses the row of
+    its folder's name). ``on_info``: the cost line before the work starts and the estimate after the
+    first batch; ``progress(done, total)`` after each batch. ``input_failures``: inputs that were
+    reported before (``expand_inputs``), recorded in the manifest with the others. ``check_outputs=False``
+    writes outputs that are no restoration of their input too (sampler studies, models in training).
     """
     from facesr.errors import FacesrError
+    from facesr.io.images import check_output_folder, clean_temp_files
 
     out_dir = Path(out_dir)
     if uncertainty and opts.samples < 2:
         raise FacesrError("uncertainty needs samples 2 or more")
+    check_output_folder(out_dir, inputs=paths)
     warm_start_model(model, opts, device)  # a bad init stops here, before any input is read
-    inputs = {p.resolve() for p in paths}
-    jobs, failures = [], []
+    check_memory(model, min(opts.batch_size, len(paths) * opts.samples), model.lr_size, model.lr_size, device)
+    clean_temp_files(out_dir)
+    settings = _settings(model, opts)
+    done, stale = (set(), None) if overwrite else _previous_outputs(out_dir, settings)
+    failures: list[str] = list(input_failures)
 
     def fail(message: str) -> None:
         failures.append(message)
         on_error(message)
 
     conds = conditions_for(model, len(paths), refs, ref, [p.parent.name for p in paths], on_error=fail)
+    jobs, kept = [], []
     for path, name, cond in zip(paths, output_names(paths), conds):
         target = out_dir / name
-        if target.resolve() in inputs:
-            fail(f"{path}: output {target} would overwrite an input; choose another output folder")
+        if str(target.resolve()) in done and target.is_file():
+            kept.append(str(target))
         elif cond is None:
             failures.append(f"{path}: no identity vector")  # conditions_for has reported why
         else:
             jobs.append((path, target, cond))
-    expected = model.lr_size
+    clash = [t for _, t, _ in jobs if t.exists()]
+    if clash and not overwrite:
+        why = stale or "not listed as finished in its facesr-run.json"
+        raise FacesrError(f"{out_dir}: {len(clash)} output(s) already there ({clash[0].name}, ...) {why}; "
+                          "use --overwrite (overwrite=True) to replace them, or another output folder")
+    nfe = model.network_evaluations(opts)
+    if on_info:
+        resumed = f", {len(kept)} done before" if kept else ""
+        on_info(f"{len(jobs)} face(s) to restore{resumed}; {nfe} network evaluation(s) per face "
+                f"({describe_recipe(model, opts)}), {nfe * len(jobs)} in all")
+    manifest = {**settings, "options": asdict(opts), "network_evaluations_per_face": nfe, "device": str(device),
+                "outputs": list(kept), "failures": failures, "complete": False}
     t0 = time.time()
-    written = []
-    chunk = opts.batch_size * 4
-    for start in range(0, len(jobs), chunk):
-        part = []
-        for path, target, cond in jobs[start : start + chunk]:
-            try:
-                lr = to_tensor(read_image(path))
-            except InputError as exc:
-                fail(str(exc))
-                continue
-            problem = check_input(model, lr.shape[-2], lr.shape[-1])
-            if problem:
-                fail(f"{path}: {problem}")
-                continue
-            if lr.shape[-2:] != (expected, expected):
-                on_error(f"warning: {path}: {lr.shape[2]}x{lr.shape[1]} input; {model.name} was trained on {expected}x{expected} faces")
-            part.append((path, target, lr, cond))
-        if not part:
-            continue
-        srs, stds = super_resolve_tensors(model, [j[2] for j in part], [j[0].name for j in part], opts, device,
-                                          with_std=True, conditions=[j[3] for j in part])
-        for (path, target, _, _), sr, std in zip(part, srs, stds):
-            write_image(target, to_uint8(sr))
-            if uncertainty:
-                write_image(target.with_suffix(".std.png"), std_heatmap(std))
-            written.append(str(target))
-            if on_done:
-                on_done(path, target)
-    seconds = time.time() - t0
-    manifest = {
-        "model": model.source,
-        "options": asdict(opts),
-        "network_evaluations_per_face": model.network_evaluations(opts),
-        "device": str(device),
-        "outputs": written,
-        "failures": failures,
-        "seconds": round(seconds, 3),
-        "seconds_per_face": round(seconds / max(1, len(written)), 4),
-    }
-    atomic_write_text(out_dir / "facesr-run.json", json.dumps(manifest, indent=2) + "\n")
+    for start in range(0, len(jobs), opts.batch_size):
+        part = _read_batch(model, jobs[start : start + opts.batch_size], fail)
+        if part:
+            _restore_batch(model, part, opts, device, uncertainty, manifest["outputs"], fail if check_outputs else None,
+                           on_done)
+        seconds = time.time() - t0
+        manifest.update(seconds=round(seconds, 3),
+                        seconds_per_face=round(seconds / max(1, len(manifest["outputs"]) - len(kept)), 4))
+        atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+        finished = min(start + opts.batch_size, len(jobs))
+        if progress:
+            progress(finished, len(jobs))
+        if on_info and start == 0 and finished < len(jobs):
+            on_info(f"about {seconds / finished * (len(jobs) - finished) / 60:.1f} min for the other "
+                    f"{len(jobs) - finished} face(s) ({seconds / finished:.2f} s per face)")
+    manifest["complete"] = True
+    manifest.setdefault("seconds", 0.0)
+    manifest.setdefault("seconds_per_face", 0.0)
+    atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def describe_recipe(model, opts) -> str:
+    if not model.uses_sampler:
+        return "one forward pass" if model.network_evaluations(opts) == 1 else "self-ensemble"
+    parts = [f"{opts.sampler} x {opts.steps} steps"]
+    if opts.samples > 1:
+        parts.append(f"x {opts.samples} samples")
+    if opts.guidance:
+        parts.append("x 2 (guidance)")
+    if opts.strength < 1:
+        parts.append(f"strength {opts.strength}" + (f" from {opts.init}" if opts.init else ""))
+    return " ".join(parts)
+
+
+def _read_batch(model, jobs, fail) -> list:
+    """(path, target, LR tensor, condition) of the jobs whose input is readable and of a usable size."""
+    part = []
+    for path, target, cond in jobs:
+        try:
+            lr = to_tensor(read_image(path))
+        except InputError as exc:
+            fail(str(exc))
+            continue
+        problem = check_input(model, lr.shape[-2], lr.shape[-1])
+        if problem:
+            fail(f"{path}: {problem}")
+            continue
+        part.append((path, target, lr, cond))
+    return part
+
+
+def _restore_batch(model, part, opts, device, uncertainty, written, fail, on_done) -> None:
+    """Restore and write a batch; with ``fail``, an output that restores nothing is reported instead."""
+    srs, stds = super_resolve_tensors(model, [j[2] for j in part], [j[0].name for j in part], opts, device,
+                                      with_std=True, conditions=[j[3] for j in part])
+    for (path, target, lr, _), sr, std in zip(part, srs, stds):
+        problem = output_problem(model, lr, sr) if fail else None
+        if problem:
+            fail(f"{path}: {problem}")
+            continue
+        write_image(target, to_uint8(sr))
+        if uncertainty:
+            write_image(target.with_suffix(".std.png"), std_heatmap(std))
+        written.append(str(target))
+        if on_done:
+            on_done(path, target)

@@ -57,3 +57,12 @@ def test_unreadable_training_file_is_skipped(tmp_path, sample_faces, caplog):
     ds = HRFolderDataset([tmp_path / "faces"], LRProtocol.of("bicubic", 8), 128, 32)
     item = ds.item(0, torch.Generator().manual_seed(0))
     assert item["hr"].shape == (3, 32, 32) and 0 in ds.bad and "0_broken.png" in caplog.text
+
+
+def test_an_hr_size_the_scale_does_not_divide_is_refused_up_front(sample_faces):
+    import pytest
+
+    from facesr.errors import FacesrError
+
+    with pytest.raises(FacesrError, match="hr_size 100 is not divisible by the scale 8"):
+        HRFolderDataset([sample_faces], LRProtocol.of("bicubic", 8), 100, 64)

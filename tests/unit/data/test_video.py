@@ -271,3 +271,19 @@ def test_align_real_face(tmp_path, sample_faces):
     for chip in chips:
         assert np.abs(chip.astype(float) - face).mean() < 20
     assert json.loads((out / "clips.json").read_text())["align"] is True
+
+
+def test_a_missing_source_is_reported_and_the_others_prepared(tmp_path):
+    clip = write_folder(tmp_path / "clip", 6, fps=5)
+    errors = []
+    res = prepare_video([tmp_path / "gone", tmp_path / "clip" / "0000.png", clip], tmp_path / "out", n_frames=2,
+                        interval_s=0.4, on_error=errors.append)
+    assert res["clips_written"] == 1 and len(res["skipped"]) == 2
+    assert errors == [f"skipped {tmp_path / 'gone'}: no such file or folder",
+                      f"skipped {tmp_path / 'clip' / '0000.png'}: is an image; give the folder of frames (or its parent folder)"]
+    skipped = json.loads((tmp_path / "out" / "clips.json").read_text())["skipped"]
+    assert [s["source"] for s in skipped] == [str(tmp_path / "gone"), str(tmp_path / "clip" / "0000.png")]
+    with pytest.raises(FacesrError, match="gone: no such file or folder"):
+        discover_clips([tmp_path / "gone"])
+    with pytest.raises(FacesrError, match="gone: no such file or folder; .*other: no such file or folder"):
+        prepare_video([tmp_path / "gone", tmp_path / "other"], tmp_path / "o2", on_error=errors.append)
