@@ -130,6 +130,10 @@ def test_noise_from_too_few_steps_is_reported_not_written(tmp_path, capsys):
     (["--strength", "0"], "strength must be in (0, 1]"),
     (["--strength", "nan"], "strength must be a finite number"),
     (["--snr", "-1", "--sampler", "pc"], "snr and corrector_steps must be 0 or more"),
+    (["--snr", "0.2"], "snr is an option of the pc sampler, not of ddim"),
+    (["--sampler", "heun", "--eta", "0.5"], "eta is an option of the ddim sampler, not of heun"),
+    (["--init", "msrresnet-x8", "--strength", "1"], "init msrresnet-x8 warm-starts only with strength < 1"),
+    (["--guidance", "1"], "guidance is for FASR models"),
 ])
 def test_bad_options_are_refused_before_any_work(flags, problem, tmp_path, capsys):
     src = tmp_path / "in"

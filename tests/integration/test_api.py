@@ -121,6 +121,8 @@ def test_upscale_frames_on_a_single_image_model_restores_each_frame_alone(faces)
     (np.zeros((128, 128, 3), np.uint8), "far larger"),  # an HR chip to an x8 model
     (np.zeros((16, 16, 3), np.float32), "float32 array"),
     (np.zeros((16, 16), np.uint8), "shape (16, 16)"),
+    (np.zeros((16, 16, 4), np.uint8), "shape (16, 16, 4)"),  # RGBA
+    (np.zeros((1, 1, 3), np.uint8), "1x1 input is too small"),
 ])
 def test_bad_arrays_are_named_by_their_index(bad, problem):
     model = facesr.load_model("msrresnet-x8", device="cpu")

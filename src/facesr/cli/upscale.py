@@ -52,11 +52,12 @@ def _images(args) -> int:
                           f"give videos or frame folders with --frames {model.needs.frames}")
     if args.uncertainty and (args.samples or model.sampling.get("samples", 1)) < 2:
         raise FacesrError("--uncertainty needs --samples 2 or more")
+    opts = sampling(args, model)  # a bad option stops here, before anything is printed or read
     note = recipe_note(args, model)
     if note:
         print(note)
     with progress_bar("faces") as bar:
-        result = upscale_files(model, paths, args.out, sampling(args, model), device, on_error=failures,
+        result = upscale_files(model, paths, args.out, opts, device, on_error=failures,
                                uncertainty=args.uncertainty, refs=args.refs, ref=args.ref, overwrite=args.overwrite,
                                on_info=print, progress=bar, input_failures=list(failures),
                                check_outputs=not args.no_output_check)

@@ -87,6 +87,7 @@ class SamplingOptions:
             raise FacesrError(f"unknown sampling option(s) {', '.join(unknown)}")
         opts = cls(**values).validate()
         model.check_options(opts)
+        check_given(opts, {k for k, v in given.items() if v is not None})
         return opts
 
 
@@ -95,6 +96,19 @@ FIELDS = {f.name: f for f in dataclasses.fields(SamplingOptions)}
 RUN_KEYS = ("seed", "batch_size", "precision")  # how a run is done, not part of a model's recipe
 RECIPE_KEYS = tuple(k for k in FIELDS if k not in RUN_KEYS)
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
+
+
+def check_given(opts: SamplingOptions, given: set[str]) -> None:
+    """An option the user gave that the chosen sampler would ignore is refused (it would change nothing)."""
+    from facesr.diffusion.samplers import SAMPLERS
+
+    spec = SAMPLERS.get(opts.sampler)
+    for key in sorted(given):
+        takers = [n for n in SAMPLERS.names() if key in SAMPLERS.get(n).options]
+        if takers and key not in spec.options:
+            raise FacesrError(f"{key} is an option of the {' / '.join(takers)} sampler, not of {opts.sampler}")
+    if "init" in given and opts.init and opts.strength >= 1:
+        raise FacesrError(f"init {opts.init} warm-starts only with strength < 1 (the strength is {opts.strength})")
 
 
 def parse_option(key: str, text: str):
