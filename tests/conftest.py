@@ -51,3 +51,24 @@ def tiny_model(tmp_path) -> Path:
     folder = tmp_path / "model"
     model.save_pretrained(folder)
     return folder
+
+
+def identity_root(tmp_path, sample_faces, people=3, images=3) -> Path:
+    """<root>/<person>/<k>.png from the sample faces, each copy a little brighter: the 1st image of a
+    folder is its gallery, the 2nd its probe, the rest aux images."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "ids"
+    for face in sorted(sample_faces.glob("*.png"))[:people]:
+        (root / face.stem).mkdir(parents=True)
+        img = np.asarray(Image.open(face).convert("RGB")).astype(np.float32)
+        for k in range(images):
+            Image.fromarray(np.clip(img * (1 + 0.04 * k), 0, 255).astype(np.uint8)).save(root / face.stem / f"{k}.png")
+    return root
+
+
+@pytest.fixture
+def make_identity_root(tmp_path, sample_faces):
+    """``make_identity_root(people=3, images=3)``: see ``identity_root``."""
+    return lambda people=3, images=3: identity_root(tmp_path, sample_faces, people, images)

@@ -39,17 +39,6 @@ def _save(path, size, seed=0):
     return path
 
 
-def identity_root(tmp_path, sample_faces, people=3, images=2):
-    """<root>/<person>/<k>.png: the 1st image of each folder is the gallery, the 2nd the probe."""
-    root = tmp_path / "ids"
-    for face in sorted(sample_faces.glob("*.png"))[:people]:
-        (root / face.stem).mkdir(parents=True)
-        img = np.asarray(Image.open(face).convert("RGB")).astype(np.float32)
-        for k in range(images):
-            Image.fromarray(np.clip(img * (1 + 0.04 * k), 0, 255).astype(np.uint8)).save(root / face.stem / f"{k}.png")
-    return root
-
-
 # --- facesr prepare -----------------------------------------------------------------------------------------
 
 
@@ -187,9 +176,9 @@ def test_evaluate_folders_reports_each_bad_pair_and_scores_the_rest(tmp_path, ca
     assert len(json.loads((out / "summary.json").read_text())["failures"]) == 4
 
 
-def test_evaluate_run_leaves_out_an_identity_whose_gallery_image_is_bad(tmp_path, capsys, sample_faces):
+def test_evaluate_run_leaves_out_an_identity_whose_gallery_image_is_bad(tmp_path, capsys, sample_faces, make_identity_root):
     pytest.importorskip("dlib")
-    root = identity_root(tmp_path, sample_faces)
+    root = make_identity_root(images=2)
     people = sorted(p.name for p in root.iterdir())
     bad = root / people[1] / "0.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
@@ -211,9 +200,9 @@ def test_evaluate_run_leaves_out_an_identity_whose_gallery_image_is_bad(tmp_path
 # --- facesr benchmark ---------------------------------------------------------------------------------------
 
 
-def test_benchmark_reports_a_bad_gallery_image_once_and_still_writes_the_table(tmp_path, capsys, sample_faces):
+def test_benchmark_reports_a_bad_gallery_image_once_and_still_writes_the_table(tmp_path, capsys, sample_faces, make_identity_root):
     pytest.importorskip("dlib")
-    root = identity_root(tmp_path, sample_faces)
+    root = make_identity_root(images=2)
     people = sorted(p.name for p in root.iterdir())
     bad = root / people[0] / "0.png"
     bad.write_bytes(b"")

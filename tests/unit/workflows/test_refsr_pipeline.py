@@ -18,16 +18,6 @@ WIDTHS = {"trunk_channels": [4, 8, 8, 8], "skip_channels": [8, 4], "encoder_chan
           "latent": 8, "noise_fc": 8, "decoder_fc": [16, 16], "decoder_map_channels": 4, "upproj_channels": 4}
 
 
-def identity_root(tmp_path, sample_faces, people=3, images=3):
-    root = tmp_path / "ids"
-    for face in sorted(sample_faces.glob("*.png"))[:people]:
-        (root / face.stem).mkdir(parents=True)
-        img = np.asarray(Image.open(face).convert("RGB")).astype(np.float32)
-        for k in range(images):
-            Image.fromarray(np.clip(img * (1 + 0.04 * k), 0, 255).astype(np.uint8)).save(root / face.stem / f"{k}.png")
-    return root
-
-
 def config(tmp_path, train_dir, variant="refsr", reference="self"):
     cfg = {"name": "refsr", "method": "refsr-vae", "model": {"variant": variant, **WIDTHS},
            "data": {"train_dirs": [str(train_dir)], "patch_size": 0, "reference": reference},
@@ -37,8 +27,8 @@ def config(tmp_path, train_dir, variant="refsr", reference="self"):
     return path
 
 
-def test_reference_items(tmp_path, sample_faces):
-    root = identity_root(tmp_path, sample_faces, people=2, images=2)
+def test_reference_items(tmp_path, sample_faces, make_identity_root):
+    root = make_identity_root(people=2, images=2)
     (root / "single").mkdir()
     Image.open(next(sample_faces.glob("*.png"))).save(root / "single" / "0.png")
     ds = HRFolderDataset([root], LRProtocol.of("bicubic", 8), 128, 0, hflip=False, reference="same-identity")
@@ -51,8 +41,8 @@ def test_reference_items(tmp_path, sample_faces):
     assert it["ref"].shape == (3, 128, 128) and not torch.allclose(it["ref"], it["hr"], atol=1e-2)
 
 
-def test_train_upscale_evaluate_and_benchmark(tmp_path, sample_faces, capsys):
-    root = identity_root(tmp_path, sample_faces)
+def test_train_upscale_evaluate_and_benchmark(tmp_path, sample_faces, capsys, make_identity_root):
+    root = make_identity_root(images=3)
     models = {}
     for variant, reference in (("refsr", "same-identity"), ("sisr", None)):
         run = tmp_path / f"run-{variant}"
@@ -103,10 +93,10 @@ def test_refsr_training_needs_references(tmp_path, sample_faces, capsys):
     assert "set data.reference" in capsys.readouterr().err
 
 
-def test_an_unreadable_reference_leaves_out_only_its_probe(tmp_path, sample_faces, capsys):
+def test_an_unreadable_reference_leaves_out_only_its_probe(tmp_path, sample_faces, capsys, make_identity_root):
     from facesr.methods.refsr_vae import RefSRVAE, RefSRVAEConfig
 
-    root = identity_root(tmp_path, sample_faces)
+    root = make_identity_root(images=3)
     bad = sorted(root.iterdir())[0] / "2.png"
     bad.write_bytes(b"not an image")
     RefSRVAE(RefSRVAEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in WIDTHS.items()})).save_pretrained(
