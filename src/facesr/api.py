@@ -122,6 +122,27 @@ def upscale_frames(frames, model="mfsr3-x8", *, step=1, name="clip", init=None, 
     return [to_uint8(s) for s in srs]
 
 
+def restore(photo, model=None, *, upscale=None, sampler=None, steps=None, strength=None, samples=None, seed=0,
+            precision="bf16", device="auto") -> dict:
+    """Every face of a photo (a path or a uint8 RGB array) found, restored and pasted back, as
+    ``facesr restore`` does: {"image": the restored photo (uint8, ``upscale`` x larger; default the
+    largest scale used), "scale", "faces": [{box, landmarks, score, width_px, model, ...}], "chips":
+    {face index: restored 128x128 chip}, "lr_chips": {index: the LR chip cut from the photo}}.
+    ``model``: one model for every face, "bicubic" (the baseline), or None (by face size)."""
+    from facesr.engine.conditions import as_image
+    from facesr.runtime import resolve_device
+    from facesr.wild.faces import FaceFinder
+    from facesr.workflows.restore import Restorer, restore_photo
+
+    key = Path(photo).name if isinstance(photo, (str, Path)) else "photo"
+    img = as_image(photo, str(photo) if isinstance(photo, (str, Path)) else "photo")
+    overrides = {k: v for k, v in dict(sampler=sampler, steps=steps, strength=strength, samples=samples).items()
+                 if v is not None}
+    restorer = Restorer(model=model, device=resolve_device(device),
+                        overrides={**overrides, "seed": seed, "precision": precision})
+    return restore_photo(img, FaceFinder(), restorer, upscale, key=key)
+
+
 def evaluate_folders(sr_dir, hr_dir, operator="bicubic", scale=8, lr_dir=None, y=False, crop=0, out_dir=None) -> dict:
     """PSNR / SSIM / LR-consistency of SR images against HR (matched by file stem)."""
     from facesr.degrade.protocol import LRProtocol

@@ -194,7 +194,7 @@ def to_tensor(rgb: np.ndarray) -> "torch.Tensor":
     """uint8 (H, W, 3) to float (3, H, W) in [0, 1]."""
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255.0
+    return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).float() / 255.0  # a copy: inputs may be read-only
 
 
 def to_uint8(x: "torch.Tensor") -> np.ndarray:

@@ -1,0 +1,1 @@
+"""In-the-wild photos and video: find, frame, restore and paste back faces."""

@@ -1,0 +1,185 @@
+"""Photos in the wild: find every face, frame it as facesr's chips, restore it with the model for its
+size, paste it back onto the upscaled photo.
+
+Per input photo <stem>: OUT/<stem>.png (the photo K times larger, faces restored), OUT/<stem>/face_NN.png
+(each restored chip), OUT/<stem>/face_NN_lr.png (the LR chip as cut from the photo) and OUT/<stem>.json
+(the faces: box, landmarks, score, width, model, chips; photo pixels, paths relative to OUT).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facesr.errors import FacesrError, InputError
+from facesr.io.images import atomic_write_text, read_image, to_tensor, to_uint8, write_image
+
+# Faces restored by default, by scale: the fastest bundled model of each (issue 21 measures them).
+DEFAULT_MODELS = {8: "msrresnet-x8", 4: "msrresnet-x4-blind"}
+MAX_OUTPUT_PIXELS = 200_000_000  # the restored photo (input pixels x upscale^2); above it: a smaller --upscale
+HR_SIZE = 128
+
+
+@dataclass
+class Restorer:
+    """The models faces go to: one fixed ``model`` (a name, or "bicubic"), or by face size from ``models``
+    {scale: name}. ``opts``: sampling options of the diffusion models."""
+
+    model: str | None = None
+    models: dict | None = None
+    device: str = "cpu"
+    opts: object = None
+    overrides: dict | None = None  # sampling options given by the user (the recipe gives the rest)
+
+    def __post_init__(self):
+        self._loaded = {}
+
+    def load(self, name: str):
+        from facesr.engine.options import SamplingOptions
+        from facesr.methods.hub import load_model
+
+        if name not in self._loaded:
+            if name.startswith("bicubic"):
+                self._loaded[name] = (BicubicModel(int(name.split("-x")[1])), None)
+            else:
+                model = load_model(name, self.device)
+                self._loaded[name] = (model, SamplingOptions.for_model(model, **(self.overrides or {})))
+        return self._loaded[name]
+
+    def choose(self, side: float) -> tuple[str | None, str | None]:
+        """(model name, None) for a face whose chip is ``side`` photo pixels, or (None, why not)."""
+        if self.model and self.model != "bicubic":
+            model, _ = self.load(self.model)
+            lo, hi = model.lr_size / 2, model.lr_size * 2
+            if not lo <= side <= hi:
+                return None, f"its chip is {side:.0f} px; {self.model} takes {lo:.0f} to {hi:.0f} px"
+            return self.model, None
+        scales = sorted(self.models or DEFAULT_MODELS, reverse=True)  # 8, 4
+        lr = {s: HR_SIZE // s for s in scales}
+        if side < lr[scales[0]] / 2:
+            return None, f"too small: its chip is {side:.0f} px, the smallest model takes {lr[scales[0]] / 2:.0f} px"
+        if side > lr[scales[-1]] * 2:
+            return None, f"large enough: its chip is {side:.0f} px (x{scales[-1]} takes up to {lr[scales[-1]] * 2} px)"
+        scale = min(scales, key=lambda s: abs(math.log(side / lr[s])))
+        return (f"bicubic-x{scale}" if self.model == "bicubic" else (self.models or DEFAULT_MODELS)[scale]), None
+
+
+class BicubicModel:
+    """``--model bicubic``: the same detection and framing, bicubic upsampling of the LR chip."""
+
+    def __init__(self, scale: int):
+        from facesr.degrade.protocol import LRProtocol
+
+        self.scale, self.lr_protocol, self.name = scale, LRProtocol.of("bicubic", scale), f"bicubic-x{scale}"
+        self.lr_size = HR_SIZE // scale
+
+
+def restore_photo(photo: np.ndarray, finder, restorer: Restorer, upscale: int | None = None, key: str = "photo",
+                  on_error=print) -> dict:
+    """The restored photo (uint8, ``upscale`` times larger; default the largest scale used) and its faces."""
+    from facesr.degrade.resample import quantize
+    from facesr.engine.run import super_resolve_tensors
+    from facesr.wild.faces import cut_chip
+    from facesr.wild.paste import feather_mask, match_colour, paste
+
+    faces = finder(photo)
+    records, groups = [], {}
+    for i, face in enumerate(faces):
+        name, problem = restorer.choose(face.frame.side)
+        rec = {"box": [round(v, 2) for v in face.box], "landmarks": np.round(face.landmarks, 2).tolist(),
+               "score": round(face.score, 4), "width_px": round(face.width, 1), "model": name}
+        if problem:
+            rec["skipped"] = problem
+        else:
+            groups.setdefault(name, []).append(i)
+        records.append(rec)
+    chips, lrs = {}, {}
+    for name, idx in groups.items():
+        model, opts = restorer.load(name)
+        hr_cuts = torch.stack([to_tensor(cut_chip(photo, faces[i].frame, HR_SIZE)) for i in idx])
+        lr = quantize(model.lr_protocol.operator.down(hr_cuts))
+        if opts is None:
+            srs = list(model.lr_protocol.upsample(lr))
+        else:
+            srs = super_resolve_tensors(model, list(lr), [f"{key}-face{i:02d}" for i in idx], opts, restorer.device)
+        for i, lr_i, sr in zip(idx, lr, srs):
+            lrs[i], chips[i] = lr_i, sr.float().clamp(0, 1)
+    scales = [restorer.load(records[i]["model"])[0].scale for i in chips]
+    k = upscale or (max(scales) if scales else 1)
+    h, w = photo.shape[:2]
+    if h * w * k * k > MAX_OUTPUT_PIXELS:
+        raise FacesrError(f"the restored photo would be {w * k}x{h * k} pixels (limit {MAX_OUTPUT_PIXELS:,}); "
+                          "give a smaller upscale")
+    from PIL import Image
+
+    canvas = to_tensor(np.asarray(Image.fromarray(photo).resize((w * k, h * k), Image.BICUBIC)))
+    mask = feather_mask(HR_SIZE)
+    for i, sr in chips.items():
+        model = restorer.load(records[i]["model"])[0]
+        bic = model.lr_protocol.upsample(lrs[i][None])[0]
+        paste(canvas, match_colour(sr, bic, mask), faces[i].frame.scaled(k), mask)
+    return {"image": to_uint8(canvas), "scale": k, "faces": records,
+            "chips": {i: to_uint8(c) for i, c in chips.items()}, "lr_chips": {i: to_uint8(c) for i, c in lrs.items()}}
+
+
+def restore_files(paths: list[Path], out_dir, finder, restorer: Restorer, upscale: int | None = None,
+                  overwrite: bool = False, on_error=print, progress=None) -> dict:
+    """Restore every photo; each photo's outputs are written as soon as it is done, and a photo whose
+    <stem>.json exists is kept (``overwrite`` redoes it), so a killed run resumes. A photo that cannot
+    be read, or in which no face is found, fails alone."""
+    from facesr.io.images import check_output_folder, clean_temp_files
+
+    out_dir = check_output_folder(out_dir, inputs=paths)
+    clean_temp_files(out_dir)
+    manifest = {"outputs": [], "kept": [], "failures": [], "faces": 0, "complete": False}
+    t0 = time.time()
+    for n, path in enumerate(paths, 1):
+        stem = path.stem
+        record_path = out_dir / f"{stem}.json"
+        if record_path.is_file() and not overwrite:
+            manifest["kept"].append(str(record_path))
+        else:
+            try:
+                _restore_one(path, out_dir, finder, restorer, upscale, on_error, manifest)
+            except InputError as exc:
+                manifest["failures"].append(str(exc))
+                on_error(str(exc))
+        manifest["seconds"] = round(time.time() - t0, 3)
+        atomic_write_text(out_dir / "facesr-run.json", json.dumps(manifest, indent=2) + "\n")
+        if progress:
+            progress(n, len(paths))
+    manifest["complete"] = True
+    atomic_write_text(out_dir / "facesr-run.json", json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _restore_one(path: Path, out_dir: Path, finder, restorer, upscale, on_error, manifest) -> None:
+    photo = read_image(path)
+    try:
+        result = restore_photo(photo, finder, restorer, upscale, key=path.name, on_error=on_error)
+    except FacesrError as exc:
+        raise InputError(path, str(exc)) from None
+    if not result["faces"]:
+        raise InputError(path, "no face found")
+    stem = path.stem
+    for i, face in enumerate(result["faces"]):
+        if i in result["chips"]:
+            face["chip"], face["lr_chip"] = f"{stem}/face_{i:02d}.png", f"{stem}/face_{i:02d}_lr.png"
+            write_image(out_dir / face["chip"], result["chips"][i])
+            write_image(out_dir / face["lr_chip"], result["lr_chips"][i])
+        else:
+            on_error(f"{path}: face {i} at {[round(v) for v in face['box']]} not restored: {face['skipped']}")
+    write_image(out_dir / f"{stem}.png", result["image"])
+    record = {"input": str(path), "scale": result["scale"], "restored": f"{stem}.png", "faces": result["faces"]}
+    atomic_write_text(out_dir / f"{stem}.json", json.dumps(record, indent=2) + "\n")  # last: marks the photo done
+    manifest["outputs"].append(str(out_dir / f"{stem}.png"))
+    manifest["faces"] += len(result["chips"])
+
+
+__all__ = ["DEFAULT_MODELS", "Restorer", "restore_files", "restore_photo", "asdict"]

@@ -1,0 +1,112 @@
+"""Photos in the wild: every face of a scene of tiny faces is found, restored and pasted back with no
+seam and no colour shift; outputs and their JSON as documented; bad photos fail alone; a rerun keeps
+finished photos."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import facesr
+from facesr.cli import main
+from facesr.io.images import read_image
+
+SAMPLES = Path(__file__).resolve().parents[2] / "src" / "facesr" / "samples" / "faces"
+
+
+def scene(div: int):
+    """(LR scene, its full-resolution original, div): the 6 sample chips (128 px) in two rows on grey, the
+    LR scene made with the bicubic operator at 1 / ``div``, so each chip becomes 128 / div px (div 8:
+    the 16-px chips of the x8 models, faces about 14 px wide)."""
+    chips = [read_image(p) for p in sorted(SAMPLES.glob("*.png"))]
+    pad = 64
+    full = np.full((2 * 128 + 3 * pad, 3 * 128 + 4 * pad, 3), 128, np.uint8)
+    for i, chip in enumerate(chips):
+        x, y = pad + (i % 3) * (128 + pad), pad + (i // 3) * (128 + pad)
+        full[y : y + 128, x : x + 128] = chip
+    h, w = full.shape[0] // div * div, full.shape[1] // div * div
+    full = full[:h, :w]
+    return np.asarray(Image.fromarray(full).resize((w // div, h // div), Image.BICUBIC)), full, div
+
+
+def psnr(a, b):
+    return 10 * np.log10(255**2 / np.mean((a.astype(float) - b.astype(float)) ** 2))
+
+
+@pytest.fixture(scope="module")
+def x8():
+    lr, full, div = scene(8)
+    return lr, full, facesr.restore(lr, upscale=div), facesr.restore(lr, model="bicubic", upscale=div)
+
+
+def test_every_face_is_restored_and_beats_bicubic(x8):
+    lr, full, restored, bicubic = x8
+    assert len(restored["faces"]) == 6 and all(f["model"] == "msrresnet-x8" for f in restored["faces"])
+    assert restored["image"].shape == full.shape
+    assert psnr(restored["image"], full) > psnr(bicubic["image"], full)  # the whole photo
+    for f in restored["faces"]:  # each face region
+        x0, y0, x1, y1 = (int(round(v * restored["scale"])) for v in f["box"])
+        assert psnr(restored["image"][y0:y1, x0:x1], full[y0:y1, x0:x1]) > psnr(bicubic["image"][y0:y1, x0:x1],
+                                                                                  full[y0:y1, x0:x1]) + 0.3
+
+
+def test_no_colour_shift_and_nothing_changed_outside_the_faces(x8):
+    lr, full, restored, bicubic = x8
+    a, b = restored["image"].astype(float), bicubic["image"].astype(float)
+    changed = np.abs(a - b).max(axis=2) > 0
+    for f in restored["faces"]:
+        x0, y0, x1, y1 = (int(round(v * restored["scale"])) for v in f["box"])
+        region = (slice(y0, y1), slice(x0, x1))
+        assert np.abs(a[region].mean((0, 1)) - b[region].mean((0, 1))).max() < 2.0  # levels, per channel
+        changed[max(0, y0 - 60) : y1 + 60, max(0, x0 - 60) : x1 + 60] = False  # the chip's footprint and feather
+    assert not changed.any()  # the rest of the photo is exactly the bicubic upscale: no seam can be there
+
+
+def test_restore_writes_the_documented_outputs_and_resumes(tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(scene(8)[0]).save(src / "group.png")
+    Image.fromarray(np.full((60, 80, 3), 128, np.uint8)).save(src / "empty.png")
+    (src / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    out = tmp_path / "out"
+    assert main(["restore", str(src), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "empty.png: no face found" in err and "broken.jpg: " in err
+    record = json.loads((out / "group.json").read_text())
+    assert record["restored"] == "group.png" and record["scale"] == 8 and len(record["faces"]) == 6
+    lr = read_image(src / "group.png")
+    assert read_image(out / "group.png").shape == (lr.shape[0] * 8, lr.shape[1] * 8, 3)
+    for face in record["faces"]:
+        assert set(face) >= {"box", "landmarks", "score", "width_px", "model", "chip", "lr_chip"}
+        assert len(face["landmarks"]) == 5 and 9 < face["width_px"] < 20
+        assert read_image(out / face["chip"]).shape == (128, 128, 3)
+        assert read_image(out / face["lr_chip"]).shape == (16, 16, 3)
+    before = (out / "group.png").stat().st_mtime_ns
+    assert main(["restore", str(src / "group.png"), "-o", str(out)]) == 0
+    assert "1 kept from before" in capsys.readouterr().out and (out / "group.png").stat().st_mtime_ns == before
+    assert main(["restore", str(src / "group.png"), "-o", str(out), "--overwrite"]) == 0
+    assert (out / "group.png").stat().st_mtime_ns != before
+
+
+def test_a_face_no_model_takes_is_reported(tmp_path, capsys):
+    photo = tmp_path / "big.png"
+    Image.fromarray(scene(1)[0]).save(photo)  # 128-px chips: larger than any model's input
+    assert main(["restore", str(photo), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "not restored: large enough" in err
+    record = json.loads((tmp_path / "out" / "big.json").read_text())
+    assert all("skipped" in f and f["model"] is None for f in record["faces"])
+
+
+def test_a_photo_above_the_pixel_limit_is_one_line(tmp_path, capsys, monkeypatch):
+    import facesr.io.images as images
+
+    monkeypatch.setattr(images, "MAX_PIXELS", 1000)
+    photo = tmp_path / "huge.png"
+    Image.fromarray(scene(8)[0]).save(photo)
+    monkeypatch.setattr(images.read_image, "__defaults__", (1000,))
+    assert main(["restore", str(photo), "-o", str(tmp_path / "out")]) == 1
+    line, summary = [l for l in capsys.readouterr().err.splitlines() if l]
+    assert "huge.png: image too large" in line and "1 photo(s) failed" in summary
