@@ -53,3 +53,35 @@ def autocast(device: "torch.device", precision: str):
         return contextlib.nullcontext()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     return torch.autocast(device.type, dtype=dtype)
+
+
+class Share:
+    """This process's share of a run started by torchrun / accelerate launch (``WORLD_SIZE`` > 1):
+    inputs ``items[rank::world]``, through accelerate's PartialState (``cpu=True`` without CUDA, else it
+    quietly runs a single process). One process: everything, no process group."""
+
+    def __init__(self):
+        self.rank, self.world, self.state = 0, 1, None
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            import torch
+            from accelerate import PartialState
+
+            self.state = PartialState(cpu=not torch.cuda.is_available())
+            self.rank, self.world = self.state.process_index, self.state.num_processes
+
+    def of(self, items: list) -> list:
+        return list(items)[self.rank :: self.world]
+
+    def device(self, name: str | None):
+        """A process's device: its own GPU under a multi-GPU launch, else ``name``."""
+        if self.state is not None and self.state.device.type == "cuda" and name in (None, "auto", "cuda"):
+            return self.state.device
+        return resolve_device(name)
+
+    def wait(self) -> None:
+        if self.state is not None:
+            self.state.wait_for_everyone()
+
+    def manifest_name(self, base: str = "facesr-run.json") -> str:
+        """Each process writes its own manifest: facesr-run.json, or facesr-run.rank1.json ..."""
+        return base if self.world == 1 else base.replace(".json", f".rank{self.rank}.json")

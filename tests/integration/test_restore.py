@@ -110,3 +110,23 @@ def test_a_photo_above_the_pixel_limit_is_one_line(tmp_path, capsys, monkeypatch
     assert main(["restore", str(photo), "-o", str(tmp_path / "out")]) == 1
     line, summary = [l for l in capsys.readouterr().err.splitlines() if l]
     assert "huge.png: image too large" in line and "1 photo(s) failed" in summary
+
+
+def test_uncertainty_maps_of_a_diffusion_model(tmp_path):
+    photo = tmp_path / "group.png"
+    Image.fromarray(scene(8)[0]).save(photo)
+    out = tmp_path / "out"
+    assert main(["restore", str(photo), "-o", str(out), "--model", "sr3-x8", "--samples", "2", "--steps", "2",
+                 "--strength", "0.5", "--uncertainty", "--precision", "fp32"]) == 0
+    faces = json.loads((out / "group.json").read_text())["faces"]
+    assert len(faces) == 6 and all(f["model"] == "sr3-x8" for f in faces)
+    maps = [read_image(out / f["std"]) for f in faces]
+    assert all(m.shape == (128, 128, 3) for m in maps) and any(m.max() > 0 for m in maps)
+
+
+def test_noise_from_too_few_steps_is_not_pasted(tmp_path, capsys):
+    photo = tmp_path / "group.png"
+    Image.fromarray(scene(8)[0]).save(photo)
+    assert main(["restore", str(photo), "-o", str(tmp_path / "out"), "--model", "sr3-x8", "--sampler", "heun",
+                 "--steps", "2", "--strength", "1", "--samples", "1", "--precision", "fp32"]) == 1
+    assert "not restored: the output is not a restoration" in capsys.readouterr().err

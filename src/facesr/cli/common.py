@@ -110,12 +110,12 @@ def recipe_note(args, model) -> str | None:
     return f"from {model.name}'s recipe: {listed} (give them to change)"
 
 
-def load(args, name: str | None = None):
-    """(model, device) for --model (or ``name``)."""
+def load(args, name: str | None = None, device=None):
+    """(model, device) for --model (or ``name``) on --device (or ``device``)."""
     from facesr.methods.hub import load_model
     from facesr.runtime import resolve_device
 
-    device = resolve_device(args.device)
+    device = device or resolve_device(args.device)
     return load_model(name or args.model, device, flag="--model"), device
 
 

@@ -15,6 +15,8 @@ def add_arguments(p) -> None:
     p.add_argument("--upscale", type=int, help="the restored photo is this many times larger (default: the largest "
                                                "scale used)")
     p.add_argument("--overwrite", action="store_true", help="redo photos whose <stem>.json exists (default: keep them)")
+    p.add_argument("--uncertainty", action="store_true",
+                   help="also write <stem>/face_NN_std.png, the spread of the samples (a diffusion model with --samples > 1)")
     add_recipe_options(p, "(default: the model's recommended setting)")
     add_run_options(p)
 
@@ -25,24 +27,29 @@ def run(args) -> int:
     from facesr.cli.common import Reported, progress_bar, recipe, stderr
     from facesr.errors import FacesrError
     from facesr.io.images import expand_inputs
-    from facesr.runtime import resolve_device
+    from facesr.runtime import Share
     from facesr.wild.faces import FaceFinder
     from facesr.workflows.restore import Restorer, restore_files
 
     if args.upscale is not None and not 1 <= args.upscale <= 16:
         raise FacesrError(f"--upscale must be 1 to 16, got {args.upscale}")
+    if args.uncertainty and (args.samples or 0) < 2:
+        raise FacesrError("--uncertainty needs --samples 2 or more (and a diffusion --model)")
     failures = Reported()
     paths = expand_inputs(args.inputs, on_error=failures)
     overrides = {k: v for k, v in recipe(args).items() if v is not None}
     overrides.update(seed=args.seed, batch_size=args.batch_size, precision=args.precision)
-    restorer = Restorer(model=args.model, device=resolve_device(args.device), overrides=overrides)
+    share = Share()
+    restorer = Restorer(model=args.model, device=share.device(args.device), overrides=overrides)
     if args.model and args.model != "bicubic":
         restorer.load(args.model)  # a bad model or option stops here, before any photo is read
     with progress_bar("photos") as bar:
-        result = restore_files(paths, args.out, FaceFinder(), restorer, args.upscale, args.overwrite, failures, bar)
+        result = restore_files(paths, args.out, FaceFinder(), restorer, args.upscale, args.overwrite, failures, bar,
+                               share, args.uncertainty)
     kept = f", {len(result['kept'])} kept from before" if result["kept"] else ""
-    print(f"restored {result['faces']} face(s) in {len(result['outputs'])} photo(s) into {args.out}{kept}")
+    who = f"process {share.rank + 1}/{share.world}: " if share.world > 1 else ""
+    print(f"{who}restored {result['faces']} face(s) in {len(result['outputs'])} photo(s) into {args.out}{kept}")
     if result["failures"] or failures:
-        stderr(f"{len(result['failures'])} photo(s) failed; see {Path(args.out) / 'facesr-run.json'}")
+        stderr(f"{who}{len(result['failures'])} photo(s) failed; see {Path(args.out) / share.manifest_name()}")
         return 1
     return 0

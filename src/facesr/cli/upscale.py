@@ -44,9 +44,12 @@ def _images(args) -> int:
     from facesr.io.images import expand_inputs
     from facesr.workflows.upscale import upscale_files
 
+    from facesr.runtime import Share
+
+    share = Share()
     failures = Reported()
     paths = expand_inputs(args.inputs, on_error=failures)
-    model, device = load(args)
+    model, device = load(args, device=share.device(args.device))
     if model.needs.frames > 1:
         raise FacesrError(f"{model.name} restores a frame from {model.needs.frames} consecutive frames: "
                           f"give videos or frame folders with --frames {model.needs.frames}")
@@ -60,11 +63,12 @@ def _images(args) -> int:
         result = upscale_files(model, paths, args.out, opts, device, on_error=failures,
                                uncertainty=args.uncertainty, refs=args.refs, ref=args.ref, overwrite=args.overwrite,
                                on_info=print, progress=bar, input_failures=list(failures),
-                               check_outputs=not args.no_output_check)
-    print(f"wrote {len(result['outputs'])} image(s) to {args.out} ({result['seconds_per_face']:.2f} s per face)")
+                               check_outputs=not args.no_output_check, share=share)
+    who = f"process {share.rank + 1}/{share.world}: " if share.world > 1 else ""
+    print(f"{who}wrote {len(result['outputs'])} image(s) to {args.out} ({result['seconds_per_face']:.2f} s per face)")
     failed = len(result["failures"])
     if failed:
-        stderr(f"{failed} input(s) failed; see {Path(args.out) / 'facesr-run.json'}")
+        stderr(f"{who}{failed} input(s) failed; see {Path(args.out) / share.manifest_name()}")
     return 1 if failed else 0
 
 

@@ -3,7 +3,8 @@ size, paste it back onto the upscaled photo.
 
 Per input photo <stem>: OUT/<stem>.png (the photo K times larger, faces restored), OUT/<stem>/face_NN.png
 (each restored chip), OUT/<stem>/face_NN_lr.png (the LR chip as cut from the photo) and OUT/<stem>.json
-(the faces: box, landmarks, score, width, model, chips; photo pixels, paths relative to OUT).
+(the faces: box, landmarks, score, width, model, chips, and the chip frame: centre, side and angle of the
+aligned chip in the photo; photo pixels, paths relative to OUT).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def restore_photo(photo: np.ndarray, finder, restorer: Restorer, upscale: int | 
                   on_error=print) -> dict:
     """The restored photo (uint8, ``upscale`` times larger; default the largest scale used) and its faces."""
     from facesr.degrade.resample import quantize
-    from facesr.engine.run import super_resolve_tensors
+    from facesr.engine.run import output_problem, super_resolve_tensors
     from facesr.wild.faces import cut_chip
     from facesr.wild.paste import feather_mask, match_colour, paste
 
@@ -93,23 +94,31 @@ def restore_photo(photo: np.ndarray, finder, restorer: Restorer, upscale: int | 
     for i, face in enumerate(faces):
         name, problem = restorer.choose(face.frame.side)
         rec = {"box": [round(v, 2) for v in face.box], "landmarks": np.round(face.landmarks, 2).tolist(),
-               "score": round(face.score, 4), "width_px": round(face.width, 1), "model": name}
+               "score": round(face.score, 4), "width_px": round(face.width, 1), "model": name,
+               "frame": {k: round(v, 3) for k, v in asdict(face.frame).items()}}
         if problem:
             rec["skipped"] = problem
         else:
             groups.setdefault(name, []).append(i)
         records.append(rec)
-    chips, lrs = {}, {}
+    chips, lrs, stds = {}, {}, {}
     for name, idx in groups.items():
         model, opts = restorer.load(name)
         hr_cuts = torch.stack([to_tensor(cut_chip(photo, faces[i].frame, HR_SIZE)) for i in idx])
         lr = quantize(model.lr_protocol.operator.down(hr_cuts))
         if opts is None:
-            srs = list(model.lr_protocol.upsample(lr))
-        else:
-            srs = super_resolve_tensors(model, list(lr), [f"{key}-face{i:02d}" for i in idx], opts, restorer.device)
-        for i, lr_i, sr in zip(idx, lr, srs):
+            srs, spread = list(model.lr_protocol.upsample(lr)), [None] * len(idx)
+        else:  # one noise seed per face, from the photo's name and the face's index
+            srs, spread = super_resolve_tensors(model, list(lr), [f"{key}-face{i:02d}" for i in idx], opts,
+                                                restorer.device, with_std=True)
+        for i, lr_i, sr, std in zip(idx, lr, srs, spread):
+            problem = output_problem(model, lr_i, sr) if opts is not None else None
+            if problem:  # noise from too few steps: reported, the face left as it is
+                records[i]["skipped"] = problem
+                continue
             lrs[i], chips[i] = lr_i, sr.float().clamp(0, 1)
+            if opts is not None and opts.samples > 1:
+                stds[i] = std
     scales = [restorer.load(records[i]["model"])[0].scale for i in chips]
     k = upscale or (max(scales) if scales else 1)
     h, w = photo.shape[:2]
@@ -124,19 +133,26 @@ def restore_photo(photo: np.ndarray, finder, restorer: Restorer, upscale: int | 
         model = restorer.load(records[i]["model"])[0]
         bic = model.lr_protocol.upsample(lrs[i][None])[0]
         paste(canvas, match_colour(sr, bic, mask), faces[i].frame.scaled(k), mask)
-    return {"image": to_uint8(canvas), "scale": k, "faces": records,
+    return {"image": to_uint8(canvas), "scale": k, "faces": records, "stds": stds,
             "chips": {i: to_uint8(c) for i, c in chips.items()}, "lr_chips": {i: to_uint8(c) for i, c in lrs.items()}}
 
 
 def restore_files(paths: list[Path], out_dir, finder, restorer: Restorer, upscale: int | None = None,
-                  overwrite: bool = False, on_error=print, progress=None) -> dict:
+                  overwrite: bool = False, on_error=print, progress=None, share=None, uncertainty: bool = False) -> dict:
     """Restore every photo; each photo's outputs are written as soon as it is done, and a photo whose
     <stem>.json exists is kept (``overwrite`` redoes it), so a killed run resumes. A photo that cannot
-    be read, or in which no face is found, fails alone."""
+    be read, or in which no face is found, fails alone. ``share`` (``facesr.runtime.Share``): under
+    torchrun, this process's photos, and its own manifest facesr-run.rank<r>.json. ``uncertainty``: also
+    <stem>/face_NN_std.png, the spread of the samples (diffusion models with samples > 1)."""
     from facesr.io.images import check_output_folder, clean_temp_files
+    from facesr.runtime import Share
 
+    share = share or Share()
     out_dir = check_output_folder(out_dir, inputs=paths)
-    clean_temp_files(out_dir)
+    if share.rank == 0:
+        clean_temp_files(out_dir)  # before the others start writing
+    share.wait()
+    paths = share.of(paths)
     manifest = {"outputs": [], "kept": [], "failures": [], "faces": 0, "complete": False}
     t0 = time.time()
     for n, path in enumerate(paths, 1):
@@ -146,20 +162,22 @@ def restore_files(paths: list[Path], out_dir, finder, restorer: Restorer, upscal
             manifest["kept"].append(str(record_path))
         else:
             try:
-                _restore_one(path, out_dir, finder, restorer, upscale, on_error, manifest)
+                _restore_one(path, out_dir, finder, restorer, upscale, on_error, manifest, uncertainty)
             except InputError as exc:
                 manifest["failures"].append(str(exc))
                 on_error(str(exc))
         manifest["seconds"] = round(time.time() - t0, 3)
-        atomic_write_text(out_dir / "facesr-run.json", json.dumps(manifest, indent=2) + "\n")
+        atomic_write_text(out_dir / share.manifest_name(), json.dumps(manifest, indent=2) + "\n")
         if progress:
             progress(n, len(paths))
     manifest["complete"] = True
-    atomic_write_text(out_dir / "facesr-run.json", json.dumps(manifest, indent=2) + "\n")
+    atomic_write_text(out_dir / share.manifest_name(), json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
-def _restore_one(path: Path, out_dir: Path, finder, restorer, upscale, on_error, manifest) -> None:
+def _restore_one(path: Path, out_dir: Path, finder, restorer, upscale, on_error, manifest, uncertainty) -> None:
+    from facesr.workflows.upscale import std_heatmap
+
     photo = read_image(path)
     try:
         result = restore_photo(photo, finder, restorer, upscale, key=path.name, on_error=on_error)
@@ -173,6 +191,9 @@ def _restore_one(path: Path, out_dir: Path, finder, restorer, upscale, on_error,
             face["chip"], face["lr_chip"] = f"{stem}/face_{i:02d}.png", f"{stem}/face_{i:02d}_lr.png"
             write_image(out_dir / face["chip"], result["chips"][i])
             write_image(out_dir / face["lr_chip"], result["lr_chips"][i])
+            if uncertainty and i in result["stds"]:
+                face["std"] = f"{stem}/face_{i:02d}_std.png"
+                write_image(out_dir / face["std"], std_heatmap(result["stds"][i]))
         else:
             on_error(f"{path}: face {i} at {[round(v) for v in face['box']]} not restored: {face['skipped']}")
     write_image(out_dir / f"{stem}.png", result["image"])
@@ -182,4 +203,3 @@ def _restore_one(path: Path, out_dir: Path, finder, restorer, upscale, on_error,
     manifest["faces"] += len(result["chips"])
 
 
-__all__ = ["DEFAULT_MODELS", "Restorer", "restore_files", "restore_photo", "asdict"]

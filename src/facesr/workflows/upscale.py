@@ -43,24 +43,28 @@ def _settings(model, opts) -> dict:
 
 
 def _previous_outputs(out_dir: Path, settings: dict) -> tuple[set[str], str | None]:
-    """(outputs a previous run in ``out_dir`` finished under ``settings``, why its outputs do not count)."""
-    try:
-        before = json.loads((out_dir / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return set(), None
-    theirs = {"model": before.get("model"), "options": {k: v for k, v in before.get("options", {}).items()
-                                                         if k != "batch_size"}}
-    if theirs != settings:
-        changed = sorted(k for k in set(theirs["options"]) | set(settings["options"])
-                         if theirs["options"].get(k) != settings["options"].get(k))
-        what = "model" if theirs["model"] != settings["model"] else ", ".join(changed)
-        return set(), f"made with other settings ({what})"
-    return {str(Path(p).resolve()) for p in before.get("outputs", [])}, None
+    """(outputs previous runs in ``out_dir`` finished under ``settings``, why their outputs do not count).
+    Every manifest counts: facesr-run.json, and those of the processes of a torchrun launch."""
+    done, stale = set(), None
+    for path in sorted(out_dir.glob("facesr-run*.json")):
+        try:
+            before = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        theirs = {"model": before.get("model"), "options": {k: v for k, v in before.get("options", {}).items()
+                                                             if k != "batch_size"}}
+        if theirs != settings:
+            changed = sorted(k for k in set(theirs["options"]) | set(settings["options"])
+                             if theirs["options"].get(k) != settings["options"].get(k))
+            stale = f"made with other settings ({'model' if theirs['model'] != settings['model'] else ', '.join(changed)})"
+            continue
+        done |= {str(Path(p).resolve()) for p in before.get("outputs", [])}
+    return done, None if done else stale
 
 
 def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=print, on_done=None,
                   uncertainty: bool = False, refs=None, ref=None, overwrite: bool = False, on_info=None,
-                  progress=None, input_failures: list[str] = (), check_outputs: bool = True) -> dict:
+                  progress=None, input_failures: list[str] = (), check_outputs: bool = True, share=None) -> dict:
     """Write <out>/<stem>.png for each input (and <stem>.std.png with ``uncertainty``, which needs samples > 1).
 
     Streams: each batch's outputs are written (atomically) as soon as they exist, and the manifest
@@ -74,9 +78,12 @@ def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=prin
     first batch; ``progress(done, total)`` after each batch. ``input_failures``: inputs that were
     reported before (``expand_inputs``), recorded in the manifest with the others. ``check_outputs=False``
     writes outputs that are no restoration of their input too (sampler studies, models in training).
+    ``share`` (``facesr.runtime.Share``): under torchrun, this process's inputs (output names are
+    still chosen over all of them) and its own manifest facesr-run.rank<r>.json.
     """
     from facesr.errors import FacesrError
     from facesr.io.images import check_output_folder, clean_temp_files
+    from facesr.runtime import Share
 
     out_dir = Path(out_dir)
     if uncertainty and opts.samples < 2:
@@ -84,7 +91,10 @@ def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=prin
     check_output_folder(out_dir, inputs=paths)
     warm_start_model(model, opts, device)  # a bad init stops here, before any input is read
     check_memory(model, min(opts.batch_size, len(paths) * opts.samples), model.lr_size, model.lr_size, device)
-    clean_temp_files(out_dir)
+    share = share or Share()
+    if share.rank == 0:
+        clean_temp_files(out_dir)  # before the other processes start writing
+    share.wait()
     settings = _settings(model, opts)
     done, stale = (set(), None) if overwrite else _previous_outputs(out_dir, settings)
     failures: list[str] = list(input_failures)
@@ -95,7 +105,7 @@ def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=prin
 
     conds = conditions_for(model, len(paths), refs, ref, [p.parent.name for p in paths], on_error=fail)
     jobs, kept = [], []
-    for path, name, cond in zip(paths, output_names(paths), conds):
+    for path, name, cond in share.of(zip(paths, output_names(paths), conds)):
         target = out_dir / name
         if str(target.resolve()) in done and target.is_file():
             kept.append(str(target))
@@ -124,7 +134,7 @@ def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=prin
         seconds = time.time() - t0
         manifest.update(seconds=round(seconds, 3),
                         seconds_per_face=round(seconds / max(1, len(manifest["outputs"]) - len(kept)), 4))
-        atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+        atomic_write_text(out_dir / share.manifest_name(MANIFEST), json.dumps(manifest, indent=2) + "\n")
         finished = min(start + opts.batch_size, len(jobs))
         if progress:
             progress(finished, len(jobs))
@@ -134,7 +144,7 @@ def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=prin
     manifest["complete"] = True
     manifest.setdefault("seconds", 0.0)
     manifest.setdefault("seconds_per_face", 0.0)
-    atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    atomic_write_text(out_dir / share.manifest_name(MANIFEST), json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
