@@ -117,8 +117,8 @@ def main() -> None:
         for method, r in results.items():
             lines.append(f"| x{div} | {method} | {n_faces} | {r['found'] / n_faces:.3f} | {r['right'] / n_faces:.3f} | "
                          f"{np.mean(r['face_psnr']):.2f} | {np.mean(r['photo_psnr']):.2f} | {np.median(r['seconds']):.2f} |")
-    lines += ["", f"Command: `python benchmarks/wild.py --scenes {args.scenes}`"
-              f"{' --methods ' + ' '.join(args.methods) if args.methods != ['bicubic', 'default'] else ''}"]
+    methods = f" --methods {' '.join(args.methods)}" if args.methods != ["bicubic", "default"] else ""
+    lines += ["", f"Command: `python benchmarks/wild.py --scenes {args.scenes}{methods}`"]
     print("\n".join(lines))
     if args.table:
         atomic_write_text(args.table, "\n".join(lines) + "\n")
