@@ -62,22 +62,12 @@ def _video_writer(path: Path, fps: float, width: int, height: int, audio_from: P
     return out, stream, audio
 
 
-def restore_clip(source, out_dir, finder, restorer: Restorer, upscale: int | None = None, fps: float | None = None,
-                 on_error=print, progress=None) -> dict:
-    """One clip (a video file or a folder of frames) restored to OUT/<clip>.mp4; returns its record."""
-    import av
-    from PIL import Image
-
-    from facesr.data.video import read_frames
+def _find_faces(source: Path, frames, finder):
+    """Pass 1: each frame's faces and their HR-size cuts (small); the frames themselves are not kept."""
     from facesr.wild.faces import cut_chip
-    from facesr.wild.paste import feather_mask, match_colour, paste
-    from facesr.wild.tracks import link
 
-    source = Path(source)
-    frames, rate = read_frames(source, fps)
-    name = source.stem if source.is_file() else source.name
     faces_per_frame, cuts, size = [], [], None
-    for t, frame in enumerate(frames):  # pass 1: faces and their HR-size cuts (small); frames are not kept
+    for t, frame in enumerate(frames):
         size = size or frame.shape[:2]
         if frame.shape[:2] != size:
             raise InputError(source, f"frame {t} is {frame.shape[1]}x{frame.shape[0]}, the first {size[1]}x{size[0]}")
@@ -86,11 +76,16 @@ def restore_clip(source, out_dir, finder, restorer: Restorer, upscale: int | Non
         cuts.append([to_tensor(cut_chip(frame, f.frame, HR_SIZE)) for f in faces])
     if not faces_per_frame:
         raise InputError(source, "no frames")
-    tracks = link(faces_per_frame)
-    restored, records = {}, []  # (frame, face index) -> (SR chip, its bicubic chip)
-    for tr in tracks:
-        side = float(np.median([f.frame.side for f in tr.faces]))
-        model_name, problem = restorer.choose(side)
+    return faces_per_frame, cuts, size
+
+
+def _restore_tracks(source: Path, name: str, faces_per_frame, cuts, restorer: Restorer, on_error):
+    """Pass 2: {(frame, face index): (SR chip, its bicubic chip, scale)} and one record per track."""
+    from facesr.wild.tracks import link
+
+    restored, records = {}, []
+    for tr in link(faces_per_frame):
+        model_name, problem = restorer.choose(float(np.median([f.frame.side for f in tr.faces])))
         rec = {"track": tr.id, "frames": tr.frames, "model": model_name,
                "boxes": [[round(v, 2) for v in f.box] for f in tr.faces],
                "landmarks": [np.round(f.landmarks, 2).tolist() for f in tr.faces]}
@@ -100,8 +95,8 @@ def restore_clip(source, out_dir, finder, restorer: Restorer, upscale: int | Non
             on_error(f"{source}: track {tr.id} (frames {tr.frames[0]}-{tr.frames[-1]}) not restored: {problem}")
             continue
         index = [faces_per_frame[t].index(f) for t, f in zip(tr.frames, tr.faces)]
-        hr_cuts = [cuts[t][i] for t, i in zip(tr.frames, index)]
-        srs, lrs = _restore_track(tr, hr_cuts, restorer, model_name, f"{name}-track{tr.id}")
+        srs, lrs = _restore_track(tr, [cuts[t][i] for t, i in zip(tr.frames, index)], restorer, model_name,
+                                  f"{name}-track{tr.id}")
         model = restorer.load(model_name)[0]
         bad = sum(sr is None for sr in srs)
         if bad:
@@ -111,27 +106,30 @@ def restore_clip(source, out_dir, finder, restorer: Restorer, upscale: int | Non
         for t, i, sr, lr in zip(tr.frames, index, srs, lrs):
             if sr is not None:
                 restored[t, i] = (sr, model.lr_protocol.upsample(lr[None])[0], model.scale)
-    scales = [s for _, _, s in restored.values()]
-    k = upscale or (max(scales) if scales else 1)
+    return restored, records
+
+
+def _encode(path: Path, frames, faces_per_frame, restored, k: int, size, rate: float, audio_from, progress) -> bool:
+    """Pass 3: each frame upscaled by k with its restored faces pasted, encoded as it is made; the
+    audio of ``audio_from`` copied. Written under a temporary name and renamed. True if audio was copied."""
+    import av
+    from PIL import Image
+
+    from facesr.wild.paste import feather_mask, match_colour, paste
+
     h, w = size
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    video = out_dir / f"{name}.mp4"
-    tmp = out_dir / f"{TEMP_PREFIX}{name}.mp4"
     mask = feather_mask(HR_SIZE)
-    t0 = time.time()
+    tmp = path.with_name(f"{TEMP_PREFIX}{path.name}")
     try:
-        container, stream, audio = _video_writer(tmp, rate, w * k, h * k, source if source.is_file() else None)
+        container, stream, audio = _video_writer(tmp, rate, w * k, h * k, audio_from)
         try:
-            for t, frame in enumerate(frames):  # pass 3: paste and encode, one frame at a time
+            for t, frame in enumerate(frames):
                 canvas = to_tensor(np.asarray(Image.fromarray(frame).resize((w * k, h * k), Image.BICUBIC)))
                 for i, face in enumerate(faces_per_frame[t]):
                     if (t, i) in restored:
                         sr, bic, _ = restored[t, i]
                         paste(canvas, match_colour(sr, bic, mask), face.frame.scaled(k), mask)
-                rgb = to_uint8(canvas)
-                if (w * k) % 2 or (h * k) % 2:
-                    rgb = np.pad(rgb, ((0, (h * k) % 2), (0, (w * k) % 2), (0, 0)), mode="edge")
+                rgb = np.pad(to_uint8(canvas), ((0, (h * k) % 2), (0, (w * k) % 2), (0, 0)), mode="edge")
                 for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
                     container.mux(packet)
                 if progress:
@@ -148,11 +146,30 @@ def restore_clip(source, out_dir, finder, restorer: Restorer, upscale: int | Non
             container.close()
             if audio is not None:
                 audio[0].close()
-        tmp.replace(video)
+        tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    record = {"source": str(source), "video": video.name, "frames": len(faces_per_frame), "fps": rate, "scale": k,
-              "audio": audio is not None, "tracks": records, "seconds": round(time.time() - t0, 3)}
+    return audio is not None
+
+
+def restore_clip(source, out_dir, finder, restorer: Restorer, upscale: int | None = None, fps: float | None = None,
+                 on_error=print, progress=None) -> dict:
+    """One clip (a video file or a folder of frames) restored to OUT/<clip>.mp4; returns its record."""
+    from facesr.data.video import read_frames
+
+    source = Path(source)
+    frames, rate = read_frames(source, fps)
+    name = source.stem if source.is_file() else source.name
+    faces_per_frame, cuts, size = _find_faces(source, frames, finder)
+    restored, records = _restore_tracks(source, name, faces_per_frame, cuts, restorer, on_error)
+    k = upscale or max((s for _, _, s in restored.values()), default=1)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    audio = _encode(out_dir / f"{name}.mp4", frames, faces_per_frame, restored, k, size, rate,
+                    source if source.is_file() else None, progress)
+    record = {"source": str(source), "video": f"{name}.mp4", "frames": len(faces_per_frame), "fps": rate, "scale": k,
+              "audio": audio, "tracks": records, "seconds": round(time.time() - t0, 3)}
     atomic_write_text(out_dir / f"{name}.tracks.json", json.dumps(record, indent=2) + "\n")
     return record

@@ -104,15 +104,7 @@ def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=prin
         on_error(message)
 
     conds = conditions_for(model, len(paths), refs, ref, [p.parent.name for p in paths], on_error=fail)
-    jobs, kept = [], []
-    for path, name, cond in share.of(zip(paths, output_names(paths), conds)):
-        target = out_dir / name
-        if str(target.resolve()) in done and target.is_file():
-            kept.append(str(target))
-        elif cond is None:
-            failures.append(f"{path}: no identity vector")  # conditions_for has reported why
-        else:
-            jobs.append((path, target, cond))
+    jobs, kept = _plan(paths, conds, out_dir, done, share, failures)
     clash = [t for _, t, _ in jobs if t.exists()]
     if clash and not overwrite:
         why = stale or "not listed as finished in its facesr-run.json"
@@ -146,6 +138,20 @@ def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=prin
     manifest.setdefault("seconds_per_face", 0.0)
     atomic_write_text(out_dir / share.manifest_name(MANIFEST), json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def _plan(paths, conds, out_dir: Path, done: set[str], share, failures: list[str]):
+    """(jobs: (input, output, condition) this process restores, outputs kept from before)."""
+    jobs, kept = [], []
+    for path, name, cond in share.of(zip(paths, output_names(paths), conds)):
+        target = out_dir / name
+        if str(target.resolve()) in done and target.is_file():
+            kept.append(str(target))
+        elif cond is None:
+            failures.append(f"{path}: no identity vector")  # conditions_for has reported why
+        else:
+            jobs.append((path, target, cond))
+    return jobs, kept
 
 
 def describe_recipe(model, opts) -> str:
