@@ -109,7 +109,7 @@ def test_a_photo_above_the_pixel_limit_is_one_line(tmp_path, capsys, monkeypatch
     monkeypatch.setattr(images.read_image, "__defaults__", (1000,))
     assert main(["restore", str(photo), "-o", str(tmp_path / "out")]) == 1
     line, summary = [l for l in capsys.readouterr().err.splitlines() if l]
-    assert "huge.png: image too large" in line and "1 photo(s) failed" in summary
+    assert "huge.png: image too large" in line and "1 problem(s) reported above" in summary
 
 
 def test_uncertainty_maps_of_a_diffusion_model(tmp_path):
@@ -130,3 +130,14 @@ def test_noise_from_too_few_steps_is_not_pasted(tmp_path, capsys):
     assert main(["restore", str(photo), "-o", str(tmp_path / "out"), "--model", "sr3-x8", "--sampler", "heun",
                  "--steps", "2", "--strength", "1", "--samples", "1", "--precision", "fp32"]) == 1
     assert "not restored: the output is not a restoration" in capsys.readouterr().err
+
+
+def test_a_multi_frame_model_takes_a_photo_and_a_conditioned_one_says_what_it_lacks(tmp_path, capsys):
+    photo = tmp_path / "group.png"
+    Image.fromarray(scene(8)[0]).save(photo)
+    fast = ["--steps", "2", "--strength", "0.5", "--samples", "1", "--precision", "fp32"]
+    assert main(["restore", str(photo), "-o", str(tmp_path / "mf"), "--model", "mfsr3-x8", *fast]) == 0
+    faces = json.loads((tmp_path / "mf" / "group.json").read_text())["faces"]
+    assert len(faces) == 6 and all("chip" in f for f in faces)
+    assert main(["restore", str(photo), "-o", str(tmp_path / "fasr"), "--model", "fasr-x8", *fast]) == 1
+    assert "fasr-x8 needs dlib 128-d identity vector; a photo has none" in capsys.readouterr().err

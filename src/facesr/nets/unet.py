@@ -134,7 +134,7 @@ class ConditionalUNet(nn.Module):
         if not self.cfg.vector_dim:
             return self.unet(h, noise_input.reshape(-1).float()).sample
         if vector is None:
-            raise FacesrError("this model needs an identity vector (FASR: --refs, or aux images in evaluate)")
+            raise FacesrError("this model needs an identity vector (a FASR model: give reference images of the person)")
         if vector.shape != (x_t.shape[0], self.cfg.vector_dim):
             raise FacesrError(f"identity vector of shape {tuple(vector.shape)}, expected ({x_t.shape[0]}, {self.cfg.vector_dim})")
         self._p = self.project_vector(vector.to(x_t.device))

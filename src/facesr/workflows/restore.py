@@ -76,7 +76,9 @@ class BicubicModel:
 
     def __init__(self, scale: int):
         from facesr.degrade.protocol import LRProtocol
+        from facesr.methods.base import Needs
 
+        self.needs = Needs()
         self.scale, self.lr_protocol, self.name = scale, LRProtocol.of("bicubic", scale), f"bicubic-x{scale}"
         self.lr_size = HR_SIZE // scale
 
@@ -85,6 +87,7 @@ def restore_photo(photo: np.ndarray, finder, restorer: Restorer, upscale: int | 
                   on_error=print) -> dict:
     """The restored photo (uint8, ``upscale`` times larger; default the largest scale used) and its faces."""
     from facesr.degrade.resample import quantize
+    from facesr.engine.conditions import frame_stacks
     from facesr.engine.run import output_problem, super_resolve_tensors
     from facesr.wild.faces import cut_chip
     from facesr.wild.paste import feather_mask, match_colour, paste
@@ -104,12 +107,19 @@ def restore_photo(photo: np.ndarray, finder, restorer: Restorer, upscale: int | 
     chips, lrs, stds = {}, {}, {}
     for name, idx in groups.items():
         model, opts = restorer.load(name)
+        needs = model.needs
+        if needs.vector_dim or needs.reference:
+            for i in idx:  # a photo gives one view of each face, no photos of the person to condition on
+                records[i]["skipped"] = (f"{name} needs {needs.describe()}; a photo has none (restore a video: its "
+                                         "face tracks give them)")
+            continue
         hr_cuts = torch.stack([to_tensor(cut_chip(photo, faces[i].frame, HR_SIZE)) for i in idx])
         lr = quantize(model.lr_protocol.operator.down(hr_cuts))
         if opts is None:
             srs, spread = list(model.lr_protocol.upsample(lr)), [None] * len(idx)
         else:  # one noise seed per face, from the photo's name and the face's index
-            srs, spread = super_resolve_tensors(model, list(lr), [f"{key}-face{i:02d}" for i in idx], opts,
+            inputs = [frame_stacks(model, [x])[0] for x in lr] if needs.frames > 1 else list(lr)  # one frame, k times
+            srs, spread = super_resolve_tensors(model, inputs, [f"{key}-face{i:02d}" for i in idx], opts,
                                                 restorer.device, with_std=True)
         for i, lr_i, sr, std in zip(idx, lr, srs, spread):
             problem = output_problem(model, lr_i, sr) if opts is not None else None
