@@ -22,6 +22,8 @@ LANDMARK_SIDE = 200  # the crop around a detected face is upsampled until the fa
 # (median offsets of the HOG box from the MTCNN box, in units of the box's width and height, measured on
 # 40 dev/lfw_photos): left, top, right, bottom
 TO_HOG_BOX = (-0.106, 0.136, -0.004, -0.021)
+# box jitters (x shift, y shift, growth per side; fractions of the box side) whose landmarks are averaged
+JITTER = [(0, 0, 0)] + [(dx, dy, 0) for dx in (-0.04, 0.04) for dy in (-0.04, 0.04)] + [(0, 0, -0.04), (0, 0, 0.04)]
 
 
 @dataclass(frozen=True)
@@ -116,9 +118,18 @@ class FaceFinder:
         scale = big.shape[0] / size  # the crop's exact upsampling
         up = lambda v: (v + 0.5) * scale - 0.5  # noqa: E731  crop pixel -> upsampled pixel (pixel centres)
         down = lambda v: (v + 0.5) / scale - 0.5  # noqa: E731
-        rect = self.dlib.rectangle(round(up(x0 - left)), round(up(y0 - top)), round(up(x1 - left)), round(up(y1 - top)))
-        shape = self.predictor(big, rect)
-        points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(5)], np.float64)
+        bx0, by0, bx1, by1 = up(x0 - left), up(y0 - top), up(x1 - left), up(y1 - top)
+        rect = self.dlib.rectangle(round(bx0), round(by0), round(bx1), round(by1))
+        # the predictor's points on a tiny face vary with the box: average them over jittered boxes
+        bs = bx1 - bx0
+        runs = []
+        for dx, dy, ds in JITTER:
+            r = self.dlib.rectangle(round(bx0 + dx * bs - ds * bs), round(by0 + dy * bs - ds * bs),
+                                    round(bx1 + dx * bs + ds * bs), round(by1 + dy * bs + ds * bs))
+            shape = self.predictor(big, r)
+            runs.append([[shape.part(i).x, shape.part(i).y] for i in range(5)])
+        points = np.mean(np.array(runs, np.float64), axis=0)
+        shape = self.dlib.full_object_detection(rect, [self.dlib.point(round(x), round(y)) for x, y in points])
         r = self.dlib.get_face_chip_details(shape, size=128, padding=self.padding)
         frame = ChipFrame(down((r.rect.left() + r.rect.right()) / 2) + left, down((r.rect.top() + r.rect.bottom()) / 2) + top,
                           r.rect.width() / scale, r.angle)
