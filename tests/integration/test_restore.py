@@ -141,3 +141,35 @@ def test_a_multi_frame_model_takes_a_photo_and_a_conditioned_one_says_what_it_la
     assert len(faces) == 6 and all("chip" in f for f in faces)
     assert main(["restore", str(photo), "-o", str(tmp_path / "fasr"), "--model", "fasr-x8", *fast]) == 1
     assert "fasr-x8 needs dlib 128-d identity vector; a photo has none" in capsys.readouterr().err
+
+
+def test_a_killed_restore_resumes_and_ends_as_an_uninterrupted_one(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "in"
+    src.mkdir()
+    lr = scene(8)[0]
+    for i in range(24):
+        Image.fromarray(np.roll(lr, i, axis=1)).save(src / f"p{i:02d}.png")
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert main(["restore", str(src), "-o", str(whole)]) == 0
+    env = {**os.environ, "FACESR_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    cmd = [sys.executable, "-m", "facesr.cli", "restore", str(src), "-o", str(killed)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and len(list(killed.glob("p*.json"))) < 3:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list(killed.glob("p*.json")))
+    assert 3 <= done < 24
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"{done} kept from before" in again.stdout and not list(killed.glob(".facesr-tmp-*"))
+    for i in range(24):
+        assert (killed / f"p{i:02d}.png").read_bytes() == (whole / f"p{i:02d}.png").read_bytes()
