@@ -30,12 +30,11 @@ HR_SIZE = 128
 @dataclass
 class Restorer:
     """The models faces go to: one fixed ``model`` (a name, or "bicubic"), or by face size from ``models``
-    {scale: name}. ``opts``: sampling options of the diffusion models."""
+    {scale: name}; each model's sampling options are its recipe with ``overrides``."""
 
     model: str | None = None
     models: dict | None = None
     device: str = "cpu"
-    opts: object = None
     overrides: dict | None = None  # sampling options given by the user (the recipe gives the rest)
 
     def __post_init__(self):
