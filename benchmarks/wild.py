@@ -118,7 +118,8 @@ def main() -> None:
             lines.append(f"| x{div} | {method} | {n_faces} | {r['found'] / n_faces:.3f} | {r['right'] / n_faces:.3f} | "
                          f"{np.mean(r['face_psnr']):.2f} | {np.mean(r['photo_psnr']):.2f} | {np.median(r['seconds']):.2f} |")
     methods = f" --methods {' '.join(args.methods)}" if args.methods != ["bicubic", "default"] else ""
-    lines += ["", f"Command: `python benchmarks/wild.py --scenes {args.scenes}{methods}`"]
+    table = f" --table {args.table}" if args.table else ""
+    lines += ["", f"Command: `python benchmarks/wild.py --scenes {args.scenes}{methods}{table}`"]
     print("\n".join(lines))
     if args.table:
         atomic_write_text(args.table, "\n".join(lines) + "\n")

@@ -68,12 +68,16 @@ def test_tracks_and_the_restored_video_with_its_audio(restored):
     assert len(frames) == 8 and frames[0].shape[:2] == (8 * h + (8 * h) % 2, 8 * w + (8 * w) % 2)
 
 
-def test_no_more_flicker_than_bicubic(restored):
-    def flicker(frames):
+def test_no_more_change_from_frame_to_frame_than_the_real_clip(restored):
+    """Flicker as benchmarks/video.py measures it: the restored clip's mean |frame_t - frame_t-1| less the
+    full-resolution clip's own (the same scene moving 8 px every 2 frames) is not above 0."""
+    def change(frames):
         return float(np.mean([np.abs(a.astype(float) - b.astype(float)).mean() for a, b in zip(frames, frames[1:])]))
 
-    sr, bic = _decode(restored / "out" / "clip.mp4"), _decode(restored / "bic" / "clip.mp4")
-    assert flicker(sr) <= flicker(bic) + 0.5
+    full = scene(8)[1]
+    hr = [np.roll(full, 8 * (t // 2), axis=1) for t in range(8)]
+    sr = _decode(restored / "out" / "clip.mp4")
+    assert change(sr) - change(hr) <= 0.0, (change(sr), change(hr))
 
 
 def test_a_frame_folder_with_video_and_bad_clips_fail_alone(tmp_path, capsys):

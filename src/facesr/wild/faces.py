@@ -59,14 +59,17 @@ class ChipFrame:
         return float(x.min()), float(y.min()), float(x.max()), float(y.max())
 
 
-def cut_chip(photo: np.ndarray, frame: ChipFrame, n: int) -> np.ndarray:
-    """The n x n chip of ``frame``, bilinear from the photo (edge pixels repeated outside it), uint8."""
+def cut_chip(photo: np.ndarray, frame: ChipFrame, n: int, mode: str = "bicubic") -> np.ndarray:
+    """The n x n chip of ``frame``, resampled (bicubic, or ``mode``) from the photo (edge pixels repeated
+    outside it), uint8. Cut at the model's LR size this is the LR chip: on LFW photos at the chips' own
+    resolution, bicubic gave rank-1 0.55 after SR against 0.50 bilinear and 0.45 for a 128-px cut
+    downscaled (60 faces, benchmarks/wild.notes.md)."""
     h, w = photo.shape[:2]
     u, v = np.meshgrid(np.arange(n, dtype=np.float64), np.arange(n, dtype=np.float64))
     x, y = frame.to_photo(u, v, n)
     grid = torch.from_numpy(np.stack([x / max(w - 1, 1) * 2 - 1, y / max(h - 1, 1) * 2 - 1], -1)).float()[None]
     img = torch.tensor(np.asarray(photo), dtype=torch.float32).permute(2, 0, 1)[None]
-    chip = F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
+    chip = F.grid_sample(img, grid, mode=mode, padding_mode="border", align_corners=True)[0]
     return chip.permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
 
 

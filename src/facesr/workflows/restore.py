@@ -52,6 +52,12 @@ class Restorer:
                 self._loaded[name] = (model, SamplingOptions.for_model(model, **(self.overrides or {})))
         return self._loaded[name]
 
+    def lr_sizes(self) -> set[int]:
+        """The LR chip sizes faces may be cut at."""
+        if self.model and self.model != "bicubic":
+            return {self.load(self.model)[0].lr_size}
+        return {HR_SIZE // s for s in (self.models or DEFAULT_MODELS)}
+
     def choose(self, side: float) -> tuple[str | None, str | None]:
         """(model name, None) for a face whose chip is ``side`` photo pixels, or (None, why not)."""
         if self.model and self.model != "bicubic":
@@ -85,7 +91,6 @@ class BicubicModel:
 def restore_photo(photo: np.ndarray, finder, restorer: Restorer, upscale: int | None = None, key: str = "photo",
                   on_error=print) -> dict:
     """The restored photo (uint8, ``upscale`` times larger; default the largest scale used) and its faces."""
-    from facesr.degrade.resample import quantize
     from facesr.engine.conditions import frame_stacks
     from facesr.engine.run import output_problem, super_resolve_tensors
     from facesr.wild.faces import cut_chip
@@ -112,8 +117,7 @@ def restore_photo(photo: np.ndarray, finder, restorer: Restorer, upscale: int | 
                 records[i]["skipped"] = (f"{name} needs {needs.describe()}; a photo has none (restore a video: its "
                                          "face tracks give them)")
             continue
-        hr_cuts = torch.stack([to_tensor(cut_chip(photo, faces[i].frame, HR_SIZE)) for i in idx])
-        lr = quantize(model.lr_protocol.operator.down(hr_cuts))
+        lr = torch.stack([to_tensor(cut_chip(photo, faces[i].frame, model.lr_size)) for i in idx])
         if opts is None:
             srs, spread = list(model.lr_protocol.upsample(lr)), [None] * len(idx)
         else:  # one noise seed per face, from the photo's name and the face's index

@@ -20,15 +20,13 @@ from facesr.io.images import TEMP_PREFIX, atomic_write_text, to_tensor, to_uint8
 from facesr.workflows.restore import HR_SIZE, Restorer
 
 
-def _restore_track(track, hr_cuts: list[torch.Tensor], restorer: Restorer, name: str, key: str):
-    """SR chips (3, 128, 128) of one track's faces, in its frame order, and the LR chips."""
-    from facesr.degrade.resample import quantize
+def _restore_track(track, lr: list[torch.Tensor], restorer: Restorer, name: str, key: str):
+    """SR chips (3, 128, 128) of one track's faces (LR chips ``lr``), in its frame order, and the LR chips."""
     from facesr.engine.conditions import frame_stacks, identity_vector
     from facesr.engine.run import output_problem, super_resolve_tensors
     from facesr.methods.base import Conditions
 
     model, opts = restorer.load(name)
-    lr = list(quantize(model.lr_protocol.operator.down(torch.stack(hr_cuts))))
     if opts is None:  # bicubic
         return list(model.lr_protocol.upsample(torch.stack(lr))), lr
     needs = model.needs
@@ -62,8 +60,8 @@ def _video_writer(path: Path, fps: float, width: int, height: int, audio_from: P
     return out, stream, audio
 
 
-def _find_faces(source: Path, frames, finder):
-    """Pass 1: each frame's faces and their HR-size cuts (small); the frames themselves are not kept."""
+def _find_faces(source: Path, frames, finder, sizes: set[int]):
+    """Pass 1: each frame's faces and their LR chips at each of ``sizes`` (small); the frames are not kept."""
     from facesr.wild.faces import cut_chip
 
     faces_per_frame, cuts, size = [], [], None
@@ -73,7 +71,7 @@ def _find_faces(source: Path, frames, finder):
             raise InputError(source, f"frame {t} is {frame.shape[1]}x{frame.shape[0]}, the first {size[1]}x{size[0]}")
         faces = finder(frame)
         faces_per_frame.append(faces)
-        cuts.append([to_tensor(cut_chip(frame, f.frame, HR_SIZE)) for f in faces])
+        cuts.append([{n: to_tensor(cut_chip(frame, f.frame, n)) for n in sizes} for f in faces])
     if not faces_per_frame:
         raise InputError(source, "no frames")
     return faces_per_frame, cuts, size
@@ -95,9 +93,9 @@ def _restore_tracks(source: Path, name: str, faces_per_frame, cuts, restorer: Re
             on_error(f"{source}: track {tr.id} (frames {tr.frames[0]}-{tr.frames[-1]}) not restored: {problem}")
             continue
         index = [faces_per_frame[t].index(f) for t, f in zip(tr.frames, tr.faces)]
-        srs, lrs = _restore_track(tr, [cuts[t][i] for t, i in zip(tr.frames, index)], restorer, model_name,
-                                  f"{name}-track{tr.id}")
         model = restorer.load(model_name)[0]
+        srs, lrs = _restore_track(tr, [cuts[t][i][model.lr_size] for t, i in zip(tr.frames, index)], restorer,
+                                  model_name, f"{name}-track{tr.id}")
         bad = sum(sr is None for sr in srs)
         if bad:
             rec["not_restored_frames"] = bad
@@ -161,7 +159,7 @@ def restore_clip(source, out_dir, finder, restorer: Restorer, upscale: int | Non
     source = Path(source)
     frames, rate = read_frames(source, fps)
     name = source.stem if source.is_file() else source.name
-    faces_per_frame, cuts, size = _find_faces(source, frames, finder)
+    faces_per_frame, cuts, size = _find_faces(source, frames, finder, restorer.lr_sizes())
     restored, records = _restore_tracks(source, name, faces_per_frame, cuts, restorer, on_error)
     k = upscale or max((s for _, _, s in restored.values()), default=1)
     out_dir = Path(out_dir)
