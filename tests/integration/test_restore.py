@@ -173,3 +173,14 @@ def test_a_killed_restore_resumes_and_ends_as_an_uninterrupted_one(tmp_path):
     assert f"{done} kept from before" in again.stdout and not list(killed.glob(".facesr-tmp-*"))
     for i in range(24):
         assert (killed / f"p{i:02d}.png").read_bytes() == (whole / f"p{i:02d}.png").read_bytes()
+
+
+def test_photos_of_one_name_in_two_folders_both_come_out(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(scene(8)[0]).save(tmp_path / folder / "group.png")
+    out = tmp_path / "out"
+    assert main(["restore", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(out), "--model", "bicubic"]) == 0
+    first, second = (json.loads((out / f"{s}.json").read_text()) for s in ("group", "group-2"))
+    assert first["input"].endswith("a/group.png") and second["input"].endswith("b/group.png")
+    assert second["restored"] == "group-2.png" and second["faces"][0]["chip"].startswith("group-2/")

@@ -47,3 +47,19 @@ def paste(canvas: torch.Tensor, chip: torch.Tensor, frame: ChipFrame, mask: torc
     alpha = warped[3:]
     region = canvas[:, top:bottom, left:right]
     canvas[:, top:bottom, left:right] = region * (1 - alpha) + warped[:3] * alpha
+
+
+def restored_photo(photo: np.ndarray, k: int, pieces) -> torch.Tensor:
+    """``photo`` (uint8) upscaled k times (bicubic) with each (SR chip, its bicubic chip, ChipFrame in
+    photo pixels) of ``pieces`` colour-matched and pasted: (3, kH, kW) in [0, 1]."""
+    from PIL import Image
+
+    from facesr.io.images import to_tensor
+
+    h, w = photo.shape[:2]
+    canvas = to_tensor(np.asarray(Image.fromarray(photo).resize((w * k, h * k), Image.BICUBIC)))
+    mask = None
+    for sr, bic, frame in pieces:
+        mask = feather_mask(sr.shape[-1]) if mask is None else mask
+        paste(canvas, match_colour(sr, bic, mask), frame.scaled(k), mask)
+    return canvas

@@ -88,13 +88,13 @@ class BicubicModel:
         self.lr_size = HR_SIZE // scale
 
 
-def restore_photo(photo: np.ndarray, finder, restorer: Restorer, upscale: int | None = None, key: str = "photo",
-                  on_error=print) -> dict:
+def restore_photo(photo: np.ndarray, finder, restorer: Restorer, upscale: int | None = None,
+                  key: str = "photo") -> dict:
     """The restored photo (uint8, ``upscale`` times larger; default the largest scale used) and its faces."""
     from facesr.engine.conditions import frame_stacks
     from facesr.engine.run import output_problem, super_resolve_tensors
     from facesr.wild.faces import cut_chip
-    from facesr.wild.paste import feather_mask, match_colour, paste
+    from facesr.wild.paste import restored_photo
 
     faces = finder(photo)
     records, groups = [], {}
@@ -108,7 +108,7 @@ def restore_photo(photo: np.ndarray, finder, restorer: Restorer, upscale: int | 
         else:
             groups.setdefault(name, []).append(i)
         records.append(rec)
-    chips, lrs, stds = {}, {}, {}
+    chips, lrs, bics, stds = {}, {}, {}, {}
     for name, idx in groups.items():
         model, opts = restorer.load(name)
         needs = model.needs
@@ -118,18 +118,19 @@ def restore_photo(photo: np.ndarray, finder, restorer: Restorer, upscale: int | 
                                          "face tracks give them)")
             continue
         lr = torch.stack([to_tensor(cut_chip(photo, faces[i].frame, model.lr_size)) for i in idx])
+        up = model.lr_protocol.upsample(lr)  # the colour reference of each face, and the bicubic baseline
         if opts is None:
-            srs, spread = list(model.lr_protocol.upsample(lr)), [None] * len(idx)
+            srs, spread = list(up), [None] * len(idx)
         else:  # one noise seed per face, from the photo's name and the face's index
             inputs = [frame_stacks(model, [x])[0] for x in lr] if needs.frames > 1 else list(lr)  # one frame, k times
             srs, spread = super_resolve_tensors(model, inputs, [f"{key}-face{i:02d}" for i in idx], opts,
                                                 restorer.device, with_std=True)
-        for i, lr_i, sr, std in zip(idx, lr, srs, spread):
+        for i, lr_i, up_i, sr, std in zip(idx, lr, up, srs, spread):
             problem = output_problem(model, lr_i, sr) if opts is not None else None
             if problem:  # noise from too few steps: reported, the face left as it is
                 records[i]["skipped"] = problem
                 continue
-            lrs[i], chips[i] = lr_i, sr.float().clamp(0, 1)
+            lrs[i], bics[i], chips[i] = lr_i, up_i, sr.float().clamp(0, 1)
             if opts is not None and opts.samples > 1:
                 stds[i] = std
     scales = [restorer.load(records[i]["model"])[0].scale for i in chips]
@@ -138,14 +139,7 @@ def restore_photo(photo: np.ndarray, finder, restorer: Restorer, upscale: int | 
     if h * w * k * k > MAX_OUTPUT_PIXELS:
         raise FacesrError(f"the restored photo would be {w * k}x{h * k} pixels (limit {MAX_OUTPUT_PIXELS:,}); "
                           "give a smaller upscale")
-    from PIL import Image
-
-    canvas = to_tensor(np.asarray(Image.fromarray(photo).resize((w * k, h * k), Image.BICUBIC)))
-    mask = feather_mask(HR_SIZE)
-    for i, sr in chips.items():
-        model = restorer.load(records[i]["model"])[0]
-        bic = model.lr_protocol.upsample(lrs[i][None])[0]
-        paste(canvas, match_colour(sr, bic, mask), faces[i].frame.scaled(k), mask)
+    canvas = restored_photo(photo, k, [(sr, bics[i], faces[i].frame) for i, sr in chips.items()])
     return {"image": to_uint8(canvas), "scale": k, "faces": records, "stds": stds,
             "chips": {i: to_uint8(c) for i, c in chips.items()}, "lr_chips": {i: to_uint8(c) for i, c in lrs.items()}}
 
@@ -165,40 +159,41 @@ def restore_files(paths: list[Path], out_dir, finder, restorer: Restorer, upscal
     if share.rank == 0:
         clean_temp_files(out_dir)  # before the others start writing
     share.wait()
-    paths = share.of(paths)
+    from facesr.workflows.upscale import output_names
+
+    jobs = share.of(zip(paths, [Path(n).stem for n in output_names(paths)]))  # <stem>-2 for a repeated stem
     manifest = {"outputs": [], "kept": [], "failures": [], "faces": 0, "complete": False}
     t0 = time.time()
-    for n, path in enumerate(paths, 1):
-        stem = path.stem
+    for n, (path, stem) in enumerate(jobs, 1):
         record_path = out_dir / f"{stem}.json"
         if record_path.is_file() and not overwrite:
             manifest["kept"].append(str(record_path))
         else:
             try:
-                _restore_one(path, out_dir, finder, restorer, upscale, on_error, manifest, uncertainty)
+                _restore_one(path, stem, out_dir, finder, restorer, upscale, on_error, manifest, uncertainty)
             except InputError as exc:
                 manifest["failures"].append(str(exc))
                 on_error(str(exc))
         manifest["seconds"] = round(time.time() - t0, 3)
         atomic_write_text(out_dir / share.manifest_name(), json.dumps(manifest, indent=2) + "\n")
         if progress:
-            progress(n, len(paths))
+            progress(n, len(jobs))
     manifest["complete"] = True
     atomic_write_text(out_dir / share.manifest_name(), json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
-def _restore_one(path: Path, out_dir: Path, finder, restorer, upscale, on_error, manifest, uncertainty) -> None:
+def _restore_one(path: Path, stem: str, out_dir: Path, finder, restorer, upscale, on_error, manifest,
+                 uncertainty) -> None:
     from facesr.workflows.upscale import std_heatmap
 
     photo = read_image(path)
     try:
-        result = restore_photo(photo, finder, restorer, upscale, key=path.name, on_error=on_error)
+        result = restore_photo(photo, finder, restorer, upscale, key=path.name)
     except FacesrError as exc:
         raise InputError(path, str(exc)) from None
     if not result["faces"]:
         raise InputError(path, "no face found")
-    stem = path.stem
     for i, face in enumerate(result["faces"]):
         if i in result["chips"]:
             face["chip"], face["lr_chip"] = f"{stem}/face_{i:02d}.png", f"{stem}/face_{i:02d}_lr.png"

@@ -17,10 +17,10 @@ import torch
 
 from facesr.errors import FacesrError, InputError
 from facesr.io.images import TEMP_PREFIX, atomic_write_text, to_tensor, to_uint8
-from facesr.workflows.restore import HR_SIZE, Restorer
+from facesr.workflows.restore import Restorer
 
 
-def _restore_track(track, lr: list[torch.Tensor], restorer: Restorer, name: str, key: str):
+def _restore_track(lr: list[torch.Tensor], restorer: Restorer, name: str, key: str):
     """SR chips (3, 128, 128) of one track's faces (LR chips ``lr``), in its frame order, and the LR chips."""
     from facesr.engine.conditions import frame_stacks, identity_vector
     from facesr.engine.run import output_problem, super_resolve_tensors
@@ -94,7 +94,7 @@ def _restore_tracks(source: Path, name: str, faces_per_frame, cuts, restorer: Re
             continue
         index = [faces_per_frame[t].index(f) for t, f in zip(tr.frames, tr.faces)]
         model = restorer.load(model_name)[0]
-        srs, lrs = _restore_track(tr, [cuts[t][i][model.lr_size] for t, i in zip(tr.frames, index)], restorer,
+        srs, lrs = _restore_track([cuts[t][i][model.lr_size] for t, i in zip(tr.frames, index)], restorer,
                                   model_name, f"{name}-track{tr.id}")
         bad = sum(sr is None for sr in srs)
         if bad:
@@ -111,22 +111,18 @@ def _encode(path: Path, frames, faces_per_frame, restored, k: int, size, rate: f
     """Pass 3: each frame upscaled by k with its restored faces pasted, encoded as it is made; the
     audio of ``audio_from`` copied. Written under a temporary name and renamed. True if audio was copied."""
     import av
-    from PIL import Image
 
-    from facesr.wild.paste import feather_mask, match_colour, paste
+    from facesr.wild.paste import restored_photo
 
     h, w = size
-    mask = feather_mask(HR_SIZE)
     tmp = path.with_name(f"{TEMP_PREFIX}{path.name}")
     try:
         container, stream, audio = _video_writer(tmp, rate, w * k, h * k, audio_from)
         try:
             for t, frame in enumerate(frames):
-                canvas = to_tensor(np.asarray(Image.fromarray(frame).resize((w * k, h * k), Image.BICUBIC)))
-                for i, face in enumerate(faces_per_frame[t]):
-                    if (t, i) in restored:
-                        sr, bic, _ = restored[t, i]
-                        paste(canvas, match_colour(sr, bic, mask), face.frame.scaled(k), mask)
+                pieces = [(restored[t, i][0], restored[t, i][1], face.frame)
+                          for i, face in enumerate(faces_per_frame[t]) if (t, i) in restored]
+                canvas = restored_photo(frame, k, pieces)
                 rgb = np.pad(to_uint8(canvas), ((0, (h * k) % 2), (0, (w * k) % 2), (0, 0)), mode="edge")
                 for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
                     container.mux(packet)
