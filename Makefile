@@ -6,13 +6,17 @@ BIN := $(VENV)/bin
 TCMALLOC := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 /usr/lib/libtcmalloc_minimal.so.4))
 RUN := $(if $(TCMALLOC),LD_PRELOAD=$(TCMALLOC)) OMP_WAIT_POLICY=PASSIVE
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install judge bench clean
 
 demo: $(VENV)/.installed
 	$(RUN) $(BIN)/facesr demo
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed judge
 	$(RUN) FACESR_NUM_THREADS=1 $(BIN)/python -m pytest
+
+# The independent identity judge (issue 19): fetched with npm pack, sha256 checked, never committed.
+judge: $(VENV)/.installed
+	$(BIN)/python tools/fetch_judge.py
 
 install: $(VENV)/.installed
 

@@ -1,7 +1,7 @@
 """The LR protocol: the only code that makes an LR image from an HR one.
 
 A protocol is a deterministic operator (``bicubic`` or ``tf-bilinear`` at a scale: down, 8-bit) or,
-for blind models, a seeded second-order degradation preset drawn per image from the image's name
+for blind models, a seeded degradation (facesr.degrade.blind) drawn per image from the image's name
 (the drawn parameters are returned, so a test set can be regenerated exactly). Every model owns one
 (``model.lr_protocol``); datasets, evaluation, identity features, the benchmark and the
 consistency metric ask it, and two protocols are the same protocol exactly when they are equal.
@@ -27,15 +27,14 @@ def name_seed(key: str, seed: int = 0) -> int:
 @dataclass(frozen=True)
 class LRProtocol:
     operator: Resampler
-    degradation: str | None = None  # a second-order preset ("deepfacesr", "realesrgan"): blind LR
+    degradation: str | None = None  # a blind degradation (facesr.degrade.blind: "deepfacesr", "photo"): blind LR
     _blind: object = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         if self.degradation is not None:
-            from facesr.degrade.second_order import SecondOrderConfig, SecondOrderDegradation
+            from facesr.degrade.blind import make_degradation
 
-            cfg = SecondOrderConfig.preset(self.degradation, self.operator.scale)
-            object.__setattr__(self, "_blind", SecondOrderDegradation(cfg))
+            object.__setattr__(self, "_blind", make_degradation(self.degradation, self.operator.scale))
 
     @classmethod
     def of(cls, operator: str, scale: int, degradation: str | None = None) -> "LRProtocol":
@@ -97,4 +96,4 @@ class LRProtocol:
 
     def describe(self) -> str:
         base = f"{self.operator.name} x{self.scale}"
-        return base if self.degradation is None else f"{self.degradation} second-order x{self.scale}"
+        return base if self.degradation is None else f"{self.degradation} ({self._blind.name}) x{self.scale}"

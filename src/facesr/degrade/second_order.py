@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from facesr.config import from_dict, to_dict
+from facesr.degrade.blind import DEGRADATIONS
 from facesr.degrade.resample import quantize
 from facesr.errors import FacesrError
 from facesr.registry import Registry
@@ -534,6 +535,10 @@ class SecondOrderDegradation:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "scale": self.scale, "config": to_dict(self.cfg)}
+
+
+for _preset in ("realesrgan", "deepfacesr"):
+    DEGRADATIONS.register(_preset, lambda scale, name=_preset: SecondOrderDegradation(SecondOrderConfig.preset(name, scale)))
 
 
 def second_order_from_dict(data: dict) -> SecondOrderDegradation:

@@ -23,7 +23,7 @@ from facesr.errors import FacesrError, InputError
 from facesr.io.images import check_array, read_image
 from facesr.registry import Registry
 
-EMBEDDERS = Registry("identity embedder", modules=("facesr.identity.embedders",))
+EMBEDDERS = Registry("identity embedder", modules=("facesr.identity.embedders", "facesr.identity.arcface"))
 
 
 def register_embedder(name: str, usage: str):

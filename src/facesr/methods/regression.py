@@ -27,7 +27,7 @@ class RegressionConfig:
     scale: int = 8
     hr_size: int = 128
     operator: str = "bicubic"  # deterministic LR protocol, and the upsampler for warm starts
-    degradation: str | None = None  # "deepfacesr" or "realesrgan": blind second-order LR
+    degradation: str | None = None  # blind LR: "deepfacesr"/"realesrgan" (second-order), "photo" (cut from a photo)
     usm_target: bool = False  # L1 against the USM-sharpened target (the seed's choice; off by default)
 
     def __post_init__(self):
@@ -35,10 +35,10 @@ class RegressionConfig:
         if self.hr_size < 1 or self.hr_size % self.scale:
             raise ConfigValueError("hr_size", f"must be a positive multiple of the scale {self.scale}, got {self.hr_size}")
         if self.degradation is not None:
-            from facesr.degrade.second_order import PRESETS
+            from facesr.degrade.blind import DEGRADATIONS
 
-            if self.degradation not in PRESETS:
-                raise FacesrError(f"degradation must be null or one of {', '.join(map(repr, PRESETS.names()))}, "
+            if self.degradation not in DEGRADATIONS:
+                raise FacesrError(f"degradation must be null or one of {', '.join(map(repr, DEGRADATIONS.names()))}, "
                                   f"got {self.degradation!r}")
 
 
