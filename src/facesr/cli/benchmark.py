@@ -1,6 +1,9 @@
 """facesr benchmark"""
 
 HELP = "several methods on one identity test set: PSNR, SSIM, consistency, CS, rank-1 (Markdown + CSV)"
+# Identity figures are reported by two networks (issue 19): dlib's ResNet conditions FASR, the ArcFace judge never
+# enters training, conditioning or guidance.
+DEFAULT_JUDGES = ("dlib", "faceplugin")
 
 
 def add_arguments(p) -> None:
@@ -11,7 +14,10 @@ def add_arguments(p) -> None:
                    help="e.g. sr3=sr3-x8  fasr-4=fasr-x8,aux=4  sr3-1step=sr3-x8,steps=1,samples=1  "
                         "refsr=refsr-vae-x8,ref=same; keys: aux (N or all), view (lr or hr), ref (same, other or none), "
                         "and any sampling option (sampler, steps, strength, samples, init, eta, guidance, snr, ...)")
-    p.add_argument("--identity", default="dlib", help="judge network: 'dlib', 'dlib-detect' or 'adaface:CKPT[:ARCH]' (default: dlib)")
+    p.add_argument("--identity", nargs="+", default=list(DEFAULT_JUDGES), metavar="JUDGE",
+                   help="judge networks, each reported in its own columns: 'dlib', 'dlib-detect', 'faceplugin' "
+                        "(the independent ArcFace judge, `make judge`), 'onnx:PATH[:MEAN,STD]' or 'adaface:CKPT[:ARCH]' "
+                        f"(default: {' '.join(DEFAULT_JUDGES)})")
     p.add_argument("--limit", type=int, default=0, help="use only the first N probes")
     p.add_argument("-o", "--out", default="outputs/benchmark", help="benchmark.md, benchmark.csv and one run folder per method")
     p.add_argument("--overwrite", action="store_true",
@@ -31,7 +37,7 @@ def run(args) -> int:
 
     methods = check_methods([parse_method(text) for text in args.method], args.baseline)
     failures = Reported()
-    result = run_benchmark(args.hr, methods, args.out, make_embedder(args.identity), resolve_device(args.device),
+    result = run_benchmark(args.hr, methods, args.out, [make_embedder(spec) for spec in args.identity], resolve_device(args.device),
                            args.limit, args.batch_size, args.seed, args.precision, on_error=failures,
                            overwrite=args.overwrite)
     print(result["markdown"])

@@ -119,19 +119,20 @@ def load(args, name: str | None = None, device=None):
     return load_model(name or args.model, device, flag="--model"), device
 
 
-def judge(spec: str | None, hr_root, protocol: str = "second"):
-    """The identity judge of --identity: its embedder and, with --protocol second, the gallery
-    (the first image of every identity folder)."""
-    if not spec:
+def judge(specs, hr_root, protocol: str = "second"):
+    """The identity judges of --identity (one spec or a list): their embedders and, with --protocol
+    second, the gallery (the first image of every identity folder); None without any."""
+    if not specs:
         return None
     from facesr.identity.embedders import make_embedder
     from facesr.identity.recognition import identity_split
-    from facesr.workflows.evaluate import Judge
+    from facesr.workflows.evaluate import Judge, as_judges
 
     gallery = None
     if protocol == "second":
         gallery = {name: entry["gallery"] for name, entry in identity_split(hr_root).items()}
-    return Judge(make_embedder(spec), gallery)
+    specs = [specs] if isinstance(specs, str) else list(specs)
+    return as_judges([Judge(make_embedder(spec), gallery) for spec in specs])
 
 
 def with_flags(fn):

@@ -17,9 +17,11 @@ def add_arguments(p) -> None:
     p.add_argument("--scale", type=int, default=None)
     p.add_argument("--y", action="store_true", help="PSNR/SSIM on Y (BT.601) instead of RGB")
     p.add_argument("--crop", type=int, default=0, help="border pixels to crop before PSNR/SSIM")
-    p.add_argument("--identity", help="with --run: identity metrics with 'dlib' (aligned chips), 'dlib-detect' or "
-                                      "'adaface:CKPT[:ARCH]'; with --protocol second also rank-k against the "
-                                      "first image of every identity folder")
+    p.add_argument("--identity", nargs="+", metavar="JUDGE",
+                   help="with --run: identity metrics by each judge network: 'dlib' (aligned chips), 'dlib-detect', "
+                        "'faceplugin' (the independent ArcFace judge, `make judge`), 'onnx:PATH[:MEAN,STD]' or "
+                        "'adaface:CKPT[:ARCH]'; with --protocol second also rank-k against the first image of every "
+                        "identity folder")
     p.add_argument("--aux", default="all", metavar="N|all",
                    help="FASR models (--run --protocol second): condition each probe on the LR versions of at most N "
                         "aux images of its identity (3rd image onwards); probes without any are left out (default: all)")
@@ -100,9 +102,11 @@ def _mean(stats, digits: int = 4) -> str:
 def _print(result) -> None:
     for k, v in result["summary"]["metrics"].items():
         print(f"{k:<22} {v['mean']:.4f} ± {v['std']:.4f}  (n={v['n']})")
-    ident = result["summary"].get("identity")
-    if not ident:
-        return
+    for ident in result["summary"].get("judges", {}).values():
+        _print_identity(ident)
+
+
+def _print_identity(ident: dict) -> None:
     print(f"identity ({ident['embedder']}): CS SR {_mean(ident.get('cs'))}, bicubic {_mean(ident.get('bicubic_cs'))}")
     for kind in ("sr", "bicubic", "hr"):
         if f"{kind}_probes" in ident:

@@ -83,9 +83,10 @@ def probe_set(split: dict, hr_root, limit: int, need_aux: bool) -> list[Path]:
     return probes[:limit] if limit else probes
 
 
-def run_benchmark(hr_root, methods: list[Method], out, judge, device, limit: int = 0, batch_size: int = 16,
+def run_benchmark(hr_root, methods: list[Method], out, judges, device, limit: int = 0, batch_size: int = 16,
                   seed: int = 0, precision: str = "bf16", on_error=print, log=print, overwrite: bool = False) -> dict:
-    """Every method on the probes of ``hr_root`` (module docstring), judged by the embedder ``judge``.
+    """Every method on the probes of ``hr_root`` (module docstring), judged by each embedder of ``judges``
+    (one embedder or a list; each gets its own CS and rank-1 columns).
 
     Per-item problems (an unreadable probe, aux image or gallery image; a gallery image's identity is left
     out of the gallery and its probes get no rank) are reported through ``on_error``, one line each, and
@@ -98,7 +99,7 @@ def run_benchmark(hr_root, methods: list[Method], out, judge, device, limit: int
     from facesr.engine.options import SamplingOptions
     from facesr.identity.recognition import identity_split
     from facesr.methods.hub import load_model
-    from facesr.workflows.evaluate import Judge, run_and_evaluate
+    from facesr.workflows.evaluate import Judge, as_judges, run_and_evaluate
 
     out = check_output_folder(out, "-o names the folder for benchmark.md, benchmark.csv and the run folders")
     models = {m.model: load_model(m.model, device) for m in methods}
@@ -117,7 +118,8 @@ def run_benchmark(hr_root, methods: list[Method], out, judge, device, limit: int
     probes = probe_set(split, hr_root, limit, need_aux=bool(fasr or refsr))
     # one judge for every method: the gallery is read and embedded once, and a bad gallery image is reported
     # once and its identity left out of the gallery (its probes get no rank) in every method's run
-    who = Judge(judge, {name: entry["gallery"] for name, entry in split.items()})
+    embedders = judges if isinstance(judges, (list, tuple)) else [judges]
+    who = as_judges([Judge(e, {name: entry["gallery"] for name, entry in split.items()}) for e in embedders])
     results = []
     for m in methods:
         model = models[m.model]
@@ -130,7 +132,7 @@ def run_benchmark(hr_root, methods: list[Method], out, judge, device, limit: int
         results.append((m, res["summary"]))
     rows = table_rows(results)
     conditioned = sorted({models[m].needs.vector_embedder for m in fasr})
-    text = markdown(hr_root, results, rows, judge, conditioned)
+    text = markdown(hr_root, results, rows, conditioned)
     atomic_write_text(out / "benchmark.md", text)
     atomic_write_text(out / "benchmark.csv", to_csv(rows))
     atomic_write_text(out / "benchmark.json", json.dumps({"rows": rows}, indent=2) + "\n")
@@ -141,19 +143,37 @@ def _mean_std(d: dict | None) -> tuple:
     return (d["mean"], d["std"]) if d else (None, None)
 
 
+def judge_names(results) -> list[str]:
+    """The judge networks of a benchmark, the first (the unprefixed columns) first."""
+    first = results[0][1]
+    return list(first.get("judges") or ({first["identity"]["embedder"]: first["identity"]} if first.get("identity") else {}))
+
+
+def _identity(summaries: dict, names: list[str], cs_key: str, probes_key: str) -> dict:
+    """CS and rank-1 fields of a row by every judge: unprefixed for the first, "<field>:<judge>" after it."""
+    out = {}
+    for i, name in enumerate(names):
+        ident = summaries.get(name, {})
+        fields = {**(_pair("cs", ident.get(cs_key)) if cs_key else {"cs": 1.0, "cs_std": 0.0}),
+                  **_rank1(ident.get(probes_key))}
+        out.update(fields if i == 0 else {f"{k}:{name}": v for k, v in fields.items()})
+    return out
+
+
 def table_rows(results) -> list[dict]:
     first = results[0][1]
-    ident = first.get("identity", {})
+    names = judge_names(results)
+    judged = first.get("judges") or {}
     rows = [{"method": "HR (ceiling)", "model": "", "aux": "", "faces": first["images"], "psnr": None, "psnr_std": None,
-             "ssim": None, "ssim_std": None, "consistency": None, "consistency_std": None, "cs": 1.0, "cs_std": 0.0,
-             **_rank1(ident.get("hr_probes")), "network_evaluations": 0, "seconds_per_face": None}]
+             "ssim": None, "ssim_std": None, "consistency": None, "consistency_std": None,
+             **_identity(judged, names, None, "hr_probes"), "network_evaluations": 0, "seconds_per_face": None}]
     m0 = first["metrics"]
     rows.append({"method": "bicubic", "model": "", "aux": "", "faces": first["images"],
                  **_pair("psnr", m0.get("bicubic_psnr")), **_pair("ssim", m0.get("bicubic_ssim")),
-                 **_pair("consistency", m0.get("bicubic_consistency")), **_pair("cs", ident.get("bicubic_cs")),
-                 **_rank1(ident.get("bicubic_probes")), "network_evaluations": 0, "seconds_per_face": None})
+                 **_pair("consistency", m0.get("bicubic_consistency")),
+                 **_identity(judged, names, "bicubic_cs", "bicubic_probes"), "network_evaluations": 0,
+                 "seconds_per_face": None})
     for m, s in results:
-        ident = s.get("identity", {})
         cond = s.get("identity_condition") or {}
         aux = cond.get("aux", "") or ("ref: " + (m.ref or "same") if m.ref or s.get("reference") else "")
         if cond.get("aux_view") == "hr":
@@ -166,9 +186,9 @@ def table_rows(results) -> list[dict]:
             aux += f", guidance w = {m.recipe['guidance']:g}"
         rows.append({"method": m.label, "model": m.model, "aux": aux,
                      "faces": s["images"], **_pair("psnr", s["metrics"].get("psnr")), **_pair("ssim", s["metrics"].get("ssim")),
-                     **_pair("consistency", s["metrics"].get("consistency")), **_pair("cs", ident.get("cs")),
-                     **_rank1(ident.get("sr_probes")), "network_evaluations": s["network_evaluations"],
-                     "seconds_per_face": s["seconds_per_face"]})
+                     **_pair("consistency", s["metrics"].get("consistency")),
+                     **_identity(s.get("judges") or {}, names, "cs", "sr_probes"),
+                     "network_evaluations": s["network_evaluations"], "seconds_per_face": s["seconds_per_face"]})
     return rows
 
 
@@ -189,37 +209,54 @@ def _cell(mean, std, digits: int) -> str:
     return f"{mean:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
 
 
-def markdown(hr_root, results, rows, judge, conditioned: list[str]) -> str:
+def _rank1_cell(r: dict, suffix: str) -> str:
+    rank1 = r.get("rank1" + suffix)
+    if rank1 is None:
+        return "–"
+    low, high = r.get("rank1_low" + suffix), r.get("rank1_high" + suffix)
+    return f"{rank1:.3f}" + ("" if low is None else f" [{low:.2f}, {high:.2f}]")
+
+
+def markdown(hr_root, results, rows, conditioned: list[str]) -> str:
     s = results[0][1]
     p = s["protocol"]
-    judge_name = s.get("identity", {}).get("embedder", getattr(judge, "name", "?"))
+    names = judge_names(results)
+    judged = s.get("judges") or {}
+    short = {name: judged.get(name, {}).get("embedder", name).split(" ")[0] for name in names}
+    judges_text = "; ".join(judged.get(n, {}).get("embedder", n) for n in names) or "none"
+    gallery = next((judged[n].get("gallery_identities") for n in names if judged.get(n, {}).get("gallery_identities")), "?")
+    head = "| method | model | aux | faces | PSNR (dB) | SSIM | consistency | " + \
+        " | ".join(f"CS ({short[n]}) | rank-1 ({short[n]})" for n in names) + " | network evaluations | s / face |"
     lines = [
         f"Test set `{hr_root}`: the 2nd image of each identity folder is the probe, the 1st the gallery, the rest aux "
         f"images (their LR versions condition FASR; the photos as they are in rows marked HR view). LR = {p['operator']['name']} x{p['operator']['scale']} of HR, 8-bit. "
-        f"PSNR/SSIM on {p['colour']}, crop {p['crop_border']}; consistency = {p['consistency']}. Judge network: "
-        f"{judge_name}; rank-1 = closed-set identification against the {s.get('identity', {}).get('gallery_identities', '?')} "
+        f"PSNR/SSIM on {p['colour']}, crop {p['crop_border']}; consistency = {p['consistency']}. Judge networks: "
+        f"{judges_text}; rank-1 = closed-set identification against the {gallery} "
         f"gallery images, with its 95 % Wilson interval in brackets (differences between methods: `--baseline`). Seed {s['seed']}, {s['precision']}, batch {s['batch_size']}, {s['device']}, {s['threads']} thread(s).",
         "",
-        "| method | model | aux | faces | PSNR (dB) | SSIM | consistency | CS | rank-1 | network evaluations | s / face |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        head,
+        "|" + "---|" * (9 + 2 * len(names)),
     ]
     for r in rows:
-        rank1 = "–" if r["rank1"] is None else f"{r['rank1']:.3f}"
-        if r["rank1_low"] is not None:
-            rank1 += f" [{r['rank1_low']:.2f}, {r['rank1_high']:.2f}]"
         speed = "–" if r["seconds_per_face"] is None else f"{r['seconds_per_face']:.2f}"
+        ident = " | ".join(f"{_cell(r.get('cs' + sfx), r.get('cs_std' + sfx), 4)} | {_rank1_cell(r, sfx)}"
+                           for sfx in ("" if i == 0 else f":{n}" for i, n in enumerate(names)))
         lines.append(
             f"| {r['method']} | {r['model'] or '–'} | {r['aux'] or '–'} | {r['faces']} | {_cell(r['psnr'], r['psnr_std'], 2)} | "
             f"{_cell(r['ssim'], r['ssim_std'], 4)} | {_cell(r['consistency'], r['consistency_std'], 2)} | "
-            f"{_cell(r['cs'], r['cs_std'], 4)} | {rank1} | {r['network_evaluations']} | {speed} |")
-    left_out = s.get("identity", {}).get("gallery_left_out")
-    if left_out:
-        ranked = s["identity"].get("sr_probes", {}).get("probes_ranked", "?")
-        lines += ["", f"Left out of the gallery (its image could not be used): {', '.join(map(str, left_out))}; "
-                      f"their probes get no rank, so rank-1 is over {ranked} of {s['images']} probes."]
+            f"{ident} | {r['network_evaluations']} | {speed} |")
+    for n in names:
+        left_out = judged.get(n, {}).get("gallery_left_out")
+        if left_out:
+            ranked = judged[n].get("sr_probes", {}).get("probes_ranked", "?")
+            lines += ["", f"{short[n]}: left out of the gallery (its image could not be used): {', '.join(map(str, left_out))}; "
+                          f"their probes get no rank, so rank-1 is over {ranked} of {s['images']} probes."]
     if conditioned:
-        lines += ["", f"FASR rows are conditioned on {', '.join(conditioned)} embeddings. Where that is also the judge "
-                      "network, identity scores are optimistic (the seed's protocol has the same flaw)."]
+        judged_by_it = [short[n] for n in names if any(n.startswith(c.split(" ")[0]) for c in conditioned)]
+        lines += ["", f"FASR rows are conditioned on {', '.join(conditioned)} embeddings"
+                      + (f": the {', '.join(judged_by_it)} columns judge them with the network that made their condition, "
+                         "so those identity figures are optimistic; the other judge's are not." if judged_by_it else
+                         "; no judge of this table is that network.")]
     return "\n".join(lines) + "\n"
 
 

@@ -252,6 +252,15 @@ class Judge:
         return self._embedded
 
 
+def as_judges(judge) -> list[Judge]:
+    """None, one Judge or several -> a list; two judges with one network are refused."""
+    judges = [] if judge is None else [judge] if isinstance(judge, Judge) else list(judge)
+    names = [j.embedder.name for j in judges]
+    if len(set(names)) < len(names):
+        raise FacesrError(f"the same identity network twice among the judges: {', '.join(names)}")
+    return judges
+
+
 def read_probes(model, hr_paths: list[Path], fail) -> tuple[list, dict]:
     """[(path, HR, LR)] made with the model's LR protocol, and the blind records {name: params}."""
     items, records = [], {}
@@ -311,8 +320,8 @@ def _finished_rows(out_dir: Path, settings: dict) -> dict[str, dict]:
 
 
 def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False, crop=0, on_error=print, progress=None,
-                     judge: Judge | None = None, conditions: dict | None = None, extra: dict | None = None,
-                     overwrite: bool = False) -> dict:
+                     judge: "Judge | list[Judge] | None" = None, conditions: dict | None = None,
+                     extra: dict | None = None, overwrite: bool = False) -> dict:
     """Make each probe's LR with the model's protocol, super-resolve it (``conditions``: {HR path:
     Conditions} for models that need them), save SR and LR, and score SR and bicubic against HR;
     ``extra`` is added to the summary (e.g. how the conditions were made).
@@ -325,7 +334,11 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
 
     SR and LR images are written as each batch is done, and <out>/facesr-run.json after it: started
     again with the same model, options, probes and conditions, a killed run resumes (the probes it
-    finished are read back, not redone); ``overwrite`` redoes them."""
+    finished are read back, not redone); ``overwrite`` redoes them.
+
+    ``judge``: one Judge or several (issue 19: every identity figure by two networks). The first is the
+    summary's "identity" and the rows' unprefixed columns; every judge's report is in the summary's
+    "judges" under its network's name, and the second judge onwards add row columns "<name>:cs", ..."""
     from facesr.engine.run import super_resolve_tensors
 
     op = model.operator
@@ -339,7 +352,8 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
         on_error(message)
 
     items, records = read_probes(model, hr_paths, fail)
-    gallery = judge.embedded_gallery(fail) if judge is not None else None  # bad gallery images reported up front
+    judges = as_judges(judge)
+    galleries = [j.embedded_gallery(fail) for j in judges]  # bad gallery images reported up front
     consistency = model.lr_protocol.deterministic  # needs the deterministic operator that made LR
     stems = [p.stem for p, _, _ in items]
     names = stems if len(set(stems)) == len(stems) else [f"{p.parent.name}__{p.stem}" for p, _, _ in items]
@@ -373,22 +387,26 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
                 row.update({f"bicubic_{k}": v for k, v in image_metrics(bic, hr, lr_for_consistency, op, y, crop).items()})
                 row["seconds"] = dt / len(todo)
             rows.append(row)
-            if judge is not None:
+            if judges:
                 for kind, img in (("sr", sr), ("bicubic", bic), ("hr", hr)):
                     kept[kind].append(img)
         atomic_write_text(out_dir / RUN_STATE, json.dumps({"settings": settings, "rows": rows}) + "\n")
         if progress:
             progress(len(rows), len(items))
     summary = {**run_summary(model, opts, device, rows, t_total, (y, crop)), "failures": failures, **(extra or {})}
-    if judge is not None:
+    if judges:
         from facesr.metrics.identity import identity_report
 
         labels = [p.parent.name for p, _, _ in items]
-        columns, summary["identity"] = identity_report(judge.embedder, kept, labels, gallery,
-                                                       names=[str(p) for p, _, _ in items], on_error=fail)
-        for key, values in columns.items():
-            for row, v in zip(rows, values):
-                row[key] = v
+        summary["judges"] = {}
+        for i, (j, gallery) in enumerate(zip(judges, galleries)):
+            columns, summary["judges"][j.embedder.name] = identity_report(
+                j.embedder, kept, labels, gallery, names=[str(p) for p, _, _ in items], on_error=fail)
+            prefix = "" if i == 0 else f"{j.embedder.name}:"
+            for key, values in columns.items():
+                for row, v in zip(rows, values):
+                    row[prefix + key] = v
+        summary["identity"] = summary["judges"][judges[0].embedder.name]
     if records:
         atomic_write_text(out_dir / "lr_params.json", json.dumps(records) + "\n")
         summary["lr_params"] = "lr_params.json (per-image degradation parameters; regenerate LR exactly)"

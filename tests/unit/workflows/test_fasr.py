@@ -235,7 +235,17 @@ def test_benchmark_table_over_methods(tmp_path, sample_faces, tiny_model, capsys
     summary = json.loads((out / "sr3" / "summary.json").read_text())
     assert abs(float(rows[2]["psnr"]) - summary["metrics"]["psnr"]["mean"]) < 1e-9
     assert float(rows[0]["rank1"]) == summary["identity"]["hr_probes"]["rank1"]
-    assert "| fasr-1 |" in (out / "benchmark.md").read_text()
+    text = (out / "benchmark.md").read_text()
+    assert "| fasr-1 |" in text
+    # two judges by default, each in its own columns; the one that made FASR's condition is named as such
+    assert list(summary["judges"]) == ["dlib-resnet-v1", "faceplugin-arcface"]
+    assert "| CS (dlib-resnet-v1) | rank-1 (dlib-resnet-v1) | CS (faceplugin-arcface) | rank-1 (faceplugin-arcface) |" in text
+    assert "the dlib-resnet-v1 columns judge them with the network that made their condition" in text
+    second = summary["judges"]["faceplugin-arcface"]
+    assert float(rows[2]["rank1:faceplugin-arcface"]) == second["sr_probes"]["rank1"]
+    assert float(rows[1]["cs:faceplugin-arcface"]) == pytest.approx(second["bicubic_cs"]["mean"])
+    per_image = list(csv.DictReader(open(out / "sr3" / "per_image.csv")))
+    assert all(-1 <= float(p["faceplugin-arcface:cs"]) <= 1 for p in per_image)
     # per-probe ranks make the summary's rank-1, and the paired table agrees with both
     paired = json.loads((out / "paired.json").read_text())
     assert [r["label"] for r in paired["rows"]] == ["sr3", "fasr-1", "fasr-x", "fasr-hr", "fasr-0"]
