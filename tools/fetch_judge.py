@@ -17,7 +17,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from facesr.identity.arcface import FACEPLUGIN, file_sha256, judges_dir
+from facesr.identity.arcface import FACEPLUGIN, judges_dir
+from facesr.io.weights import file_sha256
 
 
 def main() -> int:

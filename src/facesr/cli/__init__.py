@@ -14,7 +14,7 @@ import threading
 from facesr.errors import FacesrError
 
 EXIT_USER_ERROR = 2
-COMMANDS = ("demo", "upscale", "restore", "evaluate", "sweep", "benchmark", "compare", "features", "prepare", "prepare-video",
+COMMANDS = ("demo", "upscale", "restore", "report", "evaluate", "sweep", "benchmark", "compare", "features", "prepare", "prepare-video",
             "train", "export", "models")
 
 

@@ -101,12 +101,13 @@ def warm_start_model(model, opts, device):
 
 
 def super_resolve_tensors(model, lrs: list[torch.Tensor], keys: list[str], opts, device, with_std: bool = False,
-                          conditions: list[Conditions] | None = None, progress=None):
+                          conditions: list[Conditions] | None = None, progress=None, keep_samples: bool = False):
     """LR tensors (3k, h, w) to SR tensors (3, H, W); batches group images of equal size.
 
     ``conditions``: one per image (``facesr.engine.conditions``) for models that need them.
     With ``opts.samples`` = K > 1 each image is the mean of K samples (seeds seed..seed+K-1);
     ``with_std`` also returns the per-pixel standard deviation over the K samples.
+    ``keep_samples``: returns (means, stds, samples), samples[i] the K samples of image i in seed order.
     ``progress(done, total)``: after each batch, in samples (images x K).
     """
     jobs = [(i, k) for i in range(len(lrs)) for k in range(opts.samples)]
@@ -115,6 +116,7 @@ def super_resolve_tensors(model, lrs: list[torch.Tensor], keys: list[str], opts,
         by_size.setdefault(tuple(lrs[i].shape), []).append((i, k))
     sums: dict[int, torch.Tensor] = {}
     squares: dict[int, torch.Tensor] = {}
+    kept: dict[tuple[int, int], torch.Tensor] = {}
     init_model = warm_start_model(model, opts, device)
     for size in by_size:
         check_memory(model, min(opts.batch_size, len(by_size[size])), size[-2], size[-1], device)
@@ -127,9 +129,11 @@ def super_resolve_tensors(model, lrs: list[torch.Tensor], keys: list[str], opts,
             init = init_model.super_resolve(middle_frame(lr), None, opts) if init_model else None
             cond = Conditions.stack([conditions[i] for i, _ in chunk], device) if conditions is not None else None
             sr = model.super_resolve(lr, cond, opts, gens, init).cpu().double()
-            for (i, _), img in zip(chunk, sr):
+            for (i, k), img in zip(chunk, sr):
                 sums[i] = sums.get(i, 0) + img
                 squares[i] = squares.get(i, 0) + img**2
+                if keep_samples:
+                    kept[i, k] = img.float()
             done += len(chunk)
             if progress:
                 progress(done, len(jobs))
@@ -138,4 +142,6 @@ def super_resolve_tensors(model, lrs: list[torch.Tensor], keys: list[str], opts,
         mean = sums[i] / opts.samples
         out.append(mean.float())
         std.append((squares[i] / opts.samples - mean**2).clamp(min=0).sqrt().float())
+    if keep_samples:
+        return out, std, [[kept[i, k] for k in range(opts.samples)] for i in range(len(lrs))]
     return (out, std) if with_std else out

@@ -7,7 +7,6 @@ strictly once its ``model.`` prefix is removed. IR-18 has 24,020,352 parameters 
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import torch
 from torch import nn
 
 from facesr.errors import InputError
+from facesr.io.weights import file_sha256
 
 # units per stage (channels 64/128/256/512); AdaFace calls IR-101 "num_layers=100"
 UNITS = {"ir_18": (2, 2, 2, 2), "ir_50": (3, 4, 14, 3), "ir_101": (3, 13, 30, 3)}
@@ -67,14 +67,6 @@ class IRBackbone(nn.Module):
         return x / norm, norm
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _why(exc: Exception) -> str:
     msg = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
     found = re.search(r"Unsupported global: GLOBAL (\S+)", msg)
@@ -125,4 +117,4 @@ def load_adaface(path: str | Path, arch: str = "ir_18") -> tuple[IRBackbone, str
         lines = [ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln]
         raise InputError(path, f"tensor shapes do not match AdaFace {arch} ({'; '.join(lines[:2]) or exc})") from None
     model.eval().requires_grad_(False)
-    return model, _sha256(path)
+    return model, file_sha256(path)

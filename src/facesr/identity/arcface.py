@@ -15,7 +15,6 @@ was 1.000 with MTCNN's points, 0.995 with the fixed chip points, and 0.465 for t
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from PIL import Image
 
 from facesr.errors import FacesrError
 from facesr.identity.embedders import Embedder, register_embedder
+from facesr.io.weights import file_sha256
 
 # The ArcFace template (insightface's arcface_dst) in 112x112 pixels: left eye, right eye, nose, mouth corners.
 ARCFACE_POINTS = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
@@ -75,14 +75,6 @@ def warp_to_template(img: np.ndarray, points: np.ndarray, size: int = 112) -> np
     shift = -inv @ t  # output pixel -> input pixel, as PIL's AFFINE expects
     coeffs = (inv[0, 0], inv[0, 1], shift[0], inv[1, 0], inv[1, 1], shift[1])
     return np.asarray(Image.fromarray(img).transform((size, size), Image.AFFINE, coeffs, Image.BICUBIC))
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class OnnxArcFaceEmbedder(Embedder):

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 from facesr.errors import FacesrError
 from facesr.io.images import TEMP_PREFIX, default_file_mode
+
+
+def file_sha256(path) -> str:
+    """The sha256 of a file's bytes (weights provenance, judge checks, cache keys)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def save_safetensors(tensors: dict, path, metadata: dict | None = None) -> None:

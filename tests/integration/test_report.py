@@ -1,0 +1,153 @@
+"""`facesr report`: the forensic report on a chip and on a face in a photo, its JSON, its bad input, and the
+page rendered in headless Chromium (Debian's, driven by playwright)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facesr.cli import main
+from facesr.degrade.protocol import LRProtocol
+from facesr.io.images import read_image
+from facesr.io.weights import file_sha256
+from facesr.methods.hub import WEIGHTS_DIR
+
+pytestmark = pytest.mark.slow
+SAMPLES = Path(__file__).resolve().parents[2] / "src" / "facesr" / "samples" / "faces"
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def probe_and_gallery(tmp_path_factory):
+    """The LR x8 chip of one sample face, and a flat gallery of the six sample faces (identity = file stem)."""
+    root = tmp_path_factory.mktemp("report")
+    gallery = root / "gallery"
+    shutil.copytree(SAMPLES, gallery)
+    face = sorted(SAMPLES.glob("*.png"))[2]
+    lr, _ = LRProtocol.of("bicubic", 8).lr_image(read_image(face))
+    probe = root / "probe.png"
+    Image.fromarray(lr).save(probe)
+    return probe, gallery, face.stem
+
+
+@pytest.fixture(scope="module")
+def report(probe_and_gallery, tmp_path_factory):
+    probe, gallery, _ = probe_and_gallery
+    out = tmp_path_factory.mktemp("out")
+    assert main(["report", str(probe), "--gallery", str(gallery), "--model", "msrresnet-x8", "--samples", "3",
+                 "--precision", "fp32", "-o", str(out)]) == 0
+    return out, json.loads((out / "report.json").read_text())
+
+
+def test_report_json_holds_both_judges_and_the_provenance(report, probe_and_gallery):
+    out, rep = report
+    _, _, person = probe_and_gallery
+    assert [j["judge"] for j in rep["judges"]] == ["dlib-resnet-v1", "faceplugin-arcface"]
+    for j in rep["judges"]:
+        # a regression model gives the same face for every seed: stability 1 by construction
+        assert j["samples"]["stability"] == 1.0 and j["samples"]["samples"] == 3
+        assert len(j["samples"]["candidates"]) == 5 and j["independent"] is True
+        assert j["gallery_identities"] == 6
+        for c in j["samples"]["candidates"]:
+            assert c["low"] <= c["median"] <= c["high"] and 0 <= c["fmr"] <= 1 and c["fmr_text"]
+        assert j["verdict"].startswith("Stable: 3 of 3 samples")
+        assert j["posterior_mean"]["samples"] == 1 and j["bicubic"]["samples"] == 1
+    assert rep["judges"][1]["samples"]["top_identity"] == person  # the independent judge knows who it is
+    assert rep["model"]["weights_sha256"] == file_sha256(WEIGHTS_DIR / "msrresnet-x8" / "ema.safetensors")
+    assert rep["model"]["lr_protocol"] == "bicubic x8" and rep["sampling"]["seeds"] == [0, 1, 2]
+    assert rep["where"] == {"kind": "chip", "size": [16, 16]}
+    assert len(rep["lr_consistency"]) == 3 and all(c < 5 for c in rep["lr_consistency"])
+    assert rep["facesr_version"] and rep["references"] is None
+
+
+def test_the_page_renders_in_headless_chromium(report, tmp_path):
+    out, rep = report
+    playwright = pytest.importorskip("playwright.sync_api")
+    assert Path(CHROMIUM).is_file(), "Debian's chromium is needed: make test installs it (apt-get install chromium)"
+    html = (out / "report.html").read_text()
+    assert "http://" not in html and "https://" not in html  # self-contained: nothing fetched from elsewhere
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run", "--disable-sync"])
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto((out / "report.html").as_uri())
+            widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+            assert len(widths) == 4 + 3 and all(w > 0 for w in widths)  # LR, bicubic, mean, std + 3 samples
+            assert page.locator(".verdict").count() == 2
+            assert "Stable: 3 of 3 samples" in page.locator(".verdict").first.inner_text()
+            assert "Provenance" in page.inner_text("body")
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        finally:
+            browser.close()
+    assert Image.open(tmp_path / "report.png").size[0] == 1200
+
+
+def test_a_face_in_a_photo(probe_and_gallery, tmp_path):
+    _, gallery, person = probe_and_gallery
+    face = read_image(SAMPLES / f"{person}.png")
+    photo = np.full((200, 300, 3), 120, np.uint8)
+    photo[40:168, 100:228] = face
+    small = Image.fromarray(photo).resize((300 // 7, 200 // 7), Image.BICUBIC)  # a face of about 16 px
+    small.save(tmp_path / "scene.png")
+    assert main(["report", str(tmp_path / "scene.png"), "--gallery", str(gallery), "--model", "msrresnet-x8",
+                 "--samples", "1", "--identity", "faceplugin", "--precision", "fp32", "-o", str(tmp_path / "o")]) == 0
+    rep = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert rep["where"]["kind"] == "photo" and rep["where"]["faces_found"] == 1
+    assert "no stability can be measured" in rep["judges"][0]["verdict"]
+
+
+def test_fasr_references_add_the_hijack_control(probe_and_gallery, tmp_path):
+    probe, gallery, person = probe_and_gallery
+    other = next(p for p in sorted(gallery.glob("*.png")) if p.stem != person)
+    assert main(["report", str(probe), "--gallery", str(gallery), "--model", "fasr-x8", "--refs", str(other),
+                 "--samples", "2", "--steps", "2", "--identity", "dlib", "faceplugin", "--precision", "fp32",
+                 "-o", str(tmp_path / "o")]) == 0
+    rep = json.loads((tmp_path / "o" / "report.json").read_text())
+    dlib, arc = rep["judges"]
+    assert dlib["independent"] is False and arc["independent"] is True  # FASR is conditioned on dlib vectors
+    for j in rep["judges"]:
+        h = j["hijack"]
+        assert h["references_identity"] == other.stem  # a reference is its own best match
+        assert "without_references" in h and isinstance(h["warning"], bool) and h["text"]
+    assert rep["references"]["refs"] == [str(other)]
+    assert "not an independent judge" in (tmp_path / "o" / "report.html").read_text()
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no-gallery", "the gallery is not a folder"),
+    ("empty-gallery", "no gallery images"),
+    ("not-an-image", "probe.png"),
+    ("bad-face", "--face 3: the photo has"),
+    ("fasr-no-refs", "--refs"),
+    ("samples", "--samples must be at least 1"),
+])
+def test_bad_input_is_one_line(probe_and_gallery, tmp_path, capsys, case, message):
+    probe, gallery, _ = probe_and_gallery
+    args = [str(probe), "--gallery", str(gallery), "--model", "msrresnet-x8", "--samples", "1", "-o", str(tmp_path / "o")]
+    if case == "no-gallery":
+        args[2] = str(tmp_path / "nowhere")
+    elif case == "empty-gallery":
+        (tmp_path / "empty").mkdir()
+        args[2] = str(tmp_path / "empty")
+    elif case == "not-an-image":
+        bad = tmp_path / "probe.png"
+        bad.write_bytes(b"not a png")
+        args[0] = str(bad)
+    elif case == "bad-face":
+        big = np.asarray(Image.open(SAMPLES / sorted(p.name for p in SAMPLES.glob("*.png"))[0]))
+        Image.fromarray(np.pad(big, ((40, 40), (40, 40), (0, 0)), mode="edge")).save(tmp_path / "photo.png")
+        args[0] = str(tmp_path / "photo.png")
+        args += ["--face", "3"]
+    elif case == "fasr-no-refs":
+        args[4] = "fasr-x8"
+    elif case == "samples":
+        args[6] = "0"
+    assert main(["report", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
+    assert not (tmp_path / "o" / "report.html").exists()
