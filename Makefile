@@ -6,13 +6,18 @@ BIN := $(VENV)/bin
 TCMALLOC := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 /usr/lib/libtcmalloc_minimal.so.4))
 RUN := $(if $(TCMALLOC),LD_PRELOAD=$(TCMALLOC)) OMP_WAIT_POLICY=PASSIVE
 
-.PHONY: demo test install judge bench clean
+.PHONY: demo test install judge browser bench clean
 
 demo: $(VENV)/.installed
 	$(RUN) $(BIN)/facesr demo
 
-test: $(VENV)/.installed judge
+test: $(VENV)/.installed judge browser
 	$(RUN) FACESR_NUM_THREADS=1 $(BIN)/python -m pytest
+
+# Debian's Chromium for the browser tests (playwright drives it; its own browser download does not work offline).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 
 # The independent identity judge (issue 19): fetched with npm pack, sha256 checked, never committed.
 judge: $(VENV)/.installed

@@ -5,7 +5,7 @@ Each scene puts the probe photos (`<Person>_0002.jpg`, the photo behind facesr's
 side by side (3 x 2) and downscales it with the bicubic operator. Reported per method: detection recall
 (a face counts as found when a detected face's chip centre lies within a quarter of the chip's side of
 the reference chip's centre: dlib's HOG + 5 points on the full-resolution photo, the way the dev chips
-were made), end-to-end rank-1 (the restored chip identified by dlib's ResNet against the 200 dev/lfw
+were made), end-to-end rank-1 (the restored chip identified by each judge, dlib's ResNet and the ArcFace judge, against the 200 dev/lfw
 gallery chips; faces not found count as failures), face-region PSNR against the full-resolution
 scene (each reference chip's box), whole-photo PSNR, and seconds per photo.
 
@@ -60,25 +60,30 @@ def main() -> None:
     p.add_argument("--scenes", type=int, default=20)
     p.add_argument("--methods", nargs="+", default=["bicubic", "default"],
                    help="'bicubic', 'default' (by face size) or a model name")
+    p.add_argument("--identity", nargs="+", default=["dlib", "faceplugin"], help="judge networks")
     p.add_argument("--table")
     args = p.parse_args()
     people = sorted(d for d in Path(args.photos).iterdir() if (d / f"{d.name}_0002.jpg").is_file())
     people = people[: 6 * args.scenes]
     dlib, models = load_dlib()
     hog, predictor = dlib.get_frontal_face_detector(), dlib.shape_predictor(models.pose_predictor_five_point_model_location())
-    embedder = make_embedder("dlib")
+    judges = [make_embedder(spec) for spec in args.identity]
     split = identity_split(args.gallery)
     names = sorted(split)
-    gallery = embedder.embed([read_image(split[n]["gallery"]) for n in names])
+    galleries = [j.embed([read_image(split[n]["gallery"]) for n in names]) for j in judges]
     finder = FaceFinder()
     lines = [f"# In-the-wild restoration on LFW group scenes", "",
              f"{len(people) // 6} scenes of 6 people (3 x 2 probe photos of `{args.photos}`, 750x500), downscaled with "
-             "the bicubic operator. Judge: dlib ResNet against the 200 dev/lfw gallery chips (the same network "
-             "that conditions FASR; a second judge comes with issue 19).", "",
-             "| scale | method | faces | recall | rank-1 end to end | face PSNR (dB) | photo PSNR (dB) | s / photo |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"the bicubic operator. Judges: {', '.join(j.name for j in judges)}, against the 200 dev/lfw gallery "
+             "chips (dlib's ResNet also conditions FASR; the ArcFace judge enters no training). A model named in "
+             "the method column restores only the scenes of its own scale; 'default' picks by face size.", "",
+             "| scale | method | faces | recall | " + " | ".join(f"rank-1 end to end ({j.name})" for j in judges)
+             + " | face PSNR (dB) | photo PSNR (dB) | s / photo |",
+             "|---|---|---|---|" + "---|" * len(judges) + "---|---|---|"]
     for div in (8, 4):
-        results = {m: {"found": 0, "right": 0, "face_psnr": [], "photo_psnr": [], "seconds": []} for m in args.methods}
+        methods = [m for m in args.methods if m in ("bicubic", "default") or Restorer().load(m)[0].scale == div]
+        results = {m: {"found": 0, "right": [0] * len(judges), "face_psnr": [], "photo_psnr": [], "seconds": []}
+                   for m in methods}
         n_faces = 0
         for s in range(len(people) // 6):
             group = people[6 * s : 6 * s + 6]
@@ -90,7 +95,7 @@ def main() -> None:
             full = full[:h, :w]
             lr = np.asarray(Image.fromarray(full).resize((w // div, h // div), Image.BICUBIC))
             n_faces += 6
-            for method in args.methods:
+            for method in methods:
                 restorer = Restorer(model=None if method == "default" else method,
                                     overrides={"precision": "fp32"})
                 t0 = time.time()
@@ -111,11 +116,13 @@ def main() -> None:
                     if not match:
                         continue
                     r["found"] += 1
-                    emb = embedder.embed([res["chips"][match[0]]])[0]
-                    r["right"] += names[int(np.argmax(gallery @ emb))] == who.name
+                    for i, (judge, gallery) in enumerate(zip(judges, galleries)):
+                        emb = judge.embed([res["chips"][match[0]]])[0]
+                        r["right"][i] += names[int(np.argmax(gallery @ emb))] == who.name
             print(f"x{div} scene {s + 1}", file=sys.stderr)
         for method, r in results.items():
-            lines.append(f"| x{div} | {method} | {n_faces} | {r['found'] / n_faces:.3f} | {r['right'] / n_faces:.3f} | "
+            rank1 = " | ".join(f"{right / n_faces:.3f}" for right in r["right"])
+            lines.append(f"| x{div} | {method} | {n_faces} | {r['found'] / n_faces:.3f} | {rank1} | "
                          f"{np.mean(r['face_psnr']):.2f} | {np.mean(r['photo_psnr']):.2f} | {np.median(r['seconds']):.2f} |")
     methods = f" --methods {' '.join(args.methods)}" if args.methods != ["bicubic", "default"] else ""
     table = f" --table {args.table}" if args.table else ""
