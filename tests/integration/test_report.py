@@ -125,6 +125,8 @@ def test_fasr_references_add_the_hijack_control(probe_and_gallery, tmp_path):
     ("bad-face", "--face 3: the photo has"),
     ("fasr-no-refs", "--refs"),
     ("samples", "--samples must be at least 1"),
+    ("empty-identity", "an identity folder of the gallery with no images"),
+    ("bad-onnx", "judge.onnx: not a usable ONNX model"),
 ])
 def test_bad_input_is_one_line(probe_and_gallery, tmp_path, capsys, case, message):
     probe, gallery, _ = probe_and_gallery
@@ -147,6 +149,14 @@ def test_bad_input_is_one_line(probe_and_gallery, tmp_path, capsys, case, messag
         args[4] = "fasr-x8"
     elif case == "samples":
         args[6] = "0"
+    elif case == "empty-identity":
+        g = tmp_path / "g"
+        shutil.copytree(gallery, g / "Someone")
+        (g / "Nobody").mkdir()
+        args[2] = str(g)
+    elif case == "bad-onnx":
+        (tmp_path / "judge.onnx").write_bytes(b"\x08\x01garbage")
+        args += ["--identity", f"onnx:{tmp_path / 'judge.onnx'}"]
     assert main(["report", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]

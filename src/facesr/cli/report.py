@@ -23,6 +23,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from facesr.cli.common import Reported, recipe, with_flags
+    from facesr.identity.arcface import judges_dir
     from facesr.runtime import resolve_device
     from facesr.workflows.report import make_report, write_report
 
@@ -32,7 +33,7 @@ def run(args) -> int:
     report, images = with_flags(lambda: make_report(
         args.probe, args.gallery, args.model, args.samples, args.seed, refs=args.refs, ref=args.ref,
         judges=args.identity, face=args.face, overrides=overrides, device=resolve_device(args.device),
-        on_error=failures))()
+        on_error=failures, cache_dir=judges_dir().parent / "embeddings"))()
     paths = write_report(args.out, report, images)
     for j in report["judges"]:
         print(f"{j['judge']}: {j['verdict']}")

@@ -35,7 +35,10 @@ def gallery_entries(root) -> list[tuple[str, Path]]:
         raise FacesrError(f"{root}: the gallery is not a folder")
     entries = [(p.stem, p) for p in list_images(root)]
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        entries += [(folder.name, p) for p in list_images(folder)]
+        images = list_images(folder)
+        if not images:
+            raise FacesrError(f"{folder}: an identity folder of the gallery with no images")
+        entries += [(folder.name, p) for p in images]
     if not entries:
         raise FacesrError(f"{root}: no gallery images (expected <gallery>/<identity>/<images> or images)")
     return entries
@@ -63,8 +66,8 @@ def probe_chip(model, path: Path, face: int | None = None, finder=None) -> tuple
                 "box": [round(v, 1) for v in f.box], "width_px": round(f.width, 1)}
 
 
-def _judge_gallery(embedder, entries, on_error):
-    vectors, failures = embedder.embed_files([p for _, p in entries])
+def _judge_gallery(embedder, entries, on_error, cache_dir=None):
+    vectors, failures = embedder.embed_files([p for _, p in entries], cache_dir)
     for failure in failures:
         on_error(f"{failure}; left out of the gallery")
     ok = np.isfinite(vectors).all(axis=1)
@@ -88,8 +91,9 @@ def _identify(embedder, images, gallery, labels, calibration) -> dict:
 
 def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0, refs=None, ref=None,
                 judges=("dlib", "faceplugin"), face: int | None = None, overrides: dict | None = None,
-                device="cpu", on_error=print, finder=None) -> tuple[dict, dict]:
-    """(report JSON, images {name: uint8 array}); see the module docstring."""
+                device="cpu", on_error=print, finder=None, cache_dir=None) -> tuple[dict, dict]:
+    """(report JSON, images {name: uint8 array}); see the module docstring. ``cache_dir``: where the
+    gallery's embeddings are kept between reports (one file per image, keyed by its bytes and the judge)."""
     import torch
 
     from facesr._version import __version__
@@ -134,7 +138,7 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
     report_judges = []
     for spec in judges:
         embedder = make_embedder(spec)
-        g, labels = _judge_gallery(embedder, entries, on_error)
+        g, labels = _judge_gallery(embedder, entries, on_error, cache_dir)
         calibration = bundled_calibration(embedder.name)
         entry = {"judge": embedder.name, "spec": spec,
                  "independent": not (conditioned_by and embedder.name.startswith(conditioned_by)),
