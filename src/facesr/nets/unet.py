@@ -24,6 +24,10 @@ from torch import nn
 from facesr.errors import FacesrError
 
 
+# Embedders that only judge (README, "Identity you can check"): never a condition, a loss or a guide.
+JUDGE_ONLY = ("faceplugin", "onnx")
+
+
 @dataclass
 class UNetConfig:
     block_out_channels: tuple[int, ...] = (32, 64, 64, 128)
@@ -58,6 +62,10 @@ class UNetConfig:
             raise FacesrError("cond_images must be at least 1")
         if self.time_embedding not in ("positional", "fourier"):
             raise FacesrError(f"time_embedding must be 'positional' or 'fourier', got {self.time_embedding!r}")
+        if self.vector_dim and self.vector_embedder.partition(":")[0] in JUDGE_ONLY:
+            raise FacesrError(f"vector_embedder {self.vector_embedder!r}: the ONNX ArcFace networks are facesr's "
+                              "independent judges, and facesr never trains, conditions or guides with the network "
+                              "that judges its figures; condition on 'dlib'")
         if self.vector_norm not in ("none", "l2", "minmax"):
             raise FacesrError(f"vector_norm must be 'none', 'l2' or 'minmax', got {self.vector_norm!r}")
         if self.vector_shared_linear and self.vector_dim != 4 * self.block_out_channels[0]:

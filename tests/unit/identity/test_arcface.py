@@ -143,3 +143,12 @@ def test_faceplugin_with_another_file_is_refused(tmp_path, monkeypatch):
     write_random_onnx(tmp_path / "faceplugin-fr_feature.onnx")
     with pytest.raises(FacesrError, match="is not the faceplugin judge"):
         make_embedder("faceplugin")
+
+
+@pytest.mark.parametrize("embedder", ["faceplugin", "onnx:judge.onnx"])
+def test_a_judge_can_never_be_a_condition(embedder):
+    from facesr.nets.unet import UNetConfig
+
+    with pytest.raises(FacesrError, match="never trains, conditions or guides with the network that judges"):
+        UNetConfig(vector_dim=512, vector_embedder=embedder)
+    assert UNetConfig(vector_dim=0, vector_embedder=embedder).vector_dim == 0  # no vector, no condition
