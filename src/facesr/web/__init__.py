@@ -1,0 +1,1 @@
+"""facesr.web: the local page and JSON API of `facesr serve`."""
