@@ -207,3 +207,33 @@ def test_the_page_in_headless_chromium(server, tmp_path):
             browser.close()
     assert all(u.startswith(server.url) for u in requests), [u for u in requests if not u.startswith(server.url)]
     assert Image.open(tmp_path / "page.png").size[0] == 1200
+
+
+def test_a_face_chip_is_restored_as_it_is(server):
+    chip = Image.open(sorted(SAMPLES.glob("*.png"))[0]).convert("RGB").resize((16, 16), Image.BICUBIC)
+    buf = io.BytesIO()
+    chip.save(buf, format="PNG")
+    r = post(server, files={"image": ("chip.png", buf.getvalue(), "image/png")}, data={"model": "default"})
+    assert r.status_code == 200, r.text
+    rec = r.json()["result"]
+    assert rec["chip"] is True and rec["scale"] == 8 and len(rec["faces"]) == 1
+    face = rec["faces"][0]
+    assert face["model"] == "msrresnet-x8" and face["identities"]
+    restored = Image.open(io.BytesIO(httpx.get(server.url + r.json()["urls"][face["chip"]]).content))
+    assert restored.size == (128, 128)
+
+
+def test_a_short_video(server, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_restore_video import _frames, _video
+
+    _video(tmp_path / "clip.mp4", _frames(6), audio=False)
+    r = post(server, files={"image": ("clip.mp4", (tmp_path / "clip.mp4").read_bytes(), "video/mp4")},
+             data={"model": "default"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["kind"] == "video" and any(n.endswith(".mp4") for n in body["urls"])
+    mp4 = next(u for n, u in body["urls"].items() if n.endswith(".mp4"))
+    assert httpx.get(server.url + mp4).content[4:8] == b"ftyp"

@@ -182,10 +182,12 @@ class Service:
             names = [p.relative_to(out).as_posix() for p in sorted(out.rglob("*")) if p.is_file()]
             return {"kind": "video", "record": json.loads(json.dumps(record, default=str)),
                     "files": {n: f"out/{n}" for n in names}, "problems": [_user_message(Exception(p), upload) for p in problems]}
-        manifest = restore_files([upload], out, self.finder(), restorer, on_error=problems.append,
-                                 uncertainty=samples > 1)
-        if manifest["failures"]:
-            raise UserError(_user_message(Exception(manifest["failures"][0]), upload))
+        chip = self._restore_chip(upload, out, restorer)
+        if chip is None:
+            manifest = restore_files([upload], out, self.finder(), restorer, on_error=problems.append,
+                                     uncertainty=samples > 1)
+            if manifest["failures"]:
+                raise UserError(_user_message(Exception(manifest["failures"][0]), upload))
         record = json.loads((out / "upload.json").read_text())
         record["input"] = "upload"
         names = ["upload.png"]
@@ -200,6 +202,40 @@ class Service:
         job.report(1.0, "done")
         return {"kind": "image", "record": record, "files": {n: f"out/{n}" for n in names},
                 "problems": [_user_message(Exception(p), upload) for p in problems]}
+
+    def _restore_chip(self, upload: Path, out: Path, restorer) -> dict | None:
+        """A square image at a model's LR size is a face chip, already aligned: super-resolved as it is (no
+        detection), written as restore_files writes a photo. None for any other image."""
+        from facesr.engine.run import super_resolve_tensors
+        from facesr.io.images import atomic_write_text, read_image, to_tensor, to_uint8, write_image
+        from facesr.workflows.upscale import std_heatmap
+
+        img = read_image(upload)
+        h, w = img.shape[:2]
+        if h != w or h not in restorer.lr_sizes():
+            return None
+        name, problem = restorer.choose(h)
+        model, opts = restorer.load(name)
+        if problem or model.needs.vector_dim or model.needs.reference:
+            raise UserError(problem or f"{name} needs {model.needs.describe()}; the page gives it none")
+        lr = to_tensor(img)
+        up = model.lr_protocol.upsample(lr[None])[0]
+        std = None
+        if opts is None:
+            sr = up
+        else:
+            (sr,), (std,) = super_resolve_tensors(model, [lr], ["upload"], opts, self.config.device, with_std=True)
+        face = {"box": [0, 0, w, h], "landmarks": [], "score": None, "width_px": w, "model": name,
+                "chip": "upload/face_00.png", "lr_chip": "upload/face_00_lr.png"}
+        write_image(out / face["chip"], to_uint8(sr.clamp(0, 1)))
+        write_image(out / face["lr_chip"], img)
+        if opts is not None and opts.samples > 1:
+            face["std"] = "upload/face_00_std.png"
+            write_image(out / face["std"], std_heatmap(std))
+        write_image(out / "upload.png", to_uint8(sr.clamp(0, 1)))
+        record = {"input": "upload", "chip": True, "scale": model.scale, "restored": "upload.png", "faces": [face]}
+        atomic_write_text(out / "upload.json", json.dumps(record, indent=2) + "\n")
+        return record
 
     def _identify(self, job, record, out: Path, names: list[str], model: str, samples: int, sampler) -> None:
         """Each restored face's report against the server's gallery: top-5 and stability per judge."""
