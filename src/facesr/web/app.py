@@ -115,6 +115,9 @@ class Service:
             gallery_entries(config.gallery)  # a bad gallery stops the server at its start, with one line
         self.queue = JobQueue(config.max_waiting, user_errors=(UserError, FacesrError))
         self.files: dict[str, set[str]] = {}  # token -> the names served under it
+        from facesr.identity.arcface import judges_dir
+
+        self.embeddings = judges_dir().parent / "embeddings"  # the gallery's, kept between requests and runs
         self._finder = None
         self._restorers: dict = {}
 
@@ -250,7 +253,7 @@ class Service:
             report, images = make_report(out / face["lr_chip"], self.config.gallery, name,
                                          samples=samples, overrides=overrides, judges=self.config.judges,
                                          device=self.config.device, on_error=lambda m: None,
-                                         cache_dir=self.work / "embeddings")
+                                         cache_dir=self.embeddings)
             stem = Path(face["chip"]).with_suffix("").as_posix() + "_report"  # upload/face_NN_report/
             write_report(out / stem, report, images)
             names += [f"{stem}/report.html", f"{stem}/report.json"]
@@ -270,7 +273,7 @@ class Service:
             report, images = make_report(upload, self.config.gallery, "sr3-x8" if model in ("default", "bicubic") else model,
                                          samples=samples, overrides=overrides, judges=self.config.judges,
                                          device=self.config.device, on_error=lambda m: None,
-                                         cache_dir=self.work / "embeddings", finder=self.finder())
+                                         cache_dir=self.embeddings, finder=self.finder())
         except (InputError, FacesrError) as exc:
             raise UserError(_user_message(exc, upload)) from None
         write_report(folder / "report", report, images)
