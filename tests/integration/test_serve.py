@@ -235,5 +235,6 @@ def test_a_short_video(server, tmp_path):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["kind"] == "video" and any(n.endswith(".mp4") for n in body["urls"])
+    assert str(server.app.state.service.work) not in json.dumps(body)  # no server paths
     mp4 = next(u for n, u in body["urls"].items() if n.endswith(".mp4"))
     assert httpx.get(server.url + mp4).content[4:8] == b"ftyp"

@@ -46,10 +46,14 @@ def run(args) -> int:
         from facesr.workflows.compare import compare_runs, write_comparison
 
         out = Path(args.out)
-        paired = compare_runs((args.baseline, out / args.baseline),
-                              [(m.label, out / m.label) for m in methods if m.label != args.baseline], seed=args.seed,
-                              on_error=failures, on_missing=lambda line: None)  # why a value is missing: reported above
-        write_comparison(paired, out)
-        print(paired["markdown"])
-        print(f"wrote {out / 'paired.md'}")
+        names = [e.name for e in result["judges"]]
+        for i, judge in enumerate(names):  # one paired table per judge: paired.md (the first), paired-<judge>.md
+            paired = compare_runs((args.baseline, out / args.baseline),
+                                  [(m.label, out / m.label) for m in methods if m.label != args.baseline], seed=args.seed,
+                                  on_error=failures, on_missing=lambda line: None,  # why a value is missing: reported above
+                                  judge=None if i == 0 else judge)
+            name = "paired" if i == 0 else f"paired-{judge}"
+            write_comparison(paired, out, name)
+            print(paired["markdown"])
+            print(f"wrote {out / name}.md")
     return 1 if failures else 0

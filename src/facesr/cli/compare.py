@@ -12,6 +12,9 @@ def add_arguments(p) -> None:
     p.add_argument("--slice", metavar="START:STOP", default=":",
                    help="compare only these probes, in the order of the base run's per_image.csv, which is the "
                         "benchmark's probe order (e.g. 100: for all but the first 100; default: all)")
+    p.add_argument("--judge", metavar="NETWORK",
+                   help="compare CS and rank-1 by this judge network of the runs (e.g. faceplugin-arcface; default: "
+                        "the runs' first judge)")
     p.add_argument("--common", action="store_true",
                    help="compare the probes that every run has, instead of refusing runs on different probes")
 
@@ -25,7 +28,7 @@ def run(args) -> int:
     probes = parse_slice(args.slice)
     failures = Reported()
     result = compare_runs(labelled_run(args.base), [labelled_run(t) for t in args.runs], seed=args.seed, probes=probes,
-                          on_error=failures, common=args.common)
+                          on_error=failures, common=args.common, judge=args.judge)
     print(result["markdown"])
     if args.out:
         write_comparison(result, args.out)

@@ -183,7 +183,8 @@ class Service:
             except (InputError, FacesrError) as exc:
                 raise UserError(_user_message(exc, upload)) from None
             names = [p.relative_to(out).as_posix() for p in sorted(out.rglob("*")) if p.is_file()]
-            return {"kind": "video", "record": json.loads(json.dumps(record, default=str)),
+            text = json.dumps(record, default=str).replace(f"{folder}/", "").replace(str(folder), "")  # no server paths
+            return {"kind": "video", "record": json.loads(text),
                     "files": {n: f"out/{n}" for n in names}, "problems": [_user_message(Exception(p), upload) for p in problems]}
         chip = self._restore_chip(upload, out, restorer)
         if chip is None:

@@ -136,7 +136,7 @@ def run_benchmark(hr_root, methods: list[Method], out, judges, device, limit: in
     atomic_write_text(out / "benchmark.md", text)
     atomic_write_text(out / "benchmark.csv", to_csv(rows))
     atomic_write_text(out / "benchmark.json", json.dumps({"rows": rows}, indent=2) + "\n")
-    return {"rows": rows, "markdown": text}
+    return {"rows": rows, "markdown": text, "judges": embedders}
 
 
 def _mean_std(d: dict | None) -> tuple:

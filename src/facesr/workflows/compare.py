@@ -74,16 +74,19 @@ def _column(rows: dict[str, dict], key: str, where: str, notes: list[str]) -> di
     return values
 
 
-def _columns(rows: dict[str, dict], folder, notes: list[str]) -> dict:
-    """The psnr, cs and rank values of one run by probe name (None where a column is absent)."""
+def _columns(rows: dict[str, dict], folder, notes: list[str], judge: str | None = None) -> dict:
+    """The psnr, cs and rank values of one run by probe name (None where a column is absent); ``judge``:
+    a second judge's columns ("<judge>:cs", "<judge>:rank") instead of the first judge's."""
     mine: list[str] = []
-    cols = {k: _column(rows, k, str(folder), mine) for k in ("psnr", "cs", "rank")}
+    prefix = f"{judge}:" if judge else ""
+    cols = {k: _column(rows, prefix + k if k != "psnr" else k, str(folder), mine) for k in ("psnr", "cs", "rank")}
     notes.extend(mine)  # only once the whole run is known to be readable
     return cols
 
 
 def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int = 0,
-                 probes: slice = slice(None), on_error=None, common: bool = False, on_missing=None) -> dict:
+                 probes: slice = slice(None), on_error=None, common: bool = False, on_missing=None,
+                 judge: str | None = None) -> dict:
     """``base`` and ``runs``: (label, folder); ``probes``: which of the probes, in the order of the base run's
     per_image.csv (for a benchmark, its probe order; all by default).
 
@@ -95,14 +98,15 @@ def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int
     A value that is not a number (an empty cell, nan, inf: e.g. a probe the judge could not rank) is left out:
     each run's mean is over its values, each difference over the probes both runs have a value for; it is
     reported through ``on_missing`` (default ``on_error``; one line per run and column), listed in "left_out"
-    and noted in the Markdown. Returns {"probes", "rows", "markdown", "left_out"}.
+    and noted in the Markdown. ``judge``: the CS and rank-1 of that judge network (a run's second judge
+    onwards, columns "<judge>:cs"); default the run's first judge. Returns {"probes", "rows", "markdown", "left_out"}.
     """
     from facesr.metrics.stats import mcnemar_exact, paired_difference, proportion_interval
 
     base_label, base_dir = base
     notes: list[str] = []
     base_rows = read_per_image(base_dir)
-    read = [(base_label, base_dir, base_rows, _columns(base_rows, base_dir, notes))]
+    read = [(base_label, base_dir, base_rows, _columns(base_rows, base_dir, notes, judge))]
     for label, folder in runs:
         try:
             rows = read_per_image(folder)
@@ -110,7 +114,7 @@ def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int
                 diff = sorted(set(rows) ^ set(base_rows))
                 raise FacesrError(f"{folder}: {len(rows)} probes, {base_dir}: {len(base_rows)}; {len(diff)} are not in "
                                   f"both (e.g. {diff[0]}); compare runs on the same probes, or pass --common")
-            read.append((label, folder, rows, _columns(rows, folder, notes)))
+            read.append((label, folder, rows, _columns(rows, folder, notes, judge)))
         except FacesrError as exc:
             if on_error is None or len(runs) == 1:
                 raise
@@ -169,7 +173,7 @@ def compare_runs(base: tuple[str, Path], runs: list[tuple[str, Path]], seed: int
     subset = [] if len(all_names) == len(base_rows) else [f"the {len(all_names)} of {len(base_rows)} that every run has"]
     if names != all_names:
         subset.append(f"probes {names[0]} to {names[-1]} ({len(names)} of {len(all_names)}, in the base run's order)")
-    return {"probes": len(names), "rows": out, "markdown": markdown(base_label, out, seed, "; ".join(subset)),
+    return {"probes": len(names), "rows": out, "markdown": markdown(base_label, out, seed, "; ".join(subset), judge),
             "left_out": notes}
 
 
@@ -179,10 +183,11 @@ def _diff(d: dict | None, scale: float, digits: int) -> str:
     return f"{d['mean'] * scale:+.{digits}f} [{d['low'] * scale:+.{digits}f}, {d['high'] * scale:+.{digits}f}]"
 
 
-def markdown(base_label: str, rows: list[dict], seed: int, subset: str = "") -> str:
+def markdown(base_label: str, rows: list[dict], seed: int, subset: str = "", judge: str | None = None) -> str:
     n = rows[0]["probes"]
+    who = f" CS and rank-1 by {judge}." if judge else ""
     lines = [
-        f"Paired comparison against `{base_label}` on the same {n} probes (matched by file name{'; ' + subset if subset else ''}). Brackets: "
+        f"Paired comparison against `{base_label}` on the same {n} probes (matched by file name{'; ' + subset if subset else ''}).{who} Brackets: "
         f"{CONFIDENCE:.0%} intervals; rank-1: Wilson; differences: percentile bootstrap over probes ({RESAMPLES:,} resamples, "
         f"seed {seed}); rank-1 differences in points (1 probe = {100 / n:.2g}); p: exact McNemar test on the probes that "
         "one run identifies and the other does not.",
@@ -207,12 +212,12 @@ def markdown(base_label: str, rows: list[dict], seed: int, subset: str = "") -> 
     return "\n".join(lines) + "\n"
 
 
-def write_comparison(result: dict, out) -> None:
+def write_comparison(result: dict, out, name: str = "paired") -> None:
     from facesr.io.images import atomic_write_text
 
     out = Path(out)
-    atomic_write_text(out / "paired.md", result["markdown"])
-    atomic_write_text(out / "paired.json", json.dumps({"probes": result["probes"], "rows": result["rows"]}, indent=2) + "\n")
+    atomic_write_text(out / f"{name}.md", result["markdown"])
+    atomic_write_text(out / f"{name}.json", json.dumps({"probes": result["probes"], "rows": result["rows"]}, indent=2) + "\n")
 
 
 def parse_slice(text: str) -> slice:
