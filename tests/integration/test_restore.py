@@ -43,7 +43,7 @@ def x8():
 
 def test_every_face_is_restored_and_beats_bicubic(x8):
     lr, full, restored, bicubic = x8
-    assert len(restored["faces"]) == 6 and all(f["model"] == "msrresnet-x8" for f in restored["faces"])
+    assert len(restored["faces"]) == 6 and all(f["model"] == "msrresnet-x8-wild" for f in restored["faces"])
     assert restored["image"].shape == full.shape
     assert psnr(restored["image"], full) > psnr(bicubic["image"], full)  # the whole photo
     for f in restored["faces"]:  # each face region

@@ -60,7 +60,7 @@ def test_tracks_and_the_restored_video_with_its_audio(restored):
     record = json.loads((restored / "out" / "clip.tracks.json").read_text())
     assert record["frames"] == 8 and record["audio"] and record["scale"] == 8
     assert len(record["tracks"]) == 6 and all(len(t["frames"]) == 8 for t in record["tracks"])
-    assert all(t["model"] == "msrresnet-x8" for t in record["tracks"])
+    assert all(t["model"] == "msrresnet-x8-wild" for t in record["tracks"])
     with av.open(str(restored / "out" / "clip.mp4")) as c:
         assert {s.type for s in c.streams} == {"video", "audio"}
     frames = _decode(restored / "out" / "clip.mp4")

@@ -218,7 +218,7 @@ def test_a_face_chip_is_restored_as_it_is(server):
     rec = r.json()["result"]
     assert rec["chip"] is True and rec["scale"] == 8 and len(rec["faces"]) == 1
     face = rec["faces"][0]
-    assert face["model"] == "msrresnet-x8" and face["identities"]
+    assert face["model"] == "msrresnet-x8-wild" and face["identities"]
     restored = Image.open(io.BytesIO(httpx.get(server.url + r.json()["urls"][face["chip"]]).content))
     assert restored.size == (128, 128)
 
