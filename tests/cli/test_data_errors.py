@@ -216,7 +216,8 @@ def test_benchmark_reports_a_bad_gallery_image_once_and_still_writes_the_table(t
     assert [r["method"] for r in rows][2:] == ["a", "b"] and all(r["faces"] == "3" for r in rows)
     assert float(rows[2]["rank1"]) == 1.0  # over the 2 probes that have a gallery image
     text = (out / "benchmark.md").read_text()
-    assert f"Left out of the gallery (its image could not be used): {people[0]}" in text
+    assert f"dlib-resnet-v1: left out of the gallery (its image could not be used): {people[0]}" in text
+    assert f"faceplugin-arcface: left out of the gallery (its image could not be used): {people[0]}" in text
     paired = json.loads((out / "paired.json").read_text())["rows"]
     assert paired[1]["rank_probes"] == 2 and paired[1]["psnr_diff"]["mean"] == 0
 

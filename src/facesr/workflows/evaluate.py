@@ -353,7 +353,14 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
 
     items, records = read_probes(model, hr_paths, fail)
     judges = as_judges(judge)
-    galleries = [j.embedded_gallery(fail) for j in judges]  # bad gallery images reported up front
+    seen: set[str] = set()
+
+    def once(message: str) -> None:  # an unreadable gallery image is the same news for every judge
+        if message not in seen:
+            seen.add(message)
+            fail(message)
+
+    galleries = [j.embedded_gallery(once) for j in judges]  # bad gallery images reported up front
     consistency = model.lr_protocol.deterministic  # needs the deterministic operator that made LR
     stems = [p.stem for p, _, _ in items]
     names = stems if len(set(stems)) == len(stems) else [f"{p.parent.name}__{p.stem}" for p, _, _ in items]
