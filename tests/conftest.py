@@ -72,3 +72,21 @@ def identity_root(tmp_path, sample_faces, people=3, images=3) -> Path:
 def make_identity_root(tmp_path, sample_faces):
     """``make_identity_root(people=3, images=3)``: see ``identity_root``."""
     return lambda people=3, images=3: identity_root(tmp_path, sample_faces, people, images)
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; playwright's own browser download does not work offline
+
+
+@pytest.fixture
+def chromium():
+    """Headless Debian Chromium driven by playwright, started as root without reaching the network."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    assert Path(CHROMIUM).is_file(), "Debian's chromium is needed: make test installs it (apt-get install chromium)"
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run", "--disable-sync"])
+        try:
+            yield browser
+        finally:
+            browser.close()

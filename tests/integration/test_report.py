@@ -17,7 +17,6 @@ from facesr.methods.hub import WEIGHTS_DIR
 
 pytestmark = pytest.mark.slow
 SAMPLES = Path(__file__).resolve().parents[2] / "src" / "facesr" / "samples" / "faces"
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
@@ -63,27 +62,18 @@ def test_report_json_holds_both_judges_and_the_provenance(report, probe_and_gall
     assert rep["facesr_version"] and rep["references"] is None
 
 
-def test_the_page_renders_in_headless_chromium(report, tmp_path):
+def test_the_page_renders_in_headless_chromium(report, tmp_path, chromium):
     out, rep = report
-    playwright = pytest.importorskip("playwright.sync_api")
-    assert Path(CHROMIUM).is_file(), "Debian's chromium is needed: make test installs it (apt-get install chromium)"
     html = (out / "report.html").read_text()
     assert "http://" not in html and "https://" not in html  # self-contained: nothing fetched from elsewhere
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run", "--disable-sync"])
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.goto((out / "report.html").as_uri())
-            widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
-            assert len(widths) == 4 + 3 and all(w > 0 for w in widths)  # LR, bicubic, mean, std + 3 samples
-            assert page.locator(".verdict").count() == 2
-            assert "Stable: 3 of 3 samples" in page.locator(".verdict").first.inner_text()
-            assert "Provenance" in page.inner_text("body")
-            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-        finally:
-            browser.close()
+    page = chromium.new_page(viewport={"width": 1200, "height": 900})
+    page.goto((out / "report.html").as_uri())
+    widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+    assert len(widths) == 4 + 3 and all(w > 0 for w in widths)  # LR, bicubic, mean, std + 3 samples
+    assert page.locator(".verdict").count() == 2
+    assert "Stable: 3 of 3 samples" in page.locator(".verdict").first.inner_text()
+    assert "Provenance" in page.inner_text("body")
+    page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     assert Image.open(tmp_path / "report.png").size[0] == 1200
 
 

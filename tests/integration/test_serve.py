@@ -18,7 +18,6 @@ httpx = pytest.importorskip("httpx")
 uvicorn = pytest.importorskip("uvicorn")
 pytestmark = pytest.mark.slow
 SAMPLES = Path(__file__).resolve().parents[2] / "src" / "facesr" / "samples" / "faces"
-CHROMIUM = "/usr/bin/chromium"
 
 
 def scene_png(div: int = 8) -> bytes:
@@ -172,39 +171,30 @@ def test_fifty_concurrent_requests_are_all_answered(server):
     assert post(server, files={"image": ("a.png", png, "image/png")}, data={"model": "bicubic"}).status_code == 200
 
 
-def test_the_page_in_headless_chromium(server, tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api")
-    assert Path(CHROMIUM).is_file(), "Debian's chromium is needed: make test installs it (apt-get install chromium)"
+def test_the_page_in_headless_chromium(server, tmp_path, chromium):
     photo = tmp_path / "scene.png"
     photo.write_bytes(scene_png())
     requests = []
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run", "--disable-sync"])
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.on("request", lambda req: requests.append(req.url))
-            page.goto(server.url + "/")
-            page.wait_for_function("document.getElementById('model').options.length > 2")
-            page.set_input_files("#file", str(photo))
-            page.select_option("#model", "default")
-            page.click("#go")
-            page.wait_for_selector(".face[data-face='2'] figure img", timeout=240_000)
-            assert page.locator(".face").count() == 3
-            assert page.locator(".face figure img").count() == 3 * 3  # LR, bicubic, restored (1 sample: no std)
-            assert page.locator(".verdict").count() == 3
-            assert page.eval_on_selector("#photo", "i => i.naturalWidth") > 0
-            page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
-            # a malformed upload: an error in the page, not a crash
-            bad = tmp_path / "bad.png"
-            bad.write_bytes(b"not an image")
-            page.set_input_files("#file", str(bad))
-            page.click("#go")
-            page.wait_for_function("document.getElementById('error').textContent.length > 0")
-            assert "not an image" in page.inner_text("#error")
-        finally:
-            browser.close()
+    page = chromium.new_page(viewport={"width": 1200, "height": 900})
+    page.on("request", lambda req: requests.append(req.url))
+    page.goto(server.url + "/")
+    page.wait_for_function("document.getElementById('model').options.length > 2")
+    page.set_input_files("#file", str(photo))
+    page.select_option("#model", "default")
+    page.click("#go")
+    page.wait_for_selector(".face[data-face='2'] figure img", timeout=240_000)
+    assert page.locator(".face").count() == 3
+    assert page.locator(".face figure img").count() == 3 * 3  # LR, bicubic, restored (1 sample: no std)
+    assert page.locator(".verdict").count() == 3
+    assert page.eval_on_selector("#photo", "i => i.naturalWidth") > 0
+    page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+    # a malformed upload: an error in the page, not a crash
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    page.set_input_files("#file", str(bad))
+    page.click("#go")
+    page.wait_for_function("document.getElementById('error').textContent.length > 0")
+    assert "not an image" in page.inner_text("#error")
     assert all(u.startswith(server.url) for u in requests), [u for u in requests if not u.startswith(server.url)]
     assert Image.open(tmp_path / "page.png").size[0] == 1200
 

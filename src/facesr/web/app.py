@@ -186,7 +186,10 @@ class Service:
             text = json.dumps(record, default=str).replace(f"{folder}/", "").replace(str(folder), "")  # no server paths
             return {"kind": "video", "record": json.loads(text),
                     "files": {n: f"out/{n}" for n in names}, "problems": [_user_message(Exception(p), upload) for p in problems]}
-        chip = self._restore_chip(upload, out, restorer)
+        try:
+            chip = self._restore_chip(upload, out, restorer)
+        except InputError as exc:
+            raise UserError(_user_message(exc, upload)) from None
         if chip is None:
             manifest = restore_files([upload], out, self.finder(), restorer, on_error=problems.append,
                                      uncertainty=samples > 1)
