@@ -51,7 +51,8 @@ def main() -> int:
     judges = as_judges([Judge(make_embedder(s), {n: e["gallery"] for n, e in split.items()}) for s in args.identity])
     names = [j.embedder.name for j in judges]
     lines = [f"# Reference hijack on `{args.hr}`", "",
-             f"`python benchmarks/hijack.py --hr {args.hr}{f' --limit {args.limit}' if args.limit else ''} "
+             f"`python benchmarks/hijack.py --hr {args.hr} --models {' '.join(args.models)}"
+             f"{f' --limit {args.limit}' if args.limit else ''} "
              f"--precision {args.precision}`", "",
              "Hijack rate: the fraction of probes identified as the next identity when that identity's images are the "
              "condition (`ref=other`); without references: the same fraction when the model runs without them. "
