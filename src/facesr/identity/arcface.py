@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from facesr.errors import FacesrError
-from facesr.identity.embedders import Embedder, register_embedder
+from facesr.identity.embedders import Embedder, register_embedder, upsample_min_side
 from facesr.io.weights import file_sha256
 
 # The ArcFace template (insightface's arcface_dst) in 112x112 pixels: left eye, right eye, nose, mouth corners.
@@ -123,12 +123,7 @@ class OnnxArcFaceEmbedder(Embedder):
         return CHIP_POINTS * np.array([img.shape[1], img.shape[0]]) / 128
 
     def _prepare(self, img, ref):
-        img = np.ascontiguousarray(img, dtype=np.uint8)
-        side = min(img.shape[:2])
-        if side < MIN_CHIP_SIDE:
-            s = MIN_CHIP_SIDE / side
-            size = (round(img.shape[1] * s), round(img.shape[0] * s))
-            img = np.asarray(Image.fromarray(img).resize(size, Image.BICUBIC))
+        img = upsample_min_side(np.ascontiguousarray(img, dtype=np.uint8), MIN_CHIP_SIDE)
         face = warp_to_template(img, self.points(img)).astype(np.float32)
         return ((face - self.mean) / self.std).transpose(2, 0, 1)
 

@@ -87,9 +87,9 @@ def check_pixels(path: Path, limit: int) -> None:
         raise UserError(f"the uploaded image has {w} x {h} pixels, above this server's limit of {limit:,}", 413)
 
 
-def _user_message(exc: Exception, path: Path) -> str:
-    """An error message without the server's paths."""
-    return str(exc).replace(str(path), "the upload").replace(str(path.parent), "")
+def _user_message(message, path: Path) -> str:
+    """An error (or its message) without the server's paths."""
+    return str(message).replace(str(path), "the upload").replace(str(path.parent), "")
 
 
 class Service:
@@ -185,7 +185,7 @@ class Service:
             names = [p.relative_to(out).as_posix() for p in sorted(out.rglob("*")) if p.is_file()]
             text = json.dumps(record, default=str).replace(f"{folder}/", "").replace(str(folder), "")  # no server paths
             return {"kind": "video", "record": json.loads(text),
-                    "files": {n: f"out/{n}" for n in names}, "problems": [_user_message(Exception(p), upload) for p in problems]}
+                    "files": {n: f"out/{n}" for n in names}, "problems": [_user_message(p, upload) for p in problems]}
         try:
             chip = self._restore_chip(upload, out, restorer)
         except InputError as exc:
@@ -194,7 +194,7 @@ class Service:
             manifest = restore_files([upload], out, self.finder(), restorer, on_error=problems.append,
                                      uncertainty=samples > 1)
             if manifest["failures"]:
-                raise UserError(_user_message(Exception(manifest["failures"][0]), upload))
+                raise UserError(_user_message(manifest["failures"][0], upload))
         record = json.loads((out / "upload.json").read_text())
         record["input"] = "upload"
         names = ["upload.png"]
@@ -208,7 +208,7 @@ class Service:
             self._identify(job, record, out, names, model, samples, sampler)
         job.report(1.0, "done")
         return {"kind": "image", "record": record, "files": {n: f"out/{n}" for n in names},
-                "problems": [_user_message(Exception(p), upload) for p in problems]}
+                "problems": [_user_message(p, upload) for p in problems]}
 
     def _restore_chip(self, upload: Path, out: Path, restorer) -> dict | None:
         """A square image at a model's LR size is a face chip, already aligned: super-resolved as it is (no

@@ -76,17 +76,19 @@ def _judge_gallery(embedder, entries, on_error, cache_dir=None):
     return vectors[ok], [label for (label, _), good in zip(entries, ok) if good]
 
 
-def _identify(embedder, images, gallery, labels, calibration) -> dict:
+def _identify(embedder, images, gallery, labels, calibration) -> tuple[dict, object]:
+    """(the JSON of the images' stability, with false-match rates, and the Stability itself)."""
     from facesr.identity.stability import identity_scores, stability
 
     scores, identities = identity_scores(embedder.embed(images), gallery, labels)
-    result = stability(scores, identities, TOP).to_dict()
+    found = stability(scores, identities, TOP)
+    result = found.to_dict()
     for c in result["candidates"]:
         if calibration is not None:
             c["fmr"] = calibration.fmr(c["median"])
             c["fmr_text"] = calibration.fmr_text(c["median"])
             c["fmr_interval"] = [calibration.fmr(c["high"]), calibration.fmr(c["low"])]
-    return result
+    return result, found
 
 
 def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0, refs=None, ref=None,
@@ -140,14 +142,15 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
         embedder = make_embedder(spec)
         g, labels = _judge_gallery(embedder, entries, on_error, cache_dir)
         calibration = bundled_calibration(embedder.name)
+        samples_json, samples_found = _identify(embedder, sample_images, g, labels, calibration)
         entry = {"judge": embedder.name, "spec": spec,
                  "independent": not (conditioned_by and embedder.name.startswith(conditioned_by)),
                  "calibration": calibration.source if calibration else None,
                  "gallery_images": len(labels), "gallery_identities": len(set(labels)),
-                 "samples": _identify(embedder, sample_images, g, labels, calibration),
-                 "posterior_mean": _identify(embedder, [mean_img], g, labels, calibration),
-                 "bicubic": _identify(embedder, [bicubic], g, labels, calibration)}
-        entry["verdict"] = verdict(_as_stability(entry["samples"]), threshold=STABLE)
+                 "samples": samples_json,
+                 "posterior_mean": _identify(embedder, [mean_img], g, labels, calibration)[0],
+                 "bicubic": _identify(embedder, [bicubic], g, labels, calibration)[0],
+                 "verdict": verdict(samples_found, threshold=STABLE)}
         if refs is not None or ref is not None:
             entry["hijack"] = _hijack(embedder, refs if refs is not None else [ref], g, labels, entry, control, calibration)
         report_judges.append(entry)
@@ -171,14 +174,6 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
     return report, images
 
 
-def _as_stability(d: dict):
-    from facesr.identity.stability import Candidate, Stability
-
-    return Stability(d["top_identity"], d["stability"], d["samples"],
-                     [Candidate(**{k: c[k] for k in ("identity", "median", "low", "high", "top1_share")})
-                      for c in d["candidates"]], d["per_sample"])
-
-
 def _hijack(embedder, refs, gallery, labels, entry, control, calibration) -> dict:
     """Who the references are, and (FASR) who the face is without them."""
     from facesr.engine.conditions import as_image
@@ -186,12 +181,12 @@ def _hijack(embedder, refs, gallery, labels, entry, control, calibration) -> dic
     refs = [refs] if isinstance(refs, (str, Path, np.ndarray)) else list(refs)
     if len(refs) == 1 and str(refs[0]).endswith(".safetensors"):
         return {"note": "references given as a features file: their identity cannot be shown"}
-    ref_identity = _identify(embedder, [as_image(r, "refs") for r in refs], gallery, labels, calibration)
+    ref_identity, _ = _identify(embedder, [as_image(r, "refs") for r in refs], gallery, labels, calibration)
     # several reference images: the identity most of them match best
     out = {"references_identity": ref_identity["top_identity"], "references_stability": ref_identity["stability"]}
     top = entry["samples"]["top_identity"]
     if control is not None:
-        without = _identify(embedder, control, gallery, labels, calibration)
+        without, _ = _identify(embedder, control, gallery, labels, calibration)
         out.update(without_references=without["top_identity"], without_references_stability=without["stability"])
     out["warning"] = (top == out["references_identity"]
                       and out.get("without_references", top) != top)
