@@ -22,7 +22,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from facesr.cli.common import Reported, recipe, with_flags
+    from facesr.cli.common import Reported, progress_bar, recipe, with_flags
     from facesr.identity.arcface import judges_dir
     from facesr.runtime import resolve_device
     from facesr.workflows.report import make_report, write_report
@@ -30,10 +30,11 @@ def run(args) -> int:
     overrides = {k: v for k, v in recipe(args).items() if v is not None and k != "samples"}
     overrides.update(batch_size=args.batch_size, precision=args.precision)
     failures = Reported()
-    report, images = with_flags(lambda: make_report(
-        args.probe, args.gallery, args.model, args.samples, args.seed, refs=args.refs, ref=args.ref,
-        judges=args.identity, face=args.face, overrides=overrides, device=resolve_device(args.device),
-        on_error=failures, cache_dir=judges_dir().parent / "embeddings"))()
+    with progress_bar("samples") as bar:
+        report, images = with_flags(lambda: make_report(
+            args.probe, args.gallery, args.model, args.samples, args.seed, refs=args.refs, ref=args.ref,
+            judges=args.identity, face=args.face, overrides=overrides, device=resolve_device(args.device),
+            on_error=failures, cache_dir=judges_dir().parent / "embeddings", progress=bar))()
     paths = write_report(args.out, report, images)
     for j in report["judges"]:
         print(f"{j['judge']}: {j['verdict']}")

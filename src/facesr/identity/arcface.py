@@ -5,7 +5,8 @@ mouth corners). A facesr chip is framed by dlib's landmarks, not by that templat
 re-aligned: MTCNN (``facesr.identity.mtcnn``) finds its 5 points and a least-squares similarity maps them
 onto the template; where MTCNN finds no face (a blurred 16-px chip enlarged, say) the mean points of
 facesr's chips (``CHIP_POINTS``) stand in. On the 200 dev/lfw HR probes with the project's judge, rank-1
-was 1.000 with MTCNN's points, 0.995 with the fixed chip points, and 0.465 for the chip resized to 112.
+was 1.000 with MTCNN's points, 0.995 with the fixed chip points, and 0.465 for the chip resized to 112 (measured
+during development; that script is not kept).
 
 ``onnx:PATH`` runs any such model file (first input (N, 3, 112, 112), RGB, (x - 127.5) / 127.5 unless
 ``onnx:PATH:MEAN,STD`` says otherwise); ``faceplugin`` is the project's own judge, the 512-d

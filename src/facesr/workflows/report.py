@@ -93,9 +93,10 @@ def _identify(embedder, images, gallery, labels, calibration) -> tuple[dict, obj
 
 def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0, refs=None, ref=None,
                 judges=("dlib", "faceplugin"), face: int | None = None, overrides: dict | None = None,
-                device="cpu", on_error=print, finder=None, cache_dir=None) -> tuple[dict, dict]:
+                device="cpu", on_error=print, finder=None, cache_dir=None, progress=None) -> tuple[dict, dict]:
     """(report JSON, images {name: uint8 array}); see the module docstring. ``cache_dir``: where the
-    gallery's embeddings are kept between reports (one file per image, keyed by its bytes and the judge)."""
+    gallery's embeddings are kept between reports (one file per image, keyed by its bytes and the judge);
+    ``progress(done, total)``: after each batch of samples."""
     import torch
 
     from facesr._version import __version__
@@ -123,7 +124,7 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
         model.check_conditions(None)  # raises ConditionError naming refs / ref
     lr_t = to_tensor(lr)
     means, stds, kept = super_resolve_tensors(model, [lr_t], [probe.name], opts, device, conditions=conditions,
-                                              keep_samples=True)
+                                              keep_samples=True, progress=progress)
     sample_images = [to_uint8(s) for s in kept[0]]
     mean_img = to_uint8(means[0])
     bicubic = to_uint8(model.lr_protocol.upsample(lr_t[None])[0])
