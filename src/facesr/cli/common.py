@@ -49,7 +49,7 @@ class progress_bar:
 
 
 def add_recipe_options(p: argparse.ArgumentParser, default_note: str) -> None:
-    """Sampler, steps, eta, strength, samples, init, guidance and the SDE samplers' options: a model's recipe."""
+    """Sampler, steps, eta, strength, samples, init, guidance, identity gradient and the SDE samplers' options: a model's recipe."""
     from facesr.diffusion.pc import CORRECTORS, PREDICTORS
     from facesr.diffusion.samplers import SAMPLERS
 
@@ -64,6 +64,9 @@ def add_recipe_options(p: argparse.ArgumentParser, default_note: str) -> None:
                    help=f"with --strength < 1: warm start from this regression model's output (e.g. msrresnet-x8) instead of bicubic {default_note}")
     p.add_argument("--guidance", type=float,
                    help=f"FASR: identity guidance weight w, D(v) + w (D(v) - D(0)); doubles the evaluations {default_note}")
+    p.add_argument("--identity-gradient", type=float, metavar="W",
+                   help=f"FASR on dlib vectors: guide toward the identity vector through dlib's differentiable network, "
+                        f"D + W sigma g / rms(g), g = grad cos {default_note}")
     pc = p.add_argument_group("SDE samplers (--sampler pc / ode)")
     pc.add_argument("--predictor", choices=sorted(PREDICTORS), help="PC predictor")
     pc.add_argument("--corrector", choices=sorted(CORRECTORS), help="PC corrector (runs before the predictor)")

@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from facesr.diffusion.wrappers import Denoiser, guided
+from facesr.diffusion.wrappers import Denoiser, gradient_guided, guided
 from facesr.diffusion.noise import randn_like
 from facesr.diffusion.samplers import SAMPLERS
 from facesr.diffusion.sde import SDE, ScoreFn
@@ -33,6 +33,12 @@ class DiffusionProcess:
         score = None if self.score is None else guided(self.score, null.score, weight)
         return DiffusionProcess(guided(self.denoiser, null.denoiser, weight), self.sigma_grid, self.prior_std_ve,
                                 self.sde, score)
+
+    def gradient_guided(self, objective: Callable, weight: float) -> "DiffusionProcess":
+        """Guidance by the gradient of ``objective`` of the denoised estimate (``wrappers.gradient_guided``);
+        the SDE samplers then take the score from the guided denoiser (Tweedie)."""
+        return DiffusionProcess(gradient_guided(self.denoiser, objective, weight), self.sigma_grid, self.prior_std_ve,
+                                self.sde, None)
 
 
 def sample(process: DiffusionProcess, like: torch.Tensor, options, estimate: torch.Tensor | None = None,

@@ -7,7 +7,8 @@ preconditioning (EDM / k-diffusion style):
 - ``VEScore``: a VE score network, s = F(c_in x, sigma) (the backbone divides by sigma itself,
   NCSN++'s ``scale_by_sigma``), optionally EDM-preconditioned;
 - ``EpsScore``: a VP / subVP epsilon-network as the score s = -F(x_t, 999 t) / std(t);
-- ``guided``: classifier-free guidance of any of them.
+- ``guided``: classifier-free guidance of any of them;
+- ``gradient_guided``: guidance of a denoiser by the gradient of a differentiable objective of its output.
 """
 
 from __future__ import annotations
@@ -60,6 +61,28 @@ def guided(cond: Callable, null: Callable, weight: float) -> Callable:
         return x0 + weight * (x0 - null(x, sigma))
 
     return denoiser
+
+
+def gradient_guided(denoiser: Callable, objective: Callable, weight: float) -> Callable:
+    """Guidance by the gradient of a differentiable objective of the denoised estimate:
+    D' = D + w sigma g / rms(g), with g = grad f(D) per image (D's own Jacobian is not taken).
+
+    The step is scale-free: it moves each estimate by w times the current noise level (root mean square
+    over its pixels) up the objective, so it fades as sampling resolves the image. ``objective(x0) ->
+    (B,)`` must be differentiable in x0 (e.g. the cosine of a face network's embedding of the decoded
+    image to a target); a step costs one network evaluation plus one backward pass of the objective.
+    """
+
+    def denoiser_(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        x0 = denoiser(x, sigma)
+        with torch.enable_grad():
+            z = x0.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(objective(z).sum(), z)
+        rms = grad.flatten(1).pow(2).mean(1).sqrt().clamp_min(1e-12).view(-1, 1, 1, 1)
+        s = torch.as_tensor(sigma, dtype=x0.dtype, device=x0.device).reshape(-1, 1, 1, 1)
+        return x0 + weight * s * grad / rms
+
+    return denoiser_
 
 
 class VEScore:

@@ -24,6 +24,9 @@ class SamplingOptions:
     samples: int = 1  # > 1: average that many samples (posterior-mean estimate), K x steps evaluations
     init: str | None = None  # regression model (name or folder) whose output is the warm start; None: bicubic
     guidance: float = 0.0  # FASR: classifier-free guidance weight on the identity vector (2 x evaluations)
+    # FASR with dlib vectors: gradient guidance toward the identity vector through the differentiable dlib
+    # ResNet: D + w sigma g / rms(g), g = grad cos(dlib(D), v); one backward pass of that network a step
+    identity_gradient: float = 0.0
     # the SDE samplers ("pc", "ode"); see facesr.diffusion.pc
     predictor: str = "reverse_diffusion"
     corrector: str = "langevin"
@@ -51,8 +54,9 @@ class SamplingOptions:
             raise FacesrError(f"eta must be in [0, 1] (0: deterministic DDIM, 1: ancestral), got {self.eta}")
         if self.snr < 0 or self.corrector_steps < 0:
             raise FacesrError(f"snr and corrector_steps must be 0 or more, got {self.snr} and {self.corrector_steps}")
-        if self.guidance < 0:
-            raise FacesrError(f"guidance must be 0 or more, got {self.guidance}")
+        for key in ("guidance", "identity_gradient"):
+            if getattr(self, key) < 0:
+                raise FacesrError(f"{key} must be 0 or more, got {getattr(self, key)}")
         if not 0 < self.strength <= 1:
             raise FacesrError(f"strength must be in (0, 1], got {self.strength}")
         if self.precision not in PRECISIONS:

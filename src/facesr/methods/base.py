@@ -122,6 +122,12 @@ class SRMethod(nn.Module):
         return Needs()
 
     @property
+    def identity_networks(self) -> tuple[str, ...]:
+        """Embedder specs of the face networks this model was conditioned on, trained with or guided by:
+        a judge built on one of them is not independent of it (README, "two judges")."""
+        return (self.needs.vector_embedder,) if self.needs.vector_embedder else ()
+
+    @property
     def operator(self):
         return self.lr_protocol.operator
 
@@ -189,6 +195,9 @@ class SRMethod(nn.Module):
     def check_options(self, options) -> None:
         if getattr(options, "guidance", 0) and not self.needs.vector_dim:
             raise FacesrError(f"guidance is for FASR models (an identity vector to guide by); {self.name} has none")
+        if getattr(options, "identity_gradient", 0) and (self.needs.vector_embedder, self.needs.vector_dim) != ("dlib", 128):
+            raise FacesrError(f"identity_gradient is for FASR models on dlib vectors (it guides through dlib's network); "
+                              f"{self.name} takes {self.needs.describe()}")
 
     def adapt_init_state(self, state: dict) -> dict:
         """Weights of another model made to fit this one (``init_from``); unchanged by default."""

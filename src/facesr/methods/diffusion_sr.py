@@ -72,7 +72,8 @@ class DiffusionSR(SRMethod):
         the high-noise steps where a network is least reliable. ``guidance`` w > 0 (FASR):
         classifier-free guidance on the identity vector, D(v) + w (D(v) - D(0)), two network
         evaluations per step; the zero vector is the null identity a model sees in training with
-        ``data.vector_dropout``.
+        ``data.vector_dropout``. ``identity_gradient`` w > 0 (FASR on dlib vectors): gradient guidance
+        toward the vector through the differentiable dlib ResNet (``identity_objective``).
         """
         problem = self.input_problem(lr.shape[-2], lr.shape[-1])
         if problem:
@@ -84,8 +85,22 @@ class DiffusionSR(SRMethod):
         process = self.process(up, vector, options.precision)
         if options.guidance and vector is not None:
             process = process.guided(self.process(up, torch.zeros_like(vector), options.precision), options.guidance)
+        if options.identity_gradient:
+            process = process.gradient_guided(self.identity_objective(vector, up), options.identity_gradient)
         x0 = sample(process, frame, options, estimate, generator)
         return self.decode(x0, up).clamp(0, 1)
+
+    def identity_objective(self, vector, up: torch.Tensor):
+        """x0 -> cos(dlib(decode(x0)), vector) per image, for ``identity_gradient``: the model's condition must
+        be a dlib vector (the differentiable network is dlib's; any other vector lives in another space)."""
+        from facesr.identity.loss import NETWORK, identity_network
+
+        if vector is None or self.needs.vector_embedder != NETWORK:
+            raise FacesrError(f"identity_gradient guides toward a {NETWORK} identity vector: {self.name} takes "
+                              f"{self.needs.vector_embedder or 'none'}")
+        net = identity_network(up.device)
+        target = torch.nn.functional.normalize(vector.float(), dim=1)
+        return lambda x0: (net.embed_chips(self.decode(x0, up)) * target).sum(1)  # unclamped: gradients everywhere
 
     def network_evaluations(self, options) -> int:
         guiding = options.guidance and self.cfg.unet.vector_dim

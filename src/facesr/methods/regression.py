@@ -29,9 +29,14 @@ class RegressionConfig:
     operator: str = "bicubic"  # deterministic LR protocol, and the upsampler for warm starts
     degradation: str | None = None  # blind LR: "deepfacesr"/"realesrgan" (second-order), "photo" (cut from a photo)
     usm_target: bool = False  # L1 against the USM-sharpened target (the seed's choice; off by default)
+    # weight of the identity loss 1 - cos(dlib(SR), dlib(HR)) added to L1 (facesr.identity.loss); a model
+    # trained with it is not judged independently by dlib
+    identity_weight: float = 0.0
 
     def __post_init__(self):
         make_operator(self.operator, self.scale)
+        if not (isinstance(self.identity_weight, (int, float)) and 0 <= self.identity_weight < float("inf")):
+            raise ConfigValueError("identity_weight", f"must be a number >= 0, got {self.identity_weight!r}")
         if self.hr_size < 1 or self.hr_size % self.scale:
             raise ConfigValueError("hr_size", f"must be a positive multiple of the scale {self.scale}, got {self.hr_size}")
         if self.degradation is not None:
@@ -54,9 +59,16 @@ class RegressionSR(SRMethod):
     def make_lr_protocol(cfg) -> LRProtocol:
         return LRProtocol.of(cfg.operator, cfg.scale, cfg.degradation)
 
+    @property
+    def identity_networks(self) -> tuple[str, ...]:
+        from facesr.identity.loss import NETWORK
+
+        return (NETWORK,) if self.cfg.identity_weight > 0 else ()
+
     def training_loss(self, batch: dict, generator=None):
-        """L1 between the network output and the (optionally USM-sharpened) HR target; a blind model
-        draws its LR for the batch from its protocol instead of the dataset's deterministic one."""
+        """L1 between the network output and the (optionally USM-sharpened) HR target, plus
+        ``identity_weight`` x the identity loss against the HR; a blind model draws its LR for the batch
+        from its protocol instead of the dataset's deterministic one."""
         hr = batch["hr"]
         lr = batch["lr"] if self.lr_protocol.deterministic else self.lr_protocol.training_lr(hr, generator)
         target = hr
@@ -64,7 +76,16 @@ class RegressionSR(SRMethod):
             from facesr.degrade.second_order import usm_sharpen
 
             target = usm_sharpen(hr)
-        return (self.net(lr).float() - target).abs().mean()
+        sr = self.net(lr).float()
+        loss = (sr - target).abs().mean()
+        if self.cfg.identity_weight > 0:
+            from facesr.identity.loss import identity_loss
+
+            if hr.shape[-2:] != (self.hr_size, self.hr_size):
+                raise FacesrError(f"identity_weight needs whole {self.hr_size}-px faces, not {hr.shape[-1]}-px patches: "
+                                  f"set data.patch_size to 0 or {self.hr_size}")
+            loss = loss + self.cfg.identity_weight * identity_loss(sr, hr)
+        return loss
 
     @torch.no_grad()
     def super_resolve(self, lr, conditions: Conditions | None = None, options=None, generator=None, init=None):

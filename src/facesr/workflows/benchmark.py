@@ -131,8 +131,11 @@ def run_benchmark(hr_root, methods: list[Method], out, judges, device, limit: in
                                conditions=conditions, extra=extra)
         results.append((m, res["summary"]))
     rows = table_rows(results)
-    conditioned = sorted({models[m].needs.vector_embedder for m in fasr})
-    text = markdown(hr_root, results, rows, conditioned)
+    dependent = {}  # face network -> labels of the rows whose model was conditioned on or trained with it
+    for m, _ in results:
+        for spec in models[m.model].identity_networks:
+            dependent.setdefault(spec, []).append(m.label)
+    text = markdown(hr_root, results, rows, dependent)
     atomic_write_text(out / "benchmark.md", text)
     atomic_write_text(out / "benchmark.csv", to_csv(rows))
     atomic_write_text(out / "benchmark.json", json.dumps({"rows": rows}, indent=2) + "\n")
@@ -184,6 +187,8 @@ def table_rows(results) -> list[dict]:
             aux = "none (zero vector)"
         if m.recipe.get("guidance"):
             aux += f", guidance w = {m.recipe['guidance']:g}"
+        if m.recipe.get("identity_gradient"):
+            aux += f", dlib gradient w = {m.recipe['identity_gradient']:g}"
         rows.append({"method": m.label, "model": m.model, "aux": aux,
                      "faces": s["images"], **_pair("psnr", s["metrics"].get("psnr")), **_pair("ssim", s["metrics"].get("ssim")),
                      **_pair("consistency", s["metrics"].get("consistency")),
@@ -217,7 +222,7 @@ def _rank1_cell(r: dict, suffix: str) -> str:
     return f"{rank1:.3f}" + ("" if low is None else f" [{low:.2f}, {high:.2f}]")
 
 
-def markdown(hr_root, results, rows, conditioned: list[str]) -> str:
+def markdown(hr_root, results, rows, dependent: dict[str, list[str]]) -> str:
     s = results[0][1]
     p = s["protocol"]
     names = judge_names(results)
@@ -251,11 +256,11 @@ def markdown(hr_root, results, rows, conditioned: list[str]) -> str:
             ranked = judged[n].get("sr_probes", {}).get("probes_ranked", "?")
             lines += ["", f"{short[n]}: left out of the gallery (its image could not be used): {', '.join(map(str, left_out))}; "
                           f"their probes get no rank, so rank-1 is over {ranked} of {s['images']} probes."]
-    if conditioned:
-        judged_by_it = [short[n] for n in names if any(n.startswith(c.split(" ")[0]) for c in conditioned)]
-        lines += ["", f"FASR rows are conditioned on {', '.join(conditioned)} embeddings"
-                      + (f": the {', '.join(judged_by_it)} columns judge them with the network that made their condition, "
-                         "so those identity figures are optimistic; the other judge's are not." if judged_by_it else
+    for spec, labels in sorted(dependent.items()):
+        judged_by_it = [short[n] for n in names if n.startswith(spec)]
+        lines += ["", f"Rows {', '.join(labels)} were conditioned on or trained with the {spec} face network"
+                      + (f": the {', '.join(judged_by_it)} columns judge them with that network, so those identity "
+                         "figures are optimistic; the other judge's are not." if judged_by_it else
                          "; no judge of this table is that network.")]
     return "\n".join(lines) + "\n"
 

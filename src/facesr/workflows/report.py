@@ -137,7 +137,7 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
         _, _, without = super_resolve_tensors(model, [lr_t], [probe.name], opts, device, conditions=null, keep_samples=True)
         control = [to_uint8(s) for s in without[0]]
 
-    conditioned_by = model.needs.vector_embedder
+    dependent_on = list(model.identity_networks)  # face networks it was conditioned on, trained with or guided by
     report_judges = []
     for spec in judges:
         embedder = make_embedder(spec)
@@ -145,7 +145,7 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
         calibration = bundled_calibration(embedder.name)
         samples_json, samples_found = _identify(embedder, sample_images, g, labels, calibration)
         entry = {"judge": embedder.name, "spec": spec,
-                 "independent": not (conditioned_by and embedder.name.startswith(conditioned_by)),
+                 "independent": not any(embedder.name.startswith(spec) for spec in dependent_on),
                  "calibration": calibration.source if calibration else None,
                  "gallery_images": len(labels), "gallery_identities": len(set(labels)),
                  "samples": samples_json,
@@ -161,7 +161,7 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
         "probe": str(probe), "where": where, "facesr_version": __version__,
         "model": {"name": model.name, "source": model.source,
                   "weights_sha256": file_sha256(weights) if weights and weights.is_file() else None,
-                  "lr_protocol": model.lr_protocol.describe(), "conditioned_by": conditioned_by},
+                  "lr_protocol": model.lr_protocol.describe(), "identity_networks": dependent_on},
         "sampling": {**{k: v for k, v in asdict(opts).items() if k in ("sampler", "steps", "strength", "eta")},
                      "samples": samples, "seeds": list(range(seed, seed + samples)), "precision": opts.precision},
         "references": {"refs": [str(r) for r in refs] if isinstance(refs, (list, tuple)) else refs,

@@ -97,3 +97,46 @@ def test_vector_dropout_must_be_a_probability():
 
     with pytest.raises(FacesrError, match="vector_dropout"):
         DataConfig(vector_dropout=1.0)
+
+
+def test_gradient_guided_denoiser_steps_w_sigma_along_the_normalised_gradient():
+    from facesr.diffusion.wrappers import gradient_guided
+
+    x, a = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
+    denoiser = lambda x, s: 0.5 * x  # noqa: E731
+    objective = lambda x0: -((x0 - a) ** 2).flatten(1).sum(1)  # noqa: E731  gradient -2 (x0 - a)
+    sigma = torch.tensor([1.5, 0.5])
+    got = gradient_guided(denoiser, objective, 0.1)(x, sigma)
+    g = -2 * (0.5 * x - a)
+    want = 0.5 * x + 0.1 * sigma.view(-1, 1, 1, 1) * g / g.flatten(1).pow(2).mean(1).sqrt().view(-1, 1, 1, 1)
+    torch.testing.assert_close(got, want)
+    with torch.no_grad():  # the samplers run without autograd; the guidance turns it on for itself
+        torch.testing.assert_close(gradient_guided(denoiser, objective, 0.1)(x, sigma), want)
+
+
+def test_identity_gradient_moves_fasr_toward_the_vector_in_dlibs_space(sample_faces):
+    from facesr.identity.loss import identity_network
+    from facesr.io.images import list_images, read_image, to_tensor
+
+    torch.manual_seed(0)
+    unet = UNetConfig(block_out_channels=(32, 32), attention_levels=(), time_embedding="fourier", norm_num_groups=8,
+                      vector_dim=128, vector_embedder="dlib")
+    model = ScoreSR(ScoreSRConfig(unet=unet, sde="ve", hr_size=32, scale=4, preconditioning="edm")).eval()
+    net = identity_network("cpu")
+    face = to_tensor(read_image(list_images(sample_faces)[0]))[None]
+    v = net.embed_chips(face).detach().expand(2, -1)
+    lr = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+
+    def score(w):
+        opts = SamplingOptions(sampler="ddim", steps=2, strength=0.3, identity_gradient=w, precision="fp32")
+        out = model.super_resolve(lr, Conditions(vector=v), opts, [torch.Generator().manual_seed(k) for k in range(2)])
+        return (net.embed_chips(out) * v).sum(1)
+
+    plain, guided_ = score(0.0), score(1.0)
+    assert (guided_ > plain + 0.005).all(), (plain, guided_)
+    plain_unet = UNetConfig(block_out_channels=(32, 32), attention_levels=(), time_embedding="fourier", norm_num_groups=8)
+    unconditioned = ScoreSR(ScoreSRConfig(unet=plain_unet, sde="ve", hr_size=32, scale=4))
+    with pytest.raises(FacesrError, match="identity_gradient is for FASR models on dlib vectors.*takes -$"):
+        SamplingOptions.for_model(unconditioned, identity_gradient=1.0)
+    with pytest.raises(FacesrError, match="takes dlib 8-d identity vector"):
+        SamplingOptions.for_model(fasr_tiny(False), identity_gradient=1.0)

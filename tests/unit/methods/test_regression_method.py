@@ -57,3 +57,37 @@ def test_blind_lr_is_reproducible_from_the_image_name(tmp_path, sample_faces):
     c, _ = m.lr_protocol.degrade(hr, ["x.png", "z.png"])
     assert a.shape == (2, 3, 16, 16) and torch.equal(a, b) and ra == rb
     assert torch.equal(a[0], c[0]) and not torch.equal(a[1], c[1])
+
+
+def _tiny_regression(**kw):
+    from facesr.methods.regression import RegressionConfig, RegressionSR
+    from facesr.nets.regression import RegressionNetConfig
+
+    return RegressionSR(RegressionConfig(net=RegressionNetConfig(num_feat=8, num_blocks=1), scale=8, **kw))
+
+
+def test_identity_weight_adds_the_identity_loss_and_marks_dlib(sample_faces):
+    from facesr.identity.loss import identity_loss
+    from facesr.io.images import list_images, read_image, to_tensor
+
+    hr = torch.stack([to_tensor(read_image(p)) for p in list_images(sample_faces)[:2]])
+    batch = {"hr": hr, "lr": torch.nn.functional.interpolate(hr, scale_factor=1 / 8, mode="area")}
+    torch.manual_seed(0)
+    plain = _tiny_regression()
+    torch.manual_seed(0)
+    weighted = _tiny_regression(identity_weight=0.5)
+    sr = weighted.net(batch["lr"]).float()
+    want = (sr - hr).abs().mean() + 0.5 * identity_loss(sr, hr)
+    torch.testing.assert_close(weighted.training_loss(batch), want)
+    assert weighted.training_loss(batch) > plain.training_loss(batch)
+    assert plain.identity_networks == () and weighted.identity_networks == ("dlib",)
+    assert set(weighted.state_dict()) == set(plain.state_dict())  # the dlib network is not part of the model
+    assert identity_loss(hr, hr).item() == pytest.approx(0, abs=1e-6)
+    with pytest.raises(Exception, match="identity_weight needs whole 128-px faces, not 64-px patches"):
+        weighted.training_loss({"hr": hr[..., :64, :64], "lr": batch["lr"][..., :8, :8]})
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), "1"])
+def test_identity_weight_must_be_a_number_at_least_zero(bad):
+    with pytest.raises(Exception, match="identity_weight"):
+        _tiny_regression(identity_weight=bad)
