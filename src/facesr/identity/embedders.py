@@ -187,8 +187,8 @@ class DlibEmbedder(Embedder):
     chip size; a 16x16 LR image is otherwise too small for the landmark predictor).
 
     ``aligned=True`` (facesr's data: dlib 5-point chips with padding 0.2): the 5-point shape
-    predictor runs on the whole-image rectangle, then ``compute_face_descriptor(img, shape,
-    num_jitters=0, padding=0.25)`` re-chips at 150 px with dlib's own padding. On the 200 LFW dev
+    predictor runs on the whole-image rectangle, then ``get_face_chip(img, shape, 150, 0.25)`` re-chips
+    at 150 px with dlib's own padding (as ``compute_face_descriptor`` does, without jitter). On the 200 LFW dev
     identities this matched resizing the chip straight to 150 px (same genuine/impostor
     distributions, rank-1 within one probe), and it tolerates slightly shifted faces.
 
