@@ -199,6 +199,11 @@ class SRMethod(nn.Module):
             raise FacesrError(f"identity_gradient is for FASR models on dlib vectors (it guides through dlib's network); "
                               f"{self.name} takes {self.needs.describe()}")
 
+    def prepare_training(self) -> list[str]:
+        """Called once when a training run starts at step 0 (after ``init_from``), e.g. to fill frozen parts
+        from another model; returns lines for the log."""
+        return []
+
     def adapt_init_state(self, state: dict) -> dict:
         """Weights of another model made to fit this one (``init_from``); unchanged by default."""
         return state

@@ -30,6 +30,10 @@ class DiffusionSR(SRMethod):
     def process(self, up: torch.Tensor, vector=None, precision: str = "fp32") -> DiffusionProcess:
         raise NotImplementedError
 
+    def condition_image(self, lr: torch.Tensor) -> torch.Tensor:
+        """up(LR), the condition and the frame of the residual: the LR protocol's upsampling by default."""
+        return self.upsample(lr)
+
     def target_frame(self, up: torch.Tensor) -> torch.Tensor:
         """The upsampled image the output corresponds to: ``up`` itself, or its middle frame."""
         return middle_frame(up)
@@ -79,7 +83,7 @@ class DiffusionSR(SRMethod):
         if problem:
             raise FacesrError(problem)
         vector = conditions.vector if conditions is not None else None
-        up = self.upsample(lr)
+        up = self.condition_image(lr)
         frame = self.target_frame(up)
         estimate = self.encode(frame if init is None else init.to(up), up) if options.strength < 1 else None
         process = self.process(up, vector, options.precision)

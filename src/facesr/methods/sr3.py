@@ -8,6 +8,12 @@ how HR images map to the diffusion variable x0:
 - ``target = "residual"`` (facesr default): x0 = residual_scale * (HR - up(LR)) in
   [-1, 1] units. The condition is unchanged; only the diffused variable is the
   detail bicubic misses, which trains much faster on a CPU budget.
+
+With ``base`` (a regression network's architecture, saved with the model and frozen), up(LR) is that
+network's output instead of bicubic: the condition, the warm start and the frame of the residual. The
+model then diffuses only what the regression output misses, so its posterior mean starts at the
+regression's and its samples add detail around it. ``base_from`` names the regression model whose
+weights fill ``base`` when training starts; after that they travel in the model's own weights.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from facesr.diffusion.wrappers import EpsDenoiser
 from facesr.errors import FacesrError
 from facesr.methods.base import register_method
 from facesr.methods.diffusion_sr import DiffusionSR
+from facesr.nets.regression import NETS, RegressionNetConfig
 from facesr.nets.unet import ConditionalUNet, UNetConfig
 from facesr.runtime import autocast
 
@@ -38,8 +45,14 @@ class SR3Config:
     residual_scale: float = 4.0
     loss: str = "l1"  # SR3 uses L1 on epsilon
     per_batch_t: bool = False  # SR3 parity: one timestep per batch
+    base: RegressionNetConfig | None = None  # residual over this frozen regression network's output
+    base_from: str | None = None  # the regression model (name or folder) whose weights fill base at step 0
 
     def __post_init__(self):
+        if self.base is not None and self.unet.cond_images != 1:
+            raise FacesrError("base (a regression network under the diffusion) takes one frame; cond_images must be 1")
+        if self.base_from is not None and self.base is None:
+            raise FacesrError("base_from names the weights of base: set base (the regression network's architecture)")
         if self.unet.time_embedding != "positional":
             raise FacesrError("SR3 conditions on sqrt(gamma) with a positional embedding; set time_embedding 'positional'")
         if self.target not in ("image", "residual"):
@@ -57,6 +70,31 @@ class SR3(DiffusionSR):
         super().__init__(cfg)
         self.net = ConditionalUNet(cfg.unet)
         self.schedule = DDPMSchedule(cfg.diffusion)
+        self.base = None
+        if cfg.base is not None:
+            self.base = NETS.get(cfg.base.arch)(cfg.base, cfg.scale)
+            self.base.requires_grad_(False)
+
+    def condition_image(self, lr: torch.Tensor) -> torch.Tensor:
+        """up(LR): bicubic, or the frozen base network's output (fp32, in [0, 1])."""
+        if self.base is None:
+            return self.upsample(lr)
+        with torch.no_grad(), torch.autocast(lr.device.type, enabled=False):
+            return self.base(lr.float()).clamp(0, 1)
+
+    def prepare_training(self) -> list[str]:
+        """At step 0: copy ``base_from``'s network weights into ``base`` (checked to be the same network)."""
+        if self.base is None or self.cfg.base_from is None:
+            return []
+        from facesr.methods.hub import load_model
+
+        src = load_model(self.cfg.base_from, flag="base_from")
+        src_net = getattr(src.cfg, "net", None)
+        if src.method != "regression" or src_net != self.cfg.base or src.scale != self.scale:
+            raise FacesrError(f"base_from {self.cfg.base_from}: not a x{self.scale} regression model with the network "
+                              f"of base ({self.cfg.base})")
+        self.base.load_state_dict(src.net.state_dict())
+        return [f"base: the network of {self.cfg.base_from}, frozen"]
 
     # --- data <-> diffusion variable -------------------------------------------------
     def clip_fn(self, up: torch.Tensor):
@@ -75,7 +113,8 @@ class SR3(DiffusionSR):
     # --- training --------------------------------------------------------------------
     def training_loss(self, batch: dict, generator=None):
         """The loss of a batch {"hr", "up", ...} (``forward`` calls it, so DDP synchronises gradients)."""
-        return self.loss(batch["hr"], batch["up"], generator, batch.get("vector"))
+        up = batch["up"] if self.base is None else self.condition_image(batch["lr"])
+        return self.loss(batch["hr"], up, generator, batch.get("vector"))
 
     def loss(self, hr, up, generator=None, vector=None):
         """SR3 epsilon loss with continuous noise levels sqrt(gamma) ~ U(sqrt_ab_t, sqrt_ab_{t-1})."""

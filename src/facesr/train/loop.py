@@ -137,6 +137,10 @@ def restore(cfg: ExperimentConfig, run_dir: Path, resume: bool, model, optimizer
         raise FacesrError(f"{run_dir} already holds checkpoints: pass --resume, or choose another --out")
     if cfg.init_from:
         log(f"starting from the weights of {cfg.init_from}; new: {', '.join(init_weights(model, cfg.init_from)) or 'none'}")
+    prepared = model.prepare_training()
+    for line in prepared:
+        log(line)
+    if cfg.init_from or prepared:  # the EMA starts from the weights the run starts from
         ema.shadow_params = [p.detach().clone() for p in model.parameters()]
     return 0
 

@@ -169,3 +169,77 @@ def test_network_evaluations_of_sde_samplers():
     assert opts.network_evaluations == 2 * 10 * 3
     assert SamplingOptions(sampler="pc", steps=10, corrector="none").network_evaluations == 10
     assert SamplingOptions(sampler="ode", steps=10).network_evaluations == 20  # Heun: 2 per step
+
+
+def with_base(base_from=None):
+    from facesr.nets.regression import RegressionNetConfig
+
+    torch.manual_seed(0)
+    unet = UNetConfig(block_out_channels=(32, 32), attention_levels=(), cond_images=1)
+    cfg = SR3Config(unet=unet, diffusion=DDPMConfig(timesteps=50), scale=4, hr_size=16,
+                    base=RegressionNetConfig(num_feat=8, num_blocks=1), base_from=base_from)
+    return SR3(cfg).eval()
+
+
+def test_a_base_network_is_the_condition_and_the_frame_of_the_residual():
+    m = with_base()
+    lr = torch.rand(2, 3, 4, 4)
+    base_out = m.base(lr).clamp(0, 1)
+    torch.testing.assert_close(m.condition_image(lr), base_out)
+    assert not torch.allclose(base_out, m.upsample(lr), atol=1e-2)
+    # the lowest-level warm start returns (nearly) the base's output, not bicubic
+    out = sr(m, lr, torch.Generator().manual_seed(0), steps=2, strength=1 / 49)
+    assert (out - base_out).abs().max() < 0.02
+    # training diffuses HR - base(LR): an HR equal to the base output is a zero target
+    seen = {}
+    m.loss = lambda hr, up, generator=None, vector=None: seen.setdefault("x0", m.encode(hr, up))
+    m.training_loss({"hr": base_out, "up": m.upsample(lr), "lr": lr})
+    assert torch.count_nonzero(seen["x0"]) == 0
+    assert not any(p.requires_grad for p in m.base.parameters())
+
+
+def test_base_weights_come_from_base_from_and_travel_with_the_model(tmp_path):
+    from facesr.methods.regression import RegressionConfig, RegressionSR
+    from facesr.nets.regression import RegressionNetConfig
+
+    torch.manual_seed(1)
+    reg = RegressionSR(RegressionConfig(net=RegressionNetConfig(num_feat=8, num_blocks=1), scale=4, hr_size=16))
+    reg.save_pretrained(tmp_path / "reg")
+    m = with_base(str(tmp_path / "reg"))
+    assert m.prepare_training() == [f"base: the network of {tmp_path / 'reg'}, frozen"]
+    for a, b in zip(m.base.state_dict().values(), reg.net.state_dict().values()):
+        assert torch.equal(a, b)
+    m.save_pretrained(tmp_path / "sr3")
+    back = load_model(str(tmp_path / "sr3"))
+    lr = torch.rand(1, 3, 4, 4)
+    torch.testing.assert_close(back.condition_image(lr), reg.net(lr).clamp(0, 1))
+    other = RegressionSR(RegressionConfig(net=RegressionNetConfig(num_feat=16, num_blocks=1), scale=4, hr_size=16))
+    other.save_pretrained(tmp_path / "other")
+    with pytest.raises(FacesrError, match="base_from .*other: not a x4 regression model with the network of base"):
+        with_base(str(tmp_path / "other")).prepare_training()
+    with pytest.raises(FacesrError, match="base_from names the weights of base"):
+        SR3Config(base_from="msrresnet-x8")
+
+
+@pytest.mark.slow
+def test_training_keeps_the_base_frozen_and_exports_it(tmp_path, sample_faces):
+    import json
+
+    from facesr.methods.regression import RegressionConfig, RegressionSR
+    from facesr.nets.regression import RegressionNetConfig
+
+    torch.manual_seed(1)
+    reg = RegressionSR(RegressionConfig(net=RegressionNetConfig(num_feat=8, num_blocks=1), scale=8, hr_size=128))
+    reg.save_pretrained(tmp_path / "reg")
+    cfg = {"name": "res", "method": "sr3",
+           "model": {"unet": {"block_out_channels": [32, 32], "attention_levels": []},
+                     "diffusion": {"timesteps": 50}, "base": {"num_feat": 8, "num_blocks": 1},
+                     "base_from": str(tmp_path / "reg")},
+           "data": {"train_dirs": [str(sample_faces)], "patch_size": 0},
+           "optim": {"batch_size": 2, "warmup_steps": 1, "max_steps": 2, "checkpoint_every": 2, "mixed_precision": "no"}}
+    (tmp_path / "res.json").write_text(json.dumps(cfg))
+    assert main(["train", str(tmp_path / "res.json"), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert main(["export", str(tmp_path / "run" / "checkpoints" / "step-00000002"), str(tmp_path / "m")]) == 0
+    m = load_model(str(tmp_path / "m"))
+    for a, b in zip(m.base.state_dict().values(), reg.net.state_dict().values()):
+        assert torch.equal(a, b)
