@@ -5,6 +5,10 @@
     sr = facesr.upscale([lr], model="fasr-x8", refs=["her_1.jpg", "her_2.jpg"])  # FASR: photos of the person
     sr = facesr.upscale([lr], model="refsr-vae-x8", ref="her_photo.png")         # RefSR: one aligned HR photo
     frames = facesr.upscale_frames(lr_frames, model="mfsr3-x8")                  # one SR frame per input frame
+
+A conditioned model without its extra input runs as its own fair baseline and warns so (BaselineWarning):
+FASR without ``refs`` on its null identity, MF-SR3 on still images (or ``neighbours=False``) with each
+image in place of its neighbours.
 """
 
 from __future__ import annotations
@@ -12,6 +16,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
+
+class BaselineWarning(UserWarning):
+    """A conditioned model runs without its extra input, as its own fair baseline."""
+
+
+def _warn_baseline(note: str | None) -> None:
+    if note:
+        import warnings
+
+        warnings.warn(note, BaselineWarning, stacklevel=3)
 
 
 def load_model(name_or_path: str = "sr3-x8", device: str = "auto", use_ema: bool = True):
@@ -55,7 +70,8 @@ def upscale(images, model="sr3-x8", *, refs=None, ref=None, init=None, guidance=
 
     ``refs`` (FASR models): reference images of the person, one list for all inputs or one list per
     input, or a features file from 'facesr features'. ``ref`` (RefSR-VAE): one aligned HR photo of the
-    person, or one per input. Sampling options left as None take the model's recommended recipe;
+    person, or one per input. FASR without ``refs`` runs on its null identity; MF-SR3 restores each image
+    in place of its neighbours (see ``upscale_frames`` for clips); both warn so. Sampling options left as None take the model's recommended recipe;
     ``strength`` < 1 warm-starts from noised bicubic (or from the regression model ``init``),
     ``samples`` > 1 averages that many samples, ``guidance`` w guides FASR towards the identity.
     ``sde_options``: predictor, corrector, snr, corrector_steps, probability_flow, ode_method.
@@ -63,18 +79,16 @@ def upscale(images, model="sr3-x8", *, refs=None, ref=None, init=None, guidance=
     start) raises InputError naming the input; ``check_outputs=False`` returns it anyway (for studies
     of the samplers). The same seed gives the same pixels for an input whatever the batch (noise keyed by file name).
     """
-    from facesr.engine.conditions import conditions_for
+    from facesr.engine.conditions import baseline_note, conditions_for, still_stack
     from facesr.engine.run import super_resolve_tensors
     from facesr.io.images import to_uint8
-    from facesr.methods.base import ConditionError
 
     images = images if isinstance(images, (str, Path, np.ndarray)) else list(images)  # a generator, once
     options = dict(sampler=sampler, steps=steps, eta=eta, strength=strength, samples=samples, init=init,
                    guidance=guidance, seed=seed, batch_size=batch_size, precision=precision, **sde_options)
     model, lrs, keys, opts, dev = _prepare(images, model, device, options)
-    if model.needs.frames > 1:
-        raise ConditionError(f"{model.name} restores a frame from {model.needs.frames} consecutive frames: "
-                             "call facesr.upscale_frames(frames, ...)", "frames")
+    _warn_baseline(baseline_note(model, refs, stills=True))
+    lrs = [still_stack(model, lr) for lr in lrs]
     identities = [Path(x).parent.name if isinstance(x, (str, Path)) else None for x in images]
     conds = conditions_for(model, len(lrs), refs=refs, ref=ref,
                            identities=None if None in identities else identities)
@@ -95,14 +109,15 @@ def _check_outputs(model, images, lrs, srs) -> None:
             raise InputError(str(images[i]) if isinstance(images[i], (str, Path)) else f"images[{i}]", problem)
 
 
-def upscale_frames(frames, model="mfsr3-x8", *, step=1, name="clip", init=None, sampler=None, steps=None,
+def upscale_frames(frames, model="mfsr3-x8", *, step=1, neighbours=True, name="clip", init=None, sampler=None, steps=None,
                    strength=None, samples=None, eta=None, seed=0, batch_size=16, precision="bf16", device="auto",
                    check_outputs=True, **sde_options) -> list[np.ndarray]:
     """Consecutive LR frames of one clip (paths or uint8 arrays) to one SR frame each: frame i from the
     model's window of k frames around it (``step`` apart, clamped at the ends). Every frame of the clip
     uses the noise of ``name`` (less flicker), as ``facesr upscale VIDEO --frames k`` does for a clip of
-    that name. A single-image model restores each frame on its own. ``check_outputs``: as in ``upscale``."""
-    from facesr.engine.conditions import frame_stacks
+    that name. A single-image model restores each frame on its own. ``neighbours=False``: each frame in
+    place of its neighbours (MF-SR3's fair baseline, warned). ``check_outputs``: as in ``upscale``."""
+    from facesr.engine.conditions import baseline_note, frame_stacks
     from facesr.engine.run import super_resolve_tensors
     from facesr.errors import FacesrError
     from facesr.io.images import to_uint8
@@ -115,7 +130,8 @@ def upscale_frames(frames, model="mfsr3-x8", *, step=1, name="clip", init=None, 
         raise FacesrError(f"{model.name} needs {model.needs.describe()}: use facesr.upscale")
     if len({tuple(t.shape) for t in lrs}) > 1:
         raise FacesrError("frames: all frames of a clip must have the same size")
-    stacks = frame_stacks(model, lrs, step)
+    _warn_baseline(None if neighbours else baseline_note(model, stills=True))
+    stacks = frame_stacks(model, lrs, step, neighbours)
     srs = super_resolve_tensors(model, stacks, [name] * len(stacks), opts, dev)
     if check_outputs:
         _check_outputs(model, frames, stacks, srs)

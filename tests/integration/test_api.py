@@ -78,13 +78,30 @@ def test_refs_list_per_input_must_match_the_inputs(fasr, faces):
         facesr.upscale(lrs, model=fasr, refs=[[faces[1]], [faces[2]], [faces[3]]], **FAST)
 
 
-@pytest.mark.parametrize("model_name, param", [("fasr-x8", "refs"), ("refsr-vae-x8", "ref")])
-def test_a_model_missing_its_condition_names_the_api_parameter(model_name, param, faces):
-    model = facesr.load_model(model_name, device="cpu")
+def test_a_model_missing_its_reference_names_the_api_parameter(faces):
+    model = facesr.load_model("refsr-vae-x8", device="cpu")
     with pytest.raises(FacesrError) as info:
         facesr.upscale([lr_of(model, faces[0])], model=model, **_fast(model))
     message = str(info.value)
-    assert f"give {param}" in message and "--" not in message
+    assert "give ref" in message and "--" not in message
+
+
+def test_fasr_without_refs_is_its_null_identity_and_warns(fasr, faces):
+    """The fair baseline ships with the model: no refs = the zero vector, the same pixels as passing it."""
+    from facesr.engine.conditions import null_identity
+    from facesr.engine.options import SamplingOptions
+    from facesr.engine.run import super_resolve_tensors
+    from facesr.io.images import to_tensor, to_uint8
+    from facesr.methods.base import Conditions
+
+    lr = lr_of(fasr, faces[0])
+    with pytest.warns(facesr.api.BaselineWarning, match="null identity"):
+        plain = facesr.upscale([lr], model=fasr, **FAST)[0]
+    opts = SamplingOptions.for_model(fasr, seed=0, **FAST)
+    zero = super_resolve_tensors(fasr, [to_tensor(lr)], ["array-0"], opts, "cpu",
+                                 conditions=[Conditions(vector=null_identity(fasr))])[0]
+    assert np.array_equal(plain, to_uint8(zero))
+    assert not np.array_equal(plain, facesr.upscale([lr], model=fasr, refs=[faces[1]], **FAST)[0])
 
 
 def test_a_condition_the_model_does_not_take_is_refused(faces):
@@ -103,10 +120,19 @@ def test_ref_one_image_equals_one_per_input(faces):
     assert np.array_equal(one[0], other[0]) and not np.array_equal(one[1], other[1])
 
 
-def test_a_multi_frame_model_points_to_upscale_frames(faces):
+def test_a_multi_frame_model_on_stills_is_its_baseline_without_neighbours(faces):
+    """A still image stands in for its neighbours: the same pixels as a clip run with neighbours=False,
+    where frame i's output does not depend on the other frames."""
     model = facesr.load_model("mfsr3-x8", device="cpu")
-    with pytest.raises(FacesrError, match="upscale_frames"):
-        facesr.upscale([lr_of(model, faces[0])], model=model, **FAST)
+    lrs = [lr_of(model, f) for f in faces[:3]]
+    with pytest.warns(facesr.api.BaselineWarning, match="neighbour"):
+        still = facesr.upscale([lrs[1]], model=model, **FAST)[0]
+    with pytest.warns(facesr.api.BaselineWarning):
+        clip = facesr.upscale_frames(lrs, model=model, name="array-0", neighbours=False, **FAST)
+    with pytest.warns(facesr.api.BaselineWarning):
+        other = facesr.upscale_frames([lrs[2], lrs[1], lrs[0]], model=model, name="array-0", neighbours=False, **FAST)
+    assert np.array_equal(clip[1], other[1])
+    assert np.abs(still.astype(int) - clip[1]).max() <= 1  # a batch of 1 against 3: float rounding only
 
 
 def test_upscale_frames_on_a_single_image_model_restores_each_frame_alone(faces):

@@ -104,8 +104,14 @@ def test_fasr_references_add_the_hijack_control(probe_and_gallery, tmp_path):
         h = j["hijack"]
         assert h["references_identity"] == other.stem  # a reference is its own best match
         assert "without_references" in h and isinstance(h["warning"], bool) and h["text"]
-    assert rep["references"]["refs"] == [str(other)]
+    assert rep["references"]["refs"] == [str(other)] and rep["condition_note"] is None
     assert "not an independent judge" in (tmp_path / "o" / "report.html").read_text()
+    # without references: the model's null identity, said in the report; no reference control
+    assert main(["report", str(probe), "--gallery", str(gallery), "--model", "fasr-x8", "--samples", "2",
+                 "--steps", "2", "--identity", "faceplugin", "--precision", "fp32", "-o", str(tmp_path / "n")]) == 0
+    rep = json.loads((tmp_path / "n" / "report.json").read_text())
+    assert "null identity" in rep["condition_note"] and rep["references"] is None
+    assert "hijack" not in rep["judges"][0] and "null identity" in (tmp_path / "n" / "report.html").read_text()
 
 
 @pytest.mark.parametrize("case, message", [
@@ -113,7 +119,7 @@ def test_fasr_references_add_the_hijack_control(probe_and_gallery, tmp_path):
     ("empty-gallery", "no gallery images"),
     ("not-an-image", "probe.png"),
     ("bad-face", "--face 3: the photo has"),
-    ("fasr-no-refs", "--refs"),
+    ("refsr-no-ref", "give --ref"),
     ("samples", "--samples must be at least 1"),
     ("empty-identity", "an identity folder of the gallery with no images"),
     ("bad-onnx", "judge.onnx: not a usable ONNX model"),
@@ -135,8 +141,8 @@ def test_bad_input_is_one_line(probe_and_gallery, tmp_path, capsys, case, messag
         Image.fromarray(np.pad(big, ((40, 40), (40, 40), (0, 0)), mode="edge")).save(tmp_path / "photo.png")
         args[0] = str(tmp_path / "photo.png")
         args += ["--face", "3"]
-    elif case == "fasr-no-refs":
-        args[4] = "fasr-x8"
+    elif case == "refsr-no-ref":
+        args[4] = "refsr-vae-x8"
     elif case == "samples":
         args[6] = "0"
     elif case == "empty-identity":

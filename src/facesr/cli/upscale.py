@@ -27,6 +27,8 @@ def add_arguments(p) -> None:
     video.add_argument("--frame-step", type=int, default=1, help="frames between the window's frames (default: 1)")
     video.add_argument("--fps", type=float, help="frame rate of frame folders without a meta.json")
     video.add_argument("--no-video", action="store_true", help="write the frames only, no .mp4")
+    video.add_argument("--no-neighbours", action="store_true",
+                       help="each frame in place of its neighbours: a multi-frame model's baseline without them")
     add_sampling_options(p)
 
 
@@ -50,9 +52,8 @@ def _images(args) -> int:
     failures = Reported()
     paths = expand_inputs(args.inputs, on_error=failures)
     model, device = load(args, device=share.device(args.device))
-    if model.needs.frames > 1:
-        raise FacesrError(f"{model.name} restores a frame from {model.needs.frames} consecutive frames: "
-                          f"give videos or frame folders with --frames {model.needs.frames}")
+    if args.no_neighbours:
+        raise FacesrError("--no-neighbours goes with --frames K (videos or frame folders)")
     if args.uncertainty and (args.samples or model.sampling.get("samples", 1)) < 2:
         raise FacesrError("--uncertainty needs --samples 2 or more")
     opts = sampling(args, model)  # a bad option stops here, before anything is printed or read
@@ -78,11 +79,16 @@ def _clips(args) -> int:
     from facesr.cli.common import load, progress_bar, sampling, stderr
     from facesr.workflows.video_sr import upscale_clips
 
+    from facesr.engine.conditions import baseline_note
+
     model, device = load(args)
+    note = baseline_note(model, stills=True) if args.no_neighbours else None
+    if note:
+        print(note)
     with progress_bar("frames") as bar:
         result = upscale_clips(model, [Path(s) for s in args.inputs], args.out, sampling(args, model), device,
                                args.frames, args.frame_step, args.fps, video=not args.no_video, on_error=stderr,
-                               progress=bar, overwrite=args.overwrite)
+                               progress=bar, overwrite=args.overwrite, neighbours=not args.no_neighbours)
     for clip in result["clips"]:
         print(f"{clip['source']}: {clip['frames']} frames -> {clip['frames_dir']}"
               + (f" and {clip['video']}" if clip["video"] else "") + f" ({clip.get('seconds_per_frame', 0):.2f} s per frame)")

@@ -3,8 +3,10 @@
 - FASR (``needs.vector_dim``): ``refs``, reference images of the person (paths or uint8 arrays; one
   list for every input, or one list per input) aggregated into one identity vector with the model's
   own embedder, or a features file from 'facesr features' whose row for each input's identity is used;
+  without ``refs``, the null identity (``null_identity``: the model's fair baseline);
 - RefSR (``needs.reference``): ``ref``, one aligned HR photo of the person for every input, or one per input;
 - MF-SR3 (``needs.frames`` = k): consecutive frames, each output from a window of k of them (``frame_stacks``);
+  a still image, or a clip with ``neighbours=False``, stands in for its own neighbours (the fair baseline);
 - the benchmark protocol: the aux images of each probe's identity folder (``protocol_conditions``).
 
 The CLI, the Python API and the benchmark all come here. Errors name the API parameter (``refs``,
@@ -27,6 +29,11 @@ WHOSE = ("same", "other", "none")
 
 def _raise(message: str) -> None:
     raise FacesrError(message)
+
+
+def null_identity(model) -> torch.Tensor:
+    """FASR's "no identity": the zero vector, which vector dropout shows the model in training."""
+    return torch.zeros(model.needs.vector_dim)
 
 
 def model_embedder(model):
@@ -164,9 +171,12 @@ def conditions_for(model, n: int, refs=None, ref=None, identities: list[str] | N
 
     ``identities``: each input's identity (its folder name), for a features file. An input whose
     condition could not be made is None (reported through ``on_error``); a missing or misplaced
-    ``refs`` / ``ref`` raises ConditionError."""
+    ``refs`` / ``ref`` raises ConditionError. FASR without ``refs``: the null identity for every input."""
     needs = model.needs
-    vectors = _vectors(model, n, refs, identities, on_error) if needs.vector_dim and refs is not None else [None] * n
+    if needs.vector_dim:
+        vectors = _vectors(model, n, refs, identities, on_error) if refs is not None else [null_identity(model)] * n
+    else:
+        vectors = [None] * n
     references = _references(model, n, ref) if needs.reference and ref is not None else [None] * n
     if refs is not None and not needs.vector_dim:
         model.check_conditions(Conditions(vector=torch.zeros(1)))  # raises: takes no identity vector
@@ -184,14 +194,34 @@ def conditions_for(model, n: int, refs=None, ref=None, identities: list[str] | N
 
 
 # --- MF-SR3: consecutive frames ---------------------------------------------------------------
-def frame_stacks(model, frames: list[torch.Tensor], step: int = 1) -> list[torch.Tensor]:
-    """One LR stack (3k, h, w) per frame: frames i + step (j - k // 2), j < k, clamped to the clip."""
+def frame_stacks(model, frames: list[torch.Tensor], step: int = 1, neighbours: bool = True) -> list[torch.Tensor]:
+    """One LR stack (3k, h, w) per frame: frames i + step (j - k // 2), j < k, clamped to the clip;
+    ``neighbours=False``: frame i k times, the same network without what the neighbours add."""
     from facesr.io.frames import window_indices
 
     if step < 1:
         raise FacesrError(f"frame step must be at least 1, got {step}")
     k = model.needs.frames
+    if not neighbours:
+        return [still_stack(model, f) for f in frames]
     return [torch.cat([frames[j] for j in window_indices(len(frames), i, k, step)]) for i in range(len(frames))]
+
+
+def still_stack(model, lr: torch.Tensor) -> torch.Tensor:
+    """A still LR image as the model's input: for MF-SR3 the image in place of every frame of its window."""
+    return lr.repeat(model.needs.frames, 1, 1) if model.needs.frames > 1 else lr
+
+
+def baseline_note(model, refs=None, stills: bool = False) -> str | None:
+    """The line that says a conditioned model runs as its own fair baseline: FASR without references (its
+    null identity, the zero vector it was trained with by vector dropout), MF-SR3 on still images."""
+    if model.needs.vector_dim and refs is None:
+        return (f"{model.name}: no references, so every input is conditioned on the null identity (the zero "
+                "vector): the model's baseline without identity")
+    if model.needs.frames > 1 and stills:
+        return (f"{model.name}: each image stands in for its {model.needs.frames - 1} neighbour frames: "
+                "the model's baseline without neighbours")
+    return None
 
 
 # --- the benchmark protocol: aux images of each probe's identity --------------------------------
@@ -250,7 +280,7 @@ def aux_vectors(model, probes: list[Path], max_aux: int = 0, whose: str = "same"
     check_view(view)
     check_whose(whose)
     if whose == "none":
-        return {probe: torch.zeros(model.needs.vector_dim) for probe in probes}
+        return {probe: null_identity(model) for probe in probes}
     embedder = model_embedder(model)
 
     def vector(folder):

@@ -97,10 +97,9 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
     """(report JSON, images {name: uint8 array}); see the module docstring. ``cache_dir``: where the
     gallery's embeddings are kept between reports (one file per image, keyed by its bytes and the judge);
     ``progress(done, total)``: after each batch of samples."""
-    import torch
 
     from facesr._version import __version__
-    from facesr.engine.conditions import conditions_for
+    from facesr.engine.conditions import baseline_note, conditions_for, null_identity
     from facesr.engine.options import SamplingOptions
     from facesr.engine.run import super_resolve_tensors
     from facesr.identity.calibration import bundled_calibration
@@ -119,9 +118,7 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
     probe = Path(probe)
     lr, where = probe_chip(model, probe, face, finder)
     opts = SamplingOptions.for_model(model, **{**(overrides or {}), "samples": samples, "seed": seed})
-    conditions = conditions_for(model, 1, refs=refs, ref=ref) if (refs is not None or ref is not None) else None
-    if conditions is None and (model.needs.vector_dim or model.needs.reference):
-        model.check_conditions(None)  # raises ConditionError naming refs / ref
+    conditions = conditions_for(model, 1, refs=refs, ref=ref)  # FASR without refs: its null identity
     lr_t = to_tensor(lr)
     means, stds, kept = super_resolve_tensors(model, [lr_t], [probe.name], opts, device, conditions=conditions,
                                               keep_samples=True, progress=progress)
@@ -133,7 +130,7 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
 
     control = None
     if model.needs.vector_dim and refs is not None:  # FASR without its references: the null identity vector
-        null = [Conditions(vector=torch.zeros(model.needs.vector_dim))]
+        null = [Conditions(vector=null_identity(model))]
         _, _, without = super_resolve_tensors(model, [lr_t], [probe.name], opts, device, conditions=null, keep_samples=True)
         control = [to_uint8(s) for s in without[0]]
 
@@ -166,6 +163,7 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
                      "samples": samples, "seeds": list(range(seed, seed + samples)), "precision": opts.precision},
         "references": {"refs": [str(r) for r in refs] if isinstance(refs, (list, tuple)) else refs,
                        "ref": str(ref) if ref is not None else None} if (refs is not None or ref is not None) else None,
+        "condition_note": baseline_note(model, refs),
         "lr_consistency": consistency,
         "gallery": str(gallery),
         "judges": report_judges,
@@ -264,6 +262,8 @@ def render_html(report: dict, images: dict) -> str:
             "probe": report["probe"], "probe kind": json.dumps(report["where"]), "gallery": report["gallery"]}
     if report.get("references"):
         prov["references"] = json.dumps(report["references"])
+    if report.get("condition_note"):
+        prov["condition"] = report["condition_note"]
     parts.append("<h2>Provenance</h2><table>" + "".join(
         f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in prov.items()) + "</table>")
     style = ("body{font-family:sans-serif;margin:2em;max-width:1100px}figure{display:inline-block;margin:4px;text-align:center}"

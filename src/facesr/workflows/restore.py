@@ -92,7 +92,7 @@ class BicubicModel:
 def restore_photo(photo: np.ndarray, finder, restorer: Restorer, upscale: int | None = None,
                   key: str = "photo") -> dict:
     """The restored photo (uint8, ``upscale`` times larger; default the largest scale used) and its faces."""
-    from facesr.engine.conditions import frame_stacks
+    from facesr.engine.conditions import still_stack
     from facesr.engine.run import output_problem, super_resolve_tensors
     from facesr.wild.faces import cut_chip
     from facesr.wild.paste import restored_photo
@@ -123,7 +123,7 @@ def restore_photo(photo: np.ndarray, finder, restorer: Restorer, upscale: int | 
         if opts is None:
             srs, spread = list(up), [None] * len(idx)
         else:  # one noise seed per face, from the photo's name and the face's index
-            inputs = [frame_stacks(model, [x])[0] for x in lr] if needs.frames > 1 else list(lr)  # one frame, k times
+            inputs = [still_stack(model, x) for x in lr]
             srs, spread = super_resolve_tensors(model, inputs, [f"{key}-face{i:02d}" for i in idx], opts,
                                                 restorer.device, with_std=True)
         for i, lr_i, up_i, sr, std in zip(idx, lr, up, srs, spread):

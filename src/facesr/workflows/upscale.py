@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from facesr.engine.conditions import conditions_for
+from facesr.engine.conditions import baseline_note, conditions_for, still_stack
 from facesr.engine.run import check_input, check_memory, output_problem, super_resolve_tensors, warm_start_model
 from facesr.errors import InputError
 from facesr.io.images import atomic_write_text, read_image, to_tensor, to_uint8, write_image
@@ -72,9 +72,10 @@ def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=prin
     again with the same settings and it resumes: outputs the manifest lists are kept, not redone.
     Outputs already in the folder from other settings, or not from facesr, are replaced only with
     ``overwrite``. An unreadable file, an unusable size, a missing condition or an output that does
-    not restore its input fails that input only. ``refs`` / ``ref``: what a FASR / RefSR-VAE model
-    needs (``facesr.engine.conditions.conditions_for``; with a features file each input uses the row of
-    its folder's name). ``on_info``: the cost line before the work starts and the estimate after the
+    not restore its input fails that input only. An MF-SR3 model restores each image standing in for its
+    neighbours. ``refs`` / ``ref``: what a FASR / RefSR-VAE model needs (``facesr.engine.conditions.conditions_for``;
+    with a features file each input uses the row of its folder's name); FASR without ``refs`` runs on its null
+    identity. ``on_info``: that line (``baseline_note``), the cost line before the work starts and the estimate after the
     first batch; ``progress(done, total)`` after each batch. ``input_failures``: inputs that were
     reported before (``expand_inputs``), recorded in the manifest with the others. ``check_outputs=False``
     writes outputs that are no restoration of their input too (sampler studies, models in training).
@@ -112,6 +113,9 @@ def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=prin
                           "use --overwrite (overwrite=True) to replace them, or another output folder")
     nfe = model.network_evaluations(opts)
     if on_info:
+        note = baseline_note(model, refs, stills=True)
+        if note:
+            on_info(note)
         resumed = f", {len(kept)} done before" if kept else ""
         on_info(f"{len(jobs)} face(s) to restore{resumed}; {nfe} network evaluation(s) per face "
                 f"({describe_recipe(model, opts)}), {nfe * len(jobs)} in all")
@@ -180,7 +184,7 @@ def _read_batch(model, jobs, fail) -> list:
         if problem:
             fail(f"{path}: {problem}")
             continue
-        part.append((path, target, lr, cond))
+        part.append((path, target, still_stack(model, lr), cond))
     return part
 
 

@@ -68,11 +68,12 @@ def _read_lr_frames(model, source: Path, fps) -> tuple[list, float]:
 
 
 def upscale_clip(model, source, out_dir, opts, device, step: int = 1, fps: float | None = None, video: bool = True,
-                 progress=None, done: int = 0, on_batch=None) -> dict:
+                 progress=None, done: int = 0, on_batch=None, neighbours: bool = True) -> dict:
     """Restore every frame of one clip (a video file or a folder of frames); returns its record.
 
     Frames are written as each batch is done; ``done`` frames already written by a killed run with
-    the same settings are read back instead of restored; ``on_batch(record)`` after each batch."""
+    the same settings are read back instead of restored; ``on_batch(record)`` after each batch;
+    ``neighbours=False``: each frame in place of its neighbours (MF-SR3's fair baseline)."""
     from facesr.engine.conditions import frame_stacks
     from facesr.engine.run import super_resolve_tensors
     from facesr.io.images import clean_temp_files
@@ -80,7 +81,7 @@ def upscale_clip(model, source, out_dir, opts, device, step: int = 1, fps: float
     source = Path(source)
     lrs, rate = _read_lr_frames(model, source, fps)
     name = source.stem if source.is_file() else source.name
-    stacks = frame_stacks(model, lrs, step)
+    stacks = frame_stacks(model, lrs, step, neighbours)
     out = Path(out_dir) / name
     clean_temp_files(out)
     record = {"source": str(source), "frames": len(stacks), "fps": rate, "window": model.needs.frames, "step": step,
@@ -120,10 +121,12 @@ def _resumable(out_dir: Path, settings: dict, overwrite: bool) -> dict[str, dict
 
 
 def upscale_clips(model, sources, out_dir, opts, device, frames: int, step: int = 1, fps: float | None = None,
-                  video: bool = True, on_error=print, progress=None, overwrite: bool = False) -> dict:
+                  video: bool = True, on_error=print, progress=None, overwrite: bool = False,
+                  neighbours: bool = True) -> dict:
     """Every clip in ``sources``; a clip that cannot be read fails alone. <out>/facesr-run.json is
     rewritten after each batch; started again with the same settings, a killed run resumes (finished
-    clips are kept, a clip cut short goes on from its last written frame); ``overwrite`` redoes all."""
+    clips are kept, a clip cut short goes on from its last written frame); ``overwrite`` redoes all;
+    ``neighbours``: as in ``upscale_clip``."""
     from facesr.io.images import check_output_folder, clean_temp_files
 
     if model.needs.vector_dim or model.needs.reference:
@@ -136,7 +139,8 @@ def upscale_clips(model, sources, out_dir, opts, device, frames: int, step: int 
     check_output_folder(out_dir)
     clean_temp_files(out_dir)
     options = {k: v for k, v in asdict(opts).items() if k != "batch_size"}
-    settings = {"model": model.source, "settings": {**options, "step": step, "fps": fps, "video": video}}
+    settings = {"model": model.source,
+                "settings": {**options, "step": step, "fps": fps, "video": video, "neighbours": neighbours}}
     before = _resumable(out_dir, settings, overwrite)
     manifest = {**settings, "options": asdict(opts), "network_evaluations_per_frame": model.network_evaluations(opts),
                 "device": str(device), "clips": [], "failures": [], "complete": False}
@@ -152,7 +156,8 @@ def upscale_clips(model, sources, out_dir, opts, device, frames: int, step: int 
             continue
         try:
             manifest["clips"].append(upscale_clip(model, source, out_dir, opts, device, step, fps, video, progress,
-                                                  done=old.get("frames_done", 0), on_batch=save))
+                                                  done=old.get("frames_done", 0), on_batch=save,
+                                                  neighbours=neighbours))
         except InputError as exc:
             manifest["failures"].append(str(exc))
             on_error(str(exc))

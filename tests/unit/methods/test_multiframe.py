@@ -57,6 +57,26 @@ def test_train_mf_model_and_restore_a_clip(tmp_path, sample_faces, tiny_model, c
                  "--fps", "25", "--no-video"]) == 0
     a, b, c = (np.asarray(Image.open(out / "still" / f"{i:04d}.png")) for i in range(3))
     assert np.array_equal(a, b) and np.array_equal(b, c)
+    # --no-neighbours: each frame in place of its neighbours, so frame 1 is what a clip of frame 1 alone gives
+    capsys.readouterr()
+    assert main(["upscale", str(clip), "-o", str(tmp_path / "nn"), "--model", str(model), "--frames", "3",
+                 "--steps", "2", "--no-neighbours", "--no-video"]) == 0
+    assert sum("baseline without neighbours" in line for line in capsys.readouterr().out.splitlines()) == 1
+    alone = tmp_path / "alone" / "clip"
+    alone.mkdir(parents=True)
+    for i in range(3):
+        Image.open(clip / "0001.png").save(alone / f"{i:04d}.png")
+    assert main(["upscale", str(alone), "-o", str(tmp_path / "al"), "--model", str(model), "--frames", "3",
+                 "--steps", "2", "--fps", "25", "--no-video"]) == 0
+    nn, al = (np.asarray(Image.open(tmp_path / d / "clip" / "0001.png")).astype(int) for d in ("nn", "al"))
+    assert np.abs(nn - al).max() <= 1  # batches of 4 and 3 frames: float rounding only
+    # a still image: the same, said in one line; --no-neighbours without --frames is refused
+    assert main(["upscale", str(clip / "0001.png"), "-o", str(tmp_path / "st"), "--model", str(model),
+                 "--steps", "2"]) == 0
+    assert "baseline without neighbours" in capsys.readouterr().out and (tmp_path / "st" / "0001.png").is_file()
+    assert main(["upscale", str(clip / "0001.png"), "-o", str(tmp_path / "st"), "--model", str(model),
+                 "--no-neighbours"]) == 2
+    assert "--no-neighbours goes with --frames" in capsys.readouterr().err
     # --frames must match the model; an unreadable clip fails alone
     capsys.readouterr()
     assert main(["upscale", str(clip), "-o", str(out), "--model", str(model), "--frames", "5"]) == 2

@@ -130,12 +130,16 @@ def test_train_from_an_unconditioned_model_then_evaluate_and_upscale(tmp_path, s
                  "--steps", "1", "--refs", str(feats)]) == 1
     err = capsys.readouterr().err
     assert "no features for identity 'Nobody'" in err and (tmp_path / "up2" / "probe.png").is_file()
-    # a FASR model without --refs, and --refs for a model without identity input: one line each
-    assert main(["upscale", str(lr_probe), "-o", str(out), "--model", str(model_dir), "--steps", "1"]) == 2
+    # a FASR model without --refs runs on its null identity and says so in one line
+    capsys.readouterr()
+    assert main(["upscale", str(lr_probe), "-o", str(tmp_path / "null"), "--model", str(model_dir), "--steps", "1"]) == 0
+    said = [line for line in capsys.readouterr().out.splitlines() if "null identity" in line]
+    assert len(said) == 1 and (tmp_path / "null" / "probe.png").is_file()
+    # --refs for a model without identity input: one line
     assert main(["upscale", str(lr_probe), "-o", str(out), "--model", str(tiny_model), "--steps", "1",
                  "--refs", str(feats)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and "give --refs" in err[0] and "takes no identity vector" in err[1]
+    assert len(err) == 1 and "takes no identity vector" in err[0]
 
 
 def test_training_refuses_mismatched_vectors(tmp_path, sample_faces, capsys):
