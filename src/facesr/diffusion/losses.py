@@ -8,12 +8,14 @@ from facesr.diffusion.schedules import DDPMSchedule
 from facesr.diffusion.sde import SDE, bcast
 
 
-def sr3_eps_loss(eps_fn, x0, schedule: DDPMSchedule, generator=None, kind="l1", per_batch_t=False):
+def sr3_eps_loss(eps_fn, x0, schedule: DDPMSchedule, generator=None, kind="l1", per_batch_t=False, x0_loss=None):
     """SR3's continuous noise-level training.
 
     t ~ U{0..T-1} (one per sample; one per batch with ``per_batch_t`` for parity),
     sqrt_gamma ~ U(sqrt(ab_t), sqrt(ab_{t-1})), x_t = sqrt_gamma x0 + sqrt(1 - gamma) eps,
-    and the loss is the mean |eps_hat - eps| (L1) or squared error (L2).
+    and the loss is the mean |eps_hat - eps| (L1) or squared error (L2). ``x0_loss(x0_hat, gamma)``:
+    a term on the denoised estimate x0_hat = (x_t - sqrt(1 - gamma) eps_hat) / sqrt_gamma, added to it
+    (``gamma`` (B,), the signal fraction, to weigh it by: x0_hat is noise where gamma is small).
     """
     B = x0.shape[0]
     t = torch.randint(0, schedule.timesteps, (1 if per_batch_t else B,), generator=generator).expand(B)
@@ -23,8 +25,12 @@ def sr3_eps_loss(eps_fn, x0, schedule: DDPMSchedule, generator=None, kind="l1", 
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
     g = sqrt_gamma.view(-1, 1, 1, 1)
     x_t = g * x0 + torch.sqrt(1 - g**2) * noise
-    err = eps_fn(x_t, sqrt_gamma).float() - noise
-    return err.abs().mean() if kind == "l1" else (err**2).mean()
+    eps_hat = eps_fn(x_t, sqrt_gamma).float()
+    err = eps_hat - noise
+    loss = err.abs().mean() if kind == "l1" else (err**2).mean()
+    if x0_loss is not None:
+        loss = loss + x0_loss((x_t - torch.sqrt(1 - g**2) * eps_hat) / g, sqrt_gamma**2)
+    return loss
 
 
 def dsm_loss(score_fn, sde: SDE, x0, t, z, reduce: str = "mean", edm_sigma_data: float | None = None):

@@ -23,11 +23,16 @@ def identity_network(device) -> torch.nn.Module:
     return _nets[key]
 
 
-def identity_loss(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of 1 - cos(dlib(sr), dlib(hr)); chips (N, 3, H, W) in [0, 1], computed in fp32.
+def identity_losses(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """1 - cos(dlib(sr), dlib(hr)) per chip, (N,); chips (N, 3, H, W) in [0, 1], computed in fp32.
     Gradients reach ``sr`` only."""
     net = identity_network(sr.device)
     with torch.autocast(sr.device.type, enabled=False):
         with torch.no_grad():
             target = net.embed_chips(hr.float())
-        return (1 - (net.embed_chips(sr.float()) * target).sum(1)).mean()
+        return 1 - (net.embed_chips(sr.float()) * target).sum(1)
+
+
+def identity_loss(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """The mean of ``identity_losses`` over the batch."""
+    return identity_losses(sr, hr).mean()

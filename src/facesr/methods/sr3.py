@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from facesr.config import ConfigValueError
 from facesr.degrade.resample import make_operator
 from facesr.diffusion.sampling import DiffusionProcess
 from facesr.diffusion.schedules import DDPMConfig, DDPMSchedule
@@ -47,6 +48,7 @@ class SR3Config:
     per_batch_t: bool = False  # SR3 parity: one timestep per batch
     base: RegressionNetConfig | None = None  # residual over this frozen regression network's output
     base_from: str | None = None  # the regression model (name or folder) whose weights fill base at step 0
+    identity_weight: float = 0.0  # x gamma x the identity loss of the denoised estimate against the HR
 
     def __post_init__(self):
         if self.base is not None and self.unet.cond_images != 1:
@@ -59,6 +61,8 @@ class SR3Config:
             raise FacesrError(f"target must be 'image' or 'residual', got {self.target!r}")
         if self.loss not in ("l1", "l2"):
             raise FacesrError(f"loss must be 'l1' or 'l2', got {self.loss!r}")
+        if not (isinstance(self.identity_weight, (int, float)) and 0 <= self.identity_weight < float("inf")):
+            raise ConfigValueError("identity_weight", f"must be a number >= 0, got {self.identity_weight!r}")
         make_operator(self.operator, self.scale)
 
 
@@ -111,13 +115,21 @@ class SR3(DiffusionSR):
         return sqrt_gamma.reshape(-1).float() * self.cfg.unet.noise_embedding_scale
 
     # --- training --------------------------------------------------------------------
+    @property
+    def identity_networks(self) -> tuple[str, ...]:
+        from facesr.identity.loss import NETWORK
+
+        trained = (NETWORK,) if self.cfg.identity_weight > 0 else ()
+        return tuple(dict.fromkeys(super().identity_networks + trained))
+
     def training_loss(self, batch: dict, generator=None):
         """The loss of a batch {"hr", "up", ...} (``forward`` calls it, so DDP synchronises gradients)."""
         up = batch["up"] if self.base is None else self.condition_image(batch["lr"])
         return self.loss(batch["hr"], up, generator, batch.get("vector"))
 
     def loss(self, hr, up, generator=None, vector=None):
-        """SR3 epsilon loss with continuous noise levels sqrt(gamma) ~ U(sqrt_ab_t, sqrt_ab_{t-1})."""
+        """SR3 epsilon loss with continuous noise levels sqrt(gamma) ~ U(sqrt_ab_t, sqrt_ab_{t-1}); with
+        ``identity_weight`` w, plus w x mean(gamma x identity loss of the denoised face against the HR)."""
         from facesr.diffusion.losses import sr3_eps_loss
 
         x0 = self.encode(hr, up)
@@ -126,7 +138,19 @@ class SR3(DiffusionSR):
         def eps_fn(x_t, sqrt_gamma):
             return self.net(x_t, self.noise_input(sqrt_gamma), cond, vector)
 
-        return sr3_eps_loss(eps_fn, x0, self.schedule, generator, self.cfg.loss, self.cfg.per_batch_t)
+        x0_loss = None
+        if self.cfg.identity_weight > 0:
+            from facesr.identity.loss import identity_losses
+
+            if hr.shape[-2:] != (self.hr_size, self.hr_size):
+                raise FacesrError(f"identity_weight needs whole {self.hr_size}-px faces, not {hr.shape[-1]}-px patches: "
+                                  f"set data.patch_size to 0 or {self.hr_size}")
+
+            def x0_loss(x0_hat, gamma):
+                face = self.decode(x0_hat, up)  # not clamped: out-of-range pixels keep their gradient
+                return self.cfg.identity_weight * (gamma * identity_losses(face, hr)).mean()
+
+        return sr3_eps_loss(eps_fn, x0, self.schedule, generator, self.cfg.loss, self.cfg.per_batch_t, x0_loss)
 
     # --- sampling --------------------------------------------------------------------
     def denoiser(self, up: torch.Tensor, vector=None, clip: bool = True, precision: str = "fp32") -> EpsDenoiser:

@@ -57,6 +57,28 @@ def test_exact_noise_prediction_gives_zero_loss(kind):
     assert sr3_eps_loss(zeros_fn, x0, sched, generator=gen(0), kind=kind).item() > 0.5
 
 
+def test_the_x0_term_sees_the_denoised_estimate_and_gamma():
+    """With the exact noise prediction the estimate is x0 itself; the term's value is added to the loss."""
+    sched = DDPMSchedule(DDPMConfig("linear", 10, 0.05, 0.5))
+    x0 = x0_batch(8)
+    seen = {}
+
+    def oracle(x_t, sqrt_gamma):
+        seen["sg"] = sqrt_gamma.clone()
+        g = sqrt_gamma.double().view(-1, 1, 1, 1)
+        return ((x_t.double() - g * x0.double()) / torch.sqrt(1 - g**2)).float()
+
+    def term(x0_hat, gamma):
+        seen["x0_hat"], seen["gamma"] = x0_hat, gamma
+        return torch.tensor(2.5)
+
+    plain = sr3_eps_loss(oracle, x0, sched, generator=gen(0))
+    total = sr3_eps_loss(oracle, x0, sched, generator=gen(0), x0_loss=term)
+    torch.testing.assert_close(seen["x0_hat"], x0, atol=1e-4, rtol=0)
+    torch.testing.assert_close(seen["gamma"], seen["sg"] ** 2)
+    assert total.item() == pytest.approx(plain.item() + 2.5, abs=1e-6)
+
+
 @pytest.mark.parametrize("schedule", [COSINE, DDPMSchedule(DDPMConfig("linear", 50))], ids=["cosine", "linear"])
 def test_sqrt_gamma_lies_in_a_schedule_interval(schedule):
     sg = capture_sqrt_gamma(schedule, per_batch_t=False)

@@ -243,3 +243,39 @@ def test_training_keeps_the_base_frozen_and_exports_it(tmp_path, sample_faces):
     m = load_model(str(tmp_path / "m"))
     for a, b in zip(m.base.state_dict().values(), reg.net.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_identity_weight_adds_the_weighted_identity_loss_and_marks_dlib(sample_faces):
+    """The added term is w x mean(gamma x (1 - cos)) of the denoised estimate, recomputed here from the same draws."""
+    from facesr.diffusion.losses import sr3_eps_loss
+    from facesr.identity.loss import identity_losses
+    from facesr.io.images import list_images, to_tensor
+
+    hr = torch.stack([to_tensor(read_image(p)) for p in list_images(sample_faces)[:2]])
+    unet = UNetConfig(block_out_channels=(32, 32), attention_levels=())
+    torch.manual_seed(0)
+    plain = SR3(SR3Config(unet=unet, diffusion=DDPMConfig(timesteps=50)))
+    torch.manual_seed(0)
+    weighted = SR3(SR3Config(unet=unet, diffusion=DDPMConfig(timesteps=50), identity_weight=0.5))
+    up = weighted.upsample(torch.nn.functional.interpolate(hr, scale_factor=1 / 8, mode="area"))
+    seen = {}
+
+    def record(x0_hat, gamma):
+        seen["id"] = (gamma * identity_losses(weighted.decode(x0_hat, up), hr)).mean()
+        return torch.zeros(())
+
+    def eps_fn(x_t, sg):
+        return weighted.net(x_t, weighted.noise_input(sg), up * 2 - 1, None)
+
+    base = sr3_eps_loss(eps_fn, weighted.encode(hr, up), weighted.schedule, torch.Generator().manual_seed(3),
+                        x0_loss=record)
+    total = weighted.loss(hr, up, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(total, base + 0.5 * seen["id"])
+    assert seen["id"] > 0
+    torch.testing.assert_close(plain.loss(hr, up, torch.Generator().manual_seed(3)), base)
+    assert plain.identity_networks == () and weighted.identity_networks == ("dlib",)
+    with pytest.raises(FacesrError, match="identity_weight needs whole 128-px faces"):
+        weighted.loss(hr[..., :64, :64], up[..., :64, :64])
+    for bad in (-1, float("nan"), "1"):
+        with pytest.raises(FacesrError, match="identity_weight"):
+            SR3Config(unet=unet, identity_weight=bad)
