@@ -15,7 +15,7 @@ from facesr.errors import FacesrError
 
 EXIT_USER_ERROR = 2
 COMMANDS = ("demo", "upscale", "restore", "report", "evaluate", "sweep", "benchmark", "compare", "features", "prepare", "prepare-video",
-            "train", "export", "models", "serve")
+            "train", "train-embedder", "export", "models", "serve")
 
 
 def command_module(name: str):

@@ -208,7 +208,8 @@ class DlibEmbedder(Embedder):
     dim = 128
     min_side = 150
 
-    def __init__(self, aligned: bool = True, batch_size: int = 32):
+    def __init__(self, aligned: bool = True, batch_size: int = 32, student=None):
+        """``student``: a folder from ``facesr train-embedder`` whose weights replace dlib's (``identity.student``)."""
         self._dlib, models = load_dlib()
         self.aligned, self.batch_size = bool(aligned), batch_size
         self.name = "dlib-resnet-v1"
@@ -220,7 +221,14 @@ class DlibEmbedder(Embedder):
         from facesr.identity.dlib_resnet import load_dlib_resnet
 
         self._predictor = self._dlib.shape_predictor(files[0])
-        self._net = load_dlib_resnet(files[1])
+        if student is None:
+            self._net = load_dlib_resnet(files[1])
+        else:
+            from facesr.identity.student import KIND, load_student
+
+            self._net, config, digest = load_student(student)
+            self.name = f"{KIND}-{config.get('operator', '?')}-x{config.get('scale', '?')}"
+            self.mode += f"-{digest[:16]}"
         self._detector = None if aligned else self._dlib.get_frontal_face_detector()
 
     def _face_rect(self, img: np.ndarray, ref):
@@ -235,6 +243,11 @@ class DlibEmbedder(Embedder):
     def _prepare(self, img, ref):
         img = np.ascontiguousarray(upsample_min_side(img, self.min_side))
         return img, self._predictor(img, self._face_rect(img, ref))
+
+    def chips(self, images: list[np.ndarray]) -> np.ndarray:
+        """dlib's 150-px chips (n, 150, 150, 3) uint8 of uint8 RGB images: what the network reads."""
+        return np.stack([self._dlib.get_face_chip(img, shape, 150, 0.25)
+                         for img, shape in (self._prepare(im, f"images[{i}]") for i, im in enumerate(images))])
 
     def _forward(self, batch):
         import torch
@@ -296,6 +309,20 @@ def _dlib_aligned(argument: str) -> DlibEmbedder:
 @register_embedder("dlib-detect", "dlib-detect")
 def _dlib_detect(argument: str) -> DlibEmbedder:
     return DlibEmbedder(aligned=False)
+
+
+@register_embedder("dlib-lq", "dlib-lq:FOLDER")
+def _dlib_student(argument: str) -> DlibEmbedder:
+    if not argument:
+        raise FacesrError("identity embedder 'dlib-lq:FOLDER': give the folder 'facesr train-embedder' wrote")
+    return DlibEmbedder(aligned=True, student=argument)
+
+
+def networks_of(spec: str) -> tuple[str, ...]:
+    """The face networks behind an embedder spec: itself, and for a student the network it was made from."""
+    from facesr.identity.student import FAMILY, KIND
+
+    return (spec, FAMILY) if str(spec).partition(":")[0] == KIND else (spec,)
 
 
 @register_embedder("adaface", "adaface:CKPT[:ARCH]")

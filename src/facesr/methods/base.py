@@ -125,7 +125,11 @@ class SRMethod(nn.Module):
     def identity_networks(self) -> tuple[str, ...]:
         """Embedder specs of the face networks this model was conditioned on, trained with or guided by:
         a judge built on one of them is not independent of it (README, "two judges")."""
-        return (self.needs.vector_embedder,) if self.needs.vector_embedder else ()
+        if not self.needs.vector_embedder:
+            return ()
+        from facesr.identity.embedders import networks_of
+
+        return networks_of(self.needs.vector_embedder)
 
     @property
     def operator(self):

@@ -1,0 +1,101 @@
+"""The identity student: dlib's network, fine-tuned to read LR faces; saved, loaded, trained and resumed."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from facesr.cli import main
+from facesr.errors import FacesrError
+from facesr.identity.dlib_resnet import load_dlib_resnet
+from facesr.identity.embedders import make_embedder, networks_of
+from facesr.identity.student import load_student, save_student
+from facesr.io.images import list_images, read_image
+from facesr.train.student import StudentConfig, student_loss
+
+
+@pytest.fixture
+def faces(sample_faces):
+    return [read_image(p) for p in list_images(sample_faces)[:3]]
+
+
+def test_an_untrained_student_is_dlib(tmp_path, faces):
+    save_student(load_dlib_resnet(), tmp_path / "s", {"operator": "bicubic", "scale": 8})
+    student, dlib = make_embedder(f"dlib-lq:{tmp_path / 's'}"), make_embedder("dlib")
+    np.testing.assert_array_equal(student.embed(faces), dlib.embed(faces))
+    assert student.name == "dlib-lq-bicubic-x8" and student.mode != dlib.mode  # caches kept apart
+    assert networks_of(f"dlib-lq:{tmp_path / 's'}") == (f"dlib-lq:{tmp_path / 's'}", "dlib")
+    assert networks_of("dlib") == ("dlib",)
+
+
+def test_the_loss_is_one_minus_cosine_to_the_teachers_hr_embedding():
+    teacher = load_dlib_resnet()
+    student = load_dlib_resnet().requires_grad_(True)
+    torch.manual_seed(0)
+    hr, lr = torch.rand(2, 3, 150, 150), torch.rand(2, 3, 150, 150)
+    loss, lr_term, hr_term = student_loss(student, teacher, lr, hr, 0.5)
+    assert hr_term.item() == pytest.approx(0, abs=1e-6)  # the student starts as the teacher
+    t = torch.nn.functional.normalize(teacher(hr), dim=1)
+    want = (1 - (torch.nn.functional.normalize(teacher(lr), dim=1) * t).sum(1)).mean()
+    torch.testing.assert_close(lr_term, want)
+    loss.backward()
+    assert all(p.grad is None for p in teacher.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+
+
+def _config(tmp_path, sample_faces):
+    cfg = {"name": "s", "data": {"train_dirs": [str(sample_faces)], "patch_size": 0},
+           "optim": {"batch_size": 2, "lr": 1e-4, "warmup_steps": 1, "max_steps": 4, "checkpoint_every": 2,
+                     "log_every": 1, "mixed_precision": "no"}}
+    path = tmp_path / "student.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+@pytest.mark.slow
+def test_training_moves_lr_faces_towards_hr_and_resumes_exactly(tmp_path, sample_faces, capsys):
+    cfg = _config(tmp_path, sample_faces)
+    assert main(["train-embedder", str(cfg), "--out", str(tmp_path / "a")]) == 0
+    assert "--identity dlib-lq:" in capsys.readouterr().out
+    # a run stopped at step 2 and resumed ends with the same weights as the run straight to 4
+    assert main(["train-embedder", str(cfg), "--out", str(tmp_path / "b"), "--max-steps", "2"]) == 0
+    assert main(["train-embedder", str(cfg), "--out", str(tmp_path / "b"), "--resume"]) == 0
+    a, config, _ = load_student(tmp_path / "a" / "checkpoints" / "step-00000004")
+    b, _, _ = load_student(tmp_path / "b" / "checkpoints" / "step-00000004")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert config["steps"] == 4 and config["scale"] == 8
+    rows = (tmp_path / "b" / "log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4"]  # each step logged once
+    dlib = load_dlib_resnet()
+    assert any(not torch.equal(x, y) for x, y in zip(a.state_dict().values(), dlib.state_dict().values()))
+    # a run folder with checkpoints is not overwritten without --resume
+    capsys.readouterr()
+    assert main(["train-embedder", str(cfg), "--out", str(tmp_path / "a")]) == 2
+    assert "already holds checkpoints" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no-config", "not an identity student"),
+    ("wrong-kind", "kind is not 'dlib-lq'"),
+    ("bad-weights", "student.safetensors"),
+])
+def test_a_folder_that_is_not_a_student_is_one_error(tmp_path, case, message):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    if case == "wrong-kind":
+        (folder / "config.json").write_text(json.dumps({"kind": "other"}))
+    if case == "bad-weights":
+        (folder / "config.json").write_text(json.dumps({"kind": "dlib-lq"}))
+        (folder / "student.safetensors").write_bytes(b"garbage")
+    with pytest.raises(FacesrError, match=message):
+        load_student(folder)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("data", {"patch_size": 64}, "patch_size"), ("hr_anchor", -1, "hr_anchor"), ("operator", "nope", "nope")])
+def test_bad_configs_are_refused(field, value, message):
+    from facesr.config import from_dict
+
+    with pytest.raises(FacesrError, match=message):
+        from_dict(StudentConfig, {field: value}, "student.json")
