@@ -7,7 +7,7 @@ def add_arguments(p) -> None:
     p.add_argument("root", help="<root>/<identity>/<images>, or any image folder with --per-image")
     p.add_argument("out", help="features file to write (.safetensors)")
     p.add_argument("--per-image", action="store_true", help="one row per image, named by its path under ROOT (for training)")
-    p.add_argument("--embedder", default="dlib", help="'dlib' (aligned chips), 'dlib-detect' or 'adaface:CKPT[:ARCH]' (default: dlib)")
+    p.add_argument("--embedder", default="dlib", help="'dlib' (aligned chips), 'dlib-detect', 'dlib-lq:FOLDER' (a student) or 'adaface:CKPT[:ARCH]' (default: dlib)")
     p.add_argument("--lr", metavar="OPERATOR:SCALE",
                    help="embed each image's LR version made with this operator (e.g. bicubic:8) instead of the file as it is")
     p.add_argument("--aggregate", default="mean", choices=["mean", "trimmed"], help="how one identity's embeddings are combined")
