@@ -27,7 +27,7 @@ import numpy as np
 
 def main() -> None:
     from facesr.io.images import atomic_write_text
-    from facesr.degrade.resample import make_operator
+    from facesr.degrade.protocol import LRProtocol
     from facesr.errors import FacesrError
     from facesr.identity.embedders import l2_normalise as unit
     from facesr.identity.features import usable_embeddings
@@ -54,7 +54,7 @@ def main() -> None:
         lr_to_hr = fit_lr_to_hr(*args.map) if args.map else None
         split = identity_split(args.hr)
         embedder = make_embedder(args.identity)
-        operator = make_operator(args.operator, args.scale)
+        operator = LRProtocol.of(args.operator, args.scale)  # embed_paths makes each LR with lr_image
     except FacesrError as exc:
         sys.exit(f"condition_identity: {exc}")
     ids = [i for i, s in split.items() if s["aux"]]
@@ -97,6 +97,7 @@ def main() -> None:
     lines += [f"| {k} | {v:.3f} |" for k, v in rows.items()]
     lines += ["", f"Command: `python benchmarks/condition_identity.py --hr {args.hr} --scale {args.scale}"
               f"{'' if args.operator == 'bicubic' else ' --operator ' + args.operator}"
+              f"{'' if args.identity == 'dlib' else ' --identity ' + args.identity}"
               f"{' --map ' + ' '.join(args.map) if args.map else ''}"
               f"{' --table ' + args.table if args.table else ''}`"]
     print("\n".join(lines))

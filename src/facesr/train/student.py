@@ -28,9 +28,12 @@ from facesr.config import ConfigValueError, from_dict, load_json, to_dict
 from facesr.errors import FacesrError
 from facesr.train.config import DataConfig, OptimConfig, learning_rate
 
+KIND = "identity-student"  # a student config's "kind" (an experiment config has a "method" instead)
+
 
 @dataclass
 class StudentConfig:
+    kind: str = KIND
     name: str = "dlib-lq-x8"
     operator: str = "bicubic"  # the LR protocol of the faces it learns to read
     scale: int = 8
@@ -42,6 +45,8 @@ class StudentConfig:
                                                                    mixed_precision="no"))
 
     def __post_init__(self):
+        if self.kind != KIND:
+            raise ConfigValueError("kind", f"must be {KIND!r} (a config for facesr train-embedder), got {self.kind!r}")
         if self.data.patch_size not in (0, self.hr_size):
             raise ConfigValueError("data.patch_size", f"must be 0: the student reads whole faces, got {self.data.patch_size}")
         if not (isinstance(self.hr_anchor, (int, float)) and 0 <= self.hr_anchor < float("inf")):
