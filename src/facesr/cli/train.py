@@ -16,11 +16,11 @@ def add_arguments(p) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def resume_command(args, out) -> str:
+def resume_command(args, out, command: str = "train") -> str:
     """The command line that continues this run from its latest checkpoint."""
     import shlex
 
-    words = ["facesr", "train", args.config]
+    words = ["facesr", command, args.config]
     if args.data:
         words += ["--data", *args.data]
     words += ["--out", str(out), "--resume"]
@@ -30,23 +30,32 @@ def resume_command(args, out) -> str:
 
 
 def run(args) -> int:
+    from facesr.train.config import load_experiment
+    from facesr.train.loop import train
+
+    def trainer(cfg, out):
+        return train(cfg, out, resume=args.resume, max_steps=args.max_steps, progress=not args.no_progress)
+
+    return run_training(args, "train", load_experiment, trainer, lambda r: f"checkpoint {r['checkpoint']}")
+
+
+def run_training(args, command: str, load_config, trainer, finished) -> int:
+    """Load the config, apply --data and --out, train; a signal ends it with the line that resumes it."""
     import sys
     from pathlib import Path
 
     from facesr.errors import FacesrError
-    from facesr.train.config import load_experiment
-    from facesr.train.loop import train
 
     if args.max_steps is not None and args.max_steps < 1:
         raise FacesrError(f"--max-steps must be at least 1, got {args.max_steps}")
-    cfg = load_experiment(args.config)
+    cfg = load_config(args.config)
     if args.data:
         cfg.data.train_dirs = tuple(args.data)
     out = Path(args.out or f"runs/{cfg.name}")
-    result = train(cfg, out, resume=args.resume, max_steps=args.max_steps, progress=not args.no_progress)
+    result = trainer(cfg, out)
     if result["stopped_by"]:
-        print(f"facesr train: stopped by {result['stopped_by']} at step {result['step']}; checkpoint saved in "
-              f"{result['checkpoint']}; continue with: {resume_command(args, out)}", file=sys.stderr)
+        print(f"facesr {command}: stopped by {result['stopped_by']} at step {result['step']}; checkpoint saved in "
+              f"{result['checkpoint']}; continue with: {resume_command(args, out, command)}", file=sys.stderr)
         return EXIT_SIGTERM if result["stopped_by"] == "SIGTERM" else EXIT_SIGINT
-    print(f"trained to step {result['step']} in {result['seconds']:.0f} s; checkpoint {result['checkpoint']}")
+    print(f"trained to step {result['step']} in {result['seconds']:.0f} s; {finished(result)}")
     return 0

@@ -138,16 +138,9 @@ class DlibResNet(nn.Module):
 
 
 def dlib_resnet_file() -> Path:
-    import warnings
+    from facesr.identity.embedders import recognition_models
 
-    try:
-        with warnings.catch_warnings():  # face_recognition_models imports the deprecated pkg_resources
-            warnings.simplefilter("ignore")
-            import face_recognition_models
-    except ImportError as exc:
-        raise FacesrError(f"dlib's network comes with face-recognition-models ({exc}); "
-                          'pip install "face-recognition-models==0.3.0" "setuptools<81"') from None
-    return Path(face_recognition_models.face_recognition_model_location())
+    return Path(recognition_models().face_recognition_model_location())
 
 
 def load_dlib_resnet(path: str | Path | None = None) -> DlibResNet:

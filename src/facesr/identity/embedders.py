@@ -167,17 +167,24 @@ class Embedder:
         return out, failures
 
 
-def load_dlib():
+def recognition_models():
+    """The face_recognition_models module (dlib's model files), or one FacesrError saying what to install."""
     try:
-        import dlib
-
         with warnings.catch_warnings():  # face_recognition_models imports the deprecated pkg_resources
             warnings.simplefilter("ignore")
             import face_recognition_models
     except ImportError as exc:
-        raise FacesrError(f"the dlib embedder needs dlib-bin and face-recognition-models ({exc}); "
-                          'pip install "dlib-bin>=20,<21" "face-recognition-models==0.3.0" "setuptools<81"') from None
-    return dlib, face_recognition_models
+        raise FacesrError(f"dlib's networks come with face-recognition-models ({exc}); "
+                          'pip install "face-recognition-models==0.3.0" "setuptools<81"') from None
+    return face_recognition_models
+
+
+def load_dlib():
+    try:
+        import dlib
+    except ImportError as exc:
+        raise FacesrError(f"the dlib embedder needs dlib-bin ({exc}); pip install \"dlib-bin>=20,<21\"") from None
+    return dlib, recognition_models()
 
 
 class DlibEmbedder(Embedder):

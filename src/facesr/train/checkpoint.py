@@ -60,12 +60,18 @@ def save_checkpoint(run_dir: Path, step: int, model, ema_state: dict, optimizer,
         **extra_state,
     }
     atomic_write_text(tmp / "state.json", json.dumps(state) + "\n")
+    return publish_checkpoint(tmp, final, keep)
+
+
+def publish_checkpoint(tmp: Path, final: Path, keep: int) -> Path:
+    """Rename the finished folder ``tmp`` to ``final``, point ``latest`` at it, keep the newest ``keep``."""
     _fsync_dir(tmp)
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
-    atomic_write_text(ckpt_root / "latest", final.name + "\n")
-    for old in sorted(ckpt_root.glob("step-*"))[:-keep]:
+    root = final.parent
+    atomic_write_text(root / "latest", final.name + "\n")
+    for old in sorted(root.glob("step-*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 

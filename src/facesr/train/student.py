@@ -14,7 +14,6 @@ seed and the step).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -86,7 +85,7 @@ def _save(run_dir: Path, step: int, net, optimizer, generator, cfg: StudentConfi
     from facesr.identity.student import save_student
     from facesr.io.images import atomic_write_text
     from facesr.io.weights import save_safetensors
-    from facesr.train.checkpoint import optimizer_to_tensors
+    from facesr.train.checkpoint import optimizer_to_tensors, publish_checkpoint
 
     root = run_dir / "checkpoints"
     final, tmp = root / f"step-{step:08d}", root / f".tmp-step-{step:08d}"
@@ -97,13 +96,7 @@ def _save(run_dir: Path, step: int, net, optimizer, generator, cfg: StudentConfi
     tensors["rng.generator"] = generator.get_state()
     save_safetensors(tensors, tmp / "optimizer.safetensors")
     atomic_write_text(tmp / "state.json", json.dumps({"step": step, "param_groups": groups, "seconds": seconds}) + "\n")
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    atomic_write_text(root / "latest", final.name + "\n")
-    for old in sorted(root.glob("step-*"))[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
+    return publish_checkpoint(tmp, final, keep)
 
 
 def _resume(run_dir: Path, net, optimizer, generator) -> tuple[int, float]:
