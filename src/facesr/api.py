@@ -71,9 +71,9 @@ def upscale(images, model="sr3-x8", *, refs=None, ref=None, init=None, guidance=
     ``refs`` (FASR models): reference images of the person, one list for all inputs or one list per
     input, or a features file from 'facesr features'. ``ref`` (RefSR-VAE): one aligned HR photo of the
     person, or one per input. FASR without ``refs`` runs on its null identity; MF-SR3 restores each image
-    in place of its neighbours (see ``upscale_frames`` for clips); both warn so. Sampling options left as None take the model's recommended recipe;
-    ``strength`` < 1 warm-starts from noised bicubic (or from the regression model ``init``),
-    ``samples`` > 1 averages that many samples, ``guidance`` w guides FASR towards the identity.
+    in place of its neighbours (see ``upscale_frames`` for clips); both warn so. Sampling options left as
+    None take the model's recommended recipe; ``strength`` < 1 warm-starts from noised bicubic (or from the
+    regression model ``init``), ``samples`` > 1 averages that many samples, ``guidance`` w guides FASR towards the identity.
     ``sde_options``: predictor, corrector, snr, corrector_steps, probability_flow, ode_method.
     An output that is no restoration of its input (pure noise, from too few steps without a warm
     start) raises InputError naming the input; ``check_outputs=False`` returns it anyway (for studies
