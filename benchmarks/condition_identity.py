@@ -7,6 +7,9 @@ each row identifies the probe identities with one embedding per probe, against t
 - the mean of the aux embeddings (1, 4 or all aux images), from their HR or their LR versions; the LR
   view is what ``facesr benchmark`` gives a FASR model;
 - probe LR plus the aux mean (sum of unit vectors): what an SR model could reach if it merged both;
+- with ``--gallery-identity SPEC``: the gallery embedded by another network of the same space, e.g. the
+  probe and aux faces by the student ``dlib-lq`` and the gallery by ``dlib``, whose space a dlib-conditioned
+  FASR model was trained in: does the student put a tiny face where dlib puts that person's photos?
 - with ``--map HR_TABLE LR_TABLE`` (per-image tables of the same training faces, ``facesr features
   --per-image``): the LR-view embeddings first mapped to the HR view by a ridge regression fitted on those
   pairs. Does the LR view lack identity, or only sit elsewhere in the embedding space?
@@ -39,6 +42,7 @@ def main() -> None:
     p.add_argument("--scale", type=int, default=8)
     p.add_argument("--operator", default="bicubic")
     p.add_argument("--identity", default="dlib", help="embedder (as in facesr evaluate)")
+    p.add_argument("--gallery-identity", help="embed the gallery with this embedder instead (default: --identity)")
     p.add_argument("--table", help="write the Markdown table here")
     p.add_argument("--map", nargs=2, metavar=("HR_TABLE", "LR_TABLE"),
                    help="also map LR-view embeddings to the HR view, fitted on these training pairs")
@@ -54,11 +58,12 @@ def main() -> None:
         lr_to_hr = fit_lr_to_hr(*args.map) if args.map else None
         split = identity_split(args.hr)
         embedder = make_embedder(args.identity)
+        gallery_embedder = make_embedder(args.gallery_identity) if args.gallery_identity else embedder
         operator = LRProtocol.of(args.operator, args.scale)  # embed_paths makes each LR with lr_image
     except FacesrError as exc:
         sys.exit(f"condition_identity: {exc}")
     ids = [i for i, s in split.items() if s["aux"]]
-    gallery = usable_embeddings(embedder, [split[i]["gallery"] for i in split], None, report)
+    gallery = usable_embeddings(gallery_embedder, [split[i]["gallery"] for i in split], None, report)
     if len(gallery) != len(split):
         sys.exit("condition_identity: a gallery image could not be embedded (above); fix or remove it")
 
@@ -92,12 +97,14 @@ def main() -> None:
     n_aux = [len(aux["LR"][i]) for i in ids]
     lines = [f"# Identity in the FASR condition: {args.hr}, {args.operator} x{args.scale}", "",
              f"{len(ids)} probes with aux images (aux per probe: median {int(np.median(n_aux))}, max {max(n_aux)}); "
-             f"gallery {len(split)} identities; embedder {args.identity}. Rank-1 of each embedding alone, no SR.", "",
+             f"gallery {len(split)} identities; embedder {args.identity}"
+             f"{', gallery embedder ' + args.gallery_identity if args.gallery_identity else ''}. Rank-1 of each embedding alone, no SR.", "",
              "| embedding | rank-1 |", "|---|---|"]
     lines += [f"| {k} | {v:.3f} |" for k, v in rows.items()]
     lines += ["", f"Command: `python benchmarks/condition_identity.py --hr {args.hr} --scale {args.scale}"
               f"{'' if args.operator == 'bicubic' else ' --operator ' + args.operator}"
               f"{'' if args.identity == 'dlib' else ' --identity ' + args.identity}"
+              f"{' --gallery-identity ' + args.gallery_identity if args.gallery_identity else ''}"
               f"{' --map ' + ' '.join(args.map) if args.map else ''}"
               f"{' --table ' + args.table if args.table else ''}`"]
     print("\n".join(lines))

@@ -8,6 +8,7 @@ FASR's aux images, RefSR's reference) and without references (FASR: the zero vec
 RefSR-VAE: the same architecture without a reference, ``sisr-vae-x8``). The hijack rate is the fraction of
 probes whose SR is identified (rank 1 against the gallery) as that next identity, by each judge; the rate
 without references is the same fraction for the unconditioned run (how often the next identity wins anyway).
+``--embedder dlib-lq``: FASR's references embedded by that network (a student of the model's own) instead.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--identity", nargs="+", default=["dlib", "faceplugin"])
     ap.add_argument("--precision", default="bf16")
+    ap.add_argument("--embedder", help="FASR models: embed the references with this network (e.g. dlib-lq)")
     ap.add_argument("-o", "--out", default="outputs/hijack")
     ap.add_argument("--results", default="benchmarks/results/hijack-lfw.md")
     args = ap.parse_args()
@@ -53,6 +55,7 @@ def main() -> int:
     lines = [f"# Reference hijack on `{args.hr}`", "",
              f"`python benchmarks/hijack.py --hr {args.hr} --models {' '.join(args.models)}"
              f"{f' --limit {args.limit}' if args.limit else ''} "
+             f"{f'--embedder {args.embedder} ' if args.embedder else ''}"
              f"--precision {args.precision}`", "",
              "Hijack rate: the fraction of probes identified as the next identity when that identity's images are the "
              "condition (`ref=other`); without references: the same fraction when the model runs without them. "
@@ -65,8 +68,9 @@ def main() -> int:
         folders = sorted({p.parent for p in probes})
         other = {p.stem: source_folder(p, folders, "other").name for p in probes}
         opts = SamplingOptions.for_model(model, seed=0, precision=args.precision)
-        hr, conditions, extra = protocol_conditions(model, probes, "all", "other")
-        out_other = Path(args.out) / name / "other"
+        embedder = args.embedder if model.needs.vector_dim else None
+        hr, conditions, extra = protocol_conditions(model, probes, "all", "other", embedder=embedder)
+        out_other = Path(args.out) / name / (f"other-{embedder.replace(':', '_').replace('/', '_')}" if embedder else "other")
         run_and_evaluate(model, hr, opts, "cpu", out_other, judge=judges, conditions=conditions, extra=extra)
         plain = MODELS[name]
         if plain == "none":
@@ -86,7 +90,8 @@ def main() -> int:
                 hits = sum(pred[n] == other[n] for n in pred)
                 low, high = proportion_interval(hits, len(pred))
                 cells.append(f"{hits / len(pred):.3f} [{low:.2f}, {high:.2f}]{star}")
-        lines.append(f"| {name} | {len(hr)} | " + " | ".join(cells) + " |")
+        label = f"{name}, references by {embedder}" if embedder else name
+        lines.append(f"| {label} | {len(hr)} | " + " | ".join(cells) + " |")
         print(lines[-1], file=sys.stderr)
     atomic_write_text(Path(args.results), "\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -63,13 +63,14 @@ def _prepare(images, model, device, options: dict):
     return model, tensors, keys, SamplingOptions.for_model(model, **options), dev
 
 
-def upscale(images, model="sr3-x8", *, refs=None, ref=None, init=None, guidance=None, sampler=None, steps=None,
+def upscale(images, model="sr3-x8", *, refs=None, refs_embedder=None, ref=None, init=None, guidance=None, sampler=None, steps=None,
             strength=None, samples=None, eta=None, seed=0, batch_size=16, precision="bf16", device="auto",
             check_outputs=True, **sde_options) -> list[np.ndarray]:
     """Super-resolve face chips (paths or uint8 RGB (h, w, 3) arrays); returns uint8 RGB arrays in order.
 
     ``refs`` (FASR models): reference images of the person, one list for all inputs or one list per
-    input, or a features file from 'facesr features'. ``ref`` (RefSR-VAE): one aligned HR photo of the
+    input, or a features file from 'facesr features'; ``refs_embedder``: the network that embeds them if not
+    the model's own, e.g. 'dlib-lq' (a student of dlib made for tiny faces) for tiny refs. ``ref`` (RefSR-VAE): one aligned HR photo of the
     person, or one per input. FASR without ``refs`` runs on its null identity; MF-SR3 restores each image
     in place of its neighbours (see ``upscale_frames`` for clips); both warn so. Sampling options left as
     None take the model's recommended recipe; ``strength`` < 1 warm-starts from noised bicubic (or from the
@@ -90,7 +91,7 @@ def upscale(images, model="sr3-x8", *, refs=None, ref=None, init=None, guidance=
     _warn_baseline(baseline_note(model, refs, stills=True))
     lrs = [still_stack(model, lr) for lr in lrs]
     identities = [Path(x).parent.name if isinstance(x, (str, Path)) else None for x in images]
-    conds = conditions_for(model, len(lrs), refs=refs, ref=ref,
+    conds = conditions_for(model, len(lrs), refs=refs, ref=ref, refs_embedder=refs_embedder,
                            identities=None if None in identities else identities)
     srs = super_resolve_tensors(model, lrs, keys, opts, dev, conditions=conds)
     if check_outputs:

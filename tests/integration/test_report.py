@@ -105,6 +105,7 @@ def test_fasr_references_add_the_hijack_control(probe_and_gallery, tmp_path):
         assert h["references_identity"] == other.stem  # a reference is its own best match
         assert "without_references" in h and isinstance(h["warning"], bool) and h["text"]
     assert rep["references"]["refs"] == [str(other)] and rep["condition_note"] is None
+    assert rep["references"]["refs_embedder"] == "dlib"
     assert "not an independent judge" in (tmp_path / "o" / "report.html").read_text()
     # without references: the model's null identity, said in the report; no reference control
     assert main(["report", str(probe), "--gallery", str(gallery), "--model", "fasr-x8", "--samples", "2",
@@ -123,6 +124,7 @@ def test_fasr_references_add_the_hijack_control(probe_and_gallery, tmp_path):
     ("samples", "--samples must be at least 1"),
     ("empty-identity", "an identity folder of the gallery with no images"),
     ("bad-onnx", "judge.onnx: not a usable ONNX model"),
+    ("refs-embedder", "--refs-embedder 'faceplugin': fasr-x8 takes vectors in 'dlib''s space"),
 ])
 def test_bad_input_is_one_line(probe_and_gallery, tmp_path, capsys, case, message):
     probe, gallery, _ = probe_and_gallery
@@ -150,6 +152,9 @@ def test_bad_input_is_one_line(probe_and_gallery, tmp_path, capsys, case, messag
         shutil.copytree(gallery, g / "Someone")
         (g / "Nobody").mkdir()
         args[2] = str(g)
+    elif case == "refs-embedder":
+        args[4] = "fasr-x8"
+        args += ["--refs", str(probe), "--refs-embedder", "faceplugin"]
     elif case == "bad-onnx":
         (tmp_path / "judge.onnx").write_bytes(b"\x08\x01garbage")
         args += ["--identity", f"onnx:{tmp_path / 'judge.onnx'}"]

@@ -8,7 +8,7 @@ import sys
 from facesr.errors import FacesrError
 
 # the library names what a model lacks by its API parameter; the CLI by its flag
-FLAGS = {"refs": "--refs", "ref": "--ref", "frames": "--frames"}
+FLAGS = {"refs": "--refs", "refs_embedder": "--refs-embedder", "ref": "--ref", "frames": "--frames"}
 
 
 def stderr(message: str) -> None:

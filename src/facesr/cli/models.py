@@ -1,6 +1,6 @@
 """facesr models"""
 
-HELP = "list the bundled models"
+HELP = "list the bundled models and identity networks"
 
 
 def add_arguments(p) -> None:
@@ -20,4 +20,9 @@ def run(args) -> int:
         recipe = ", ".join(f"{k} {v}" for k, v in r["sampling"].items()) or "-"
         print(f"{r['name']:<20} {r['method']:<10} x{r['scale']:<5} {r['input']:<8} {r['output']:<8} {r['operator']:<12} "
               f"{r['identity']:<12} {str(r['size_mb']) + ' MB':<9} {recipe}")
+    from facesr.identity.student import bundled_students
+
+    for s in bundled_students():
+        print(f"identity network {s['spec']} ({s['name']}): dlib's ResNet fine-tuned for {s['operator']} x{s['scale']} "
+              f"faces, {s['size_mb']} MB; use it with --refs-embedder / embedder= / --identity")
     return 0

@@ -12,6 +12,8 @@ def add_arguments(p) -> None:
     p.add_argument("--model", default="sr3-x8", help="bundled model name or folder (default: sr3-x8)")
     p.add_argument("--face", type=int, help="in a photo: the face to report, 0 = the largest (default)")
     p.add_argument("--refs", nargs="+", metavar="REF", help="FASR: other images of the person (adds the reference control)")
+    p.add_argument("--refs-embedder", metavar="EMBEDDER", help="the network that embeds --refs, if not the model's "
+                   "own: 'dlib-lq' (dlib fine-tuned to read tiny faces) for LR refs with a dlib-conditioned model")
     p.add_argument("--ref", metavar="FACE", help="RefSR-VAE: an aligned HR photo of the person (adds the reference control)")
     p.add_argument("--identity", nargs="+", default=list(DEFAULT_JUDGES), metavar="JUDGE",
                    help=f"judge networks (default: {' '.join(DEFAULT_JUDGES)})")
@@ -33,7 +35,7 @@ def run(args) -> int:
     with progress_bar("samples") as bar:
         report, images = with_flags(lambda: make_report(
             args.probe, args.gallery, args.model, args.samples, args.seed, refs=args.refs, ref=args.ref,
-            judges=args.identity, face=args.face, overrides=overrides, device=resolve_device(args.device),
+            refs_embedder=args.refs_embedder, judges=args.identity, face=args.face, overrides=overrides, device=resolve_device(args.device),
             on_error=failures, cache_dir=judges_dir().parent / "embeddings", progress=bar))()
     paths = write_report(args.out, report, images)
     for j in report["judges"]:

@@ -13,6 +13,9 @@ def add_arguments(p) -> None:
     p.add_argument("--refs", nargs="+", metavar="REF",
                    help="FASR models: other low-quality images of the person (files, folders), or one features file from "
                         "'facesr features' whose row for each input's parent folder name is used (batch mode)")
+    p.add_argument("--refs-embedder", metavar="EMBEDDER",
+                   help="the network that embeds --refs, if not the model's own: 'dlib-lq' (dlib fine-tuned to read tiny "
+                        "faces, bundled) for LR refs with a dlib-conditioned model")
     p.add_argument("--ref", metavar="FACE", help="RefSR-VAE: an aligned HR photo of the same person, used for every input")
     p.add_argument("--overwrite", action="store_true",
                    help="redo every input; by default a run into a folder that a killed or finished run with the same "
@@ -63,6 +66,7 @@ def _images(args) -> int:
     with progress_bar("faces") as bar:
         result = upscale_files(model, paths, args.out, opts, device, on_error=failures,
                                uncertainty=args.uncertainty, refs=args.refs, ref=args.ref, overwrite=args.overwrite,
+                               refs_embedder=args.refs_embedder,
                                on_info=print, progress=bar, input_failures=list(failures),
                                check_outputs=not args.no_output_check, share=share)
     who = f"process {share.rank + 1}/{share.world}: " if share.world > 1 else ""

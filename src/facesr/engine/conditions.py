@@ -2,7 +2,8 @@
 
 - FASR (``needs.vector_dim``): ``refs``, reference images of the person (paths or uint8 arrays; one
   list for every input, or one list per input) aggregated into one identity vector with the model's
-  own embedder, or a features file from 'facesr features' whose row for each input's identity is used;
+  own embedder (or ``refs_embedder``, a student of it: ``condition_spec``), or a features file from 'facesr
+  features' whose row for each input's identity is used;
   without ``refs``, the null identity (``null_identity``: the model's fair baseline);
 - RefSR (``needs.reference``): ``ref``, one aligned HR photo of the person for every input, or one per input;
 - MF-SR3 (``needs.frames`` = k): consecutive frames, each output from a window of k of them (``frame_stacks``);
@@ -36,10 +37,24 @@ def null_identity(model) -> torch.Tensor:
     return torch.zeros(model.needs.vector_dim)
 
 
-def model_embedder(model):
+def condition_spec(model, embedder: str | None = None) -> str:
+    """The embedder that makes a FASR model's vector: its own (None), or a student of it, a network trained
+    into the same space ('dlib-lq' for 'dlib': it embeds a tiny face where dlib puts its HR face)."""
+    from facesr.identity.embedders import networks_of
+
+    own = model.needs.vector_embedder
+    if embedder is None or embedder == own:
+        return own
+    if own not in networks_of(embedder)[1:]:
+        raise ConditionError(f"{{param}} {embedder!r}: {model.name} takes vectors in {own!r}'s space; use "
+                             f"{own!r} or a student of it (e.g. 'dlib-lq' for 'dlib')", "refs_embedder")
+    return embedder
+
+
+def model_embedder(model, embedder: str | None = None):
     from facesr.identity.embedders import make_embedder
 
-    return make_embedder(model.needs.vector_embedder)
+    return make_embedder(condition_spec(model, embedder))
 
 
 def as_image(item, where: str) -> np.ndarray:
@@ -53,11 +68,13 @@ def as_image(item, where: str) -> np.ndarray:
 
 # --- FASR: identity vectors -------------------------------------------------------------------
 def check_table(model, table, path) -> None:
+    from facesr.identity.embedders import networks_of
+
     spec, dim = table.meta.get("embedder_spec"), model.needs.vector_dim
     if table.meta.get("kind") != "identity":
         raise ConditionError(f"{{param}} {path}: a per-image table; make identity features with "
                              "'facesr features ROOT OUT'", "refs")
-    if spec != model.needs.vector_embedder or table.dim != dim:
+    if model.needs.vector_embedder not in networks_of(spec or "") or table.dim != dim:
         raise ConditionError(f"{{param}} {path}: {table.dim}-d features from {spec!r}; {model.name} takes "
                              f"{dim}-d features from {model.needs.vector_embedder!r}", "refs")
 
@@ -69,13 +86,14 @@ def is_features_file(refs) -> bool:
         and str(refs[0]).endswith(".safetensors")
 
 
-def identity_vector(model, refs: list, on_error=_raise) -> torch.Tensor:
+def identity_vector(model, refs: list, on_error=_raise, embedder: str | None = None) -> torch.Tensor:
     """The mean embedding of reference images (paths, folders, globs or uint8 arrays) with the model's
-    embedder; unusable images are reported through ``on_error`` and left out."""
+    embedder (or ``embedder``: ``condition_spec``); unusable images are reported through ``on_error`` and
+    left out."""
     from facesr.identity.features import aggregate, usable_embeddings
     from facesr.io.images import expand_inputs
 
-    embedder = model_embedder(model)
+    embedder = model_embedder(model, embedder)
     paths = expand_inputs([str(r) for r in refs if isinstance(r, (str, Path))], on_error=on_error) if any(
         isinstance(r, (str, Path)) for r in refs) else []
     paths = [p for p in paths if _reference_size_ok(p, _header_size(p), on_error)]
@@ -116,7 +134,7 @@ def _reference_size_ok(where, size, on_error) -> bool:
     return True
 
 
-def _vectors(model, n: int, refs, identities, on_error) -> list:
+def _vectors(model, n: int, refs, identities, on_error, embedder=None) -> list:
     from facesr.identity.features import FeatureTable
 
     if is_features_file(refs):
@@ -139,8 +157,8 @@ def _vectors(model, n: int, refs, identities, on_error) -> list:
     if all(isinstance(r, (list, tuple)) for r in refs):  # one list per input
         if len(refs) != n:
             raise ConditionError(f"{{param}}: {len(refs)} lists of references for {n} input(s)", "refs")
-        return [identity_vector(model, r, on_error) for r in refs]
-    v = identity_vector(model, list(refs), on_error)
+        return [identity_vector(model, r, on_error, embedder) for r in refs]
+    v = identity_vector(model, list(refs), on_error, embedder)
     return [v] * n
 
 
@@ -166,15 +184,19 @@ def _references(model, n: int, ref) -> list:
 
 
 def conditions_for(model, n: int, refs=None, ref=None, identities: list[str] | None = None,
-                   on_error=_raise) -> list[Conditions | None]:
+                   on_error=_raise, refs_embedder: str | None = None) -> list[Conditions | None]:
     """The conditions of ``n`` inputs from the user's ``refs`` / ``ref`` (see the module docstring).
 
-    ``identities``: each input's identity (its folder name), for a features file. An input whose
+    ``identities``: each input's identity (its folder name), for a features file. ``refs_embedder``: the
+    network that embeds ``refs`` if not the model's own (``condition_spec``). An input whose
     condition could not be made is None (reported through ``on_error``); a missing or misplaced
     ``refs`` / ``ref`` raises ConditionError. FASR without ``refs``: the null identity for every input."""
     needs = model.needs
     if needs.vector_dim:
-        vectors = _vectors(model, n, refs, identities, on_error) if refs is not None else [null_identity(model)] * n
+        if refs_embedder is not None:
+            condition_spec(model, refs_embedder)  # a wrong network is an error even without refs
+        vectors = _vectors(model, n, refs, identities, on_error, refs_embedder) if refs is not None \
+            else [null_identity(model)] * n
     else:
         vectors = [None] * n
     references = _references(model, n, ref) if needs.reference and ref is not None else [None] * n
@@ -267,13 +289,14 @@ def _per_folder(probes: list[Path], whose: str, make) -> dict[Path, object]:
 
 
 def aux_vectors(model, probes: list[Path], max_aux: int = 0, whose: str = "same", on_error=print,
-                view: str = "lr") -> dict[Path, torch.Tensor]:
+                view: str = "lr", embedder: str | None = None) -> dict[Path, torch.Tensor]:
     """{probe: vector} under facesr's identity protocol: the probe is the 2nd image of its folder, the aux
     images are the 3rd onwards (at most ``max_aux``; 0 = all) of its own folder (or, ``whose="other"``, of
     the next identity's), embedded from their LR versions made with the model's LR protocol (``view="lr"``:
     tiny faces like the probe) or as they are (``"hr"``: the reference's test protocol, 128-px photos).
     Probes without any usable aux image are left out. ``whose="none"``: the null identity, the zero
-    vector, for every probe (meaningful for a model trained with ``data.vector_dropout``)."""
+    vector, for every probe (meaningful for a model trained with ``data.vector_dropout``). ``embedder``: the
+    network that embeds the aux images if not the model's own (``condition_spec``)."""
     from facesr.identity.features import aggregate, usable_embeddings
     from facesr.identity.recognition import aux_images
 
@@ -281,7 +304,7 @@ def aux_vectors(model, probes: list[Path], max_aux: int = 0, whose: str = "same"
     check_whose(whose)
     if whose == "none":
         return {probe: null_identity(model) for probe in probes}
-    embedder = model_embedder(model)
+    embedder = model_embedder(model, embedder)
 
     def vector(folder):
         aux = aux_images(folder)
@@ -315,7 +338,7 @@ def protocol_references(model, probes: list[Path], whose: str = "same", on_error
 
 
 def protocol_conditions(model, probes: list[Path], aux: str = "all", whose: str = "same", on_error=print,
-                        view: str = "lr"):
+                        view: str = "lr", embedder: str | None = None):
     """What ``model`` needs besides each probe's LR under the identity protocol: (the probes it can run,
     {probe: Conditions} or None when it needs nothing, summary entries saying how they were made).
     FASR probes without a usable aux image and RefSR probes without a reference are left out."""
@@ -325,9 +348,9 @@ def protocol_conditions(model, probes: list[Path], aux: str = "all", whose: str 
         return probes, None, {}
     vectors, refs, extra = {}, {}, {}
     if needs.vector_dim:
-        vectors = aux_vectors(model, probes, parse_aux(aux), whose, on_error, view)
+        vectors = aux_vectors(model, probes, parse_aux(aux), whose, on_error, view, embedder)
         described = f"LR of the aux images ({model.lr_protocol.describe()})" if view == "lr" else "the aux images as they are (HR)"
-        extra["identity_condition"] = {"embedder": needs.vector_embedder, "aux": aux, "of": whose, "view": described,
+        extra["identity_condition"] = {"embedder": condition_spec(model, embedder), "aux": aux, "of": whose, "view": described,
                                        "aux_view": view, "aggregate": "mean",
                                        "left_out": [p.parent.name for p in probes if p not in vectors]}
         probes = [p for p in probes if p in vectors]

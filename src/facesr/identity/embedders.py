@@ -318,10 +318,9 @@ def _dlib_detect(argument: str) -> DlibEmbedder:
     return DlibEmbedder(aligned=False)
 
 
-@register_embedder("dlib-lq", "dlib-lq:FOLDER")
+@register_embedder("dlib-lq", "dlib-lq[:FOLDER]")
 def _dlib_student(argument: str) -> DlibEmbedder:
-    if not argument:
-        raise FacesrError("identity embedder 'dlib-lq:FOLDER': give the folder 'facesr train-embedder' wrote")
+    """The bundled student for tiny faces ('dlib-lq'), or one that 'facesr train-embedder' wrote."""
     return DlibEmbedder(aligned=True, student=argument)
 
 

@@ -18,6 +18,28 @@ from facesr.errors import FacesrError
 WEIGHTS = "student.safetensors"
 KIND = "dlib-lq"  # config.json "kind", and the embedder spec's name
 FAMILY = "dlib"  # the network it was made from
+BUNDLED = Path(__file__).resolve().parent.parent / "weights" / "identity"  # bundled students, one folder each
+DEFAULT = "dlib-lq-x8"  # the student the spec 'dlib-lq' names
+
+
+def resolve_student(name_or_folder: str = "") -> Path:
+    """A student folder: '' is the bundled default, a bare name a bundled student, anything else a path."""
+    name = name_or_folder or DEFAULT
+    bundled = BUNDLED / name
+    if "/" not in name and (bundled / "config.json").is_file():
+        return bundled
+    return Path(name)
+
+
+def bundled_students() -> list[dict]:
+    """One row per bundled student, from its config.json alone (no torch): name, spec, LR protocol, size."""
+    rows = []
+    for cfg in sorted(BUNDLED.glob("*/config.json")):
+        config = json.loads(cfg.read_text())
+        spec = KIND if cfg.parent.name == DEFAULT else f"{KIND}:{cfg.parent.name}"
+        rows.append({"name": cfg.parent.name, "spec": spec, "operator": config.get("operator"), "scale": config.get("scale"),
+                     "steps": config.get("steps"), "size_mb": round((cfg.parent / WEIGHTS).stat().st_size / 1e6, 1)})
+    return rows
 
 
 def save_student(net, folder, config: dict) -> None:
@@ -36,7 +58,7 @@ def load_student(folder):
     from facesr.identity.dlib_resnet import load_dlib_resnet
     from facesr.io.weights import file_sha256, load_safetensors
 
-    folder = Path(folder)
+    folder = resolve_student(str(folder))
     try:
         config = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError):

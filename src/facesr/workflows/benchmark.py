@@ -5,7 +5,8 @@ only identities that have at least one aux image, so all rows share one probe se
 run is a normal evaluation folder (per-image CSV, summary.json) under <out>/<label>/.
 
 A method is ``LABEL=MODEL[,key=value...]``; keys: aux (FASR: N or all), view (FASR: lr or hr, the aux
-images' LR versions or the images as they are), ref (RefSR-VAE and FASR: same or other, whose aux images
+images' LR versions or the images as they are), embedder (FASR: the network that embeds the aux images
+if not the model's own, a student of it such as 'dlib-lq'), ref (RefSR-VAE and FASR: same or other, whose aux images
 condition the probe: its own identity's or, as a control, the next identity's; FASR also none, the zero
 vector), and the sampling recipe (sampler, steps, strength,
 samples, init, eta, guidance). Bicubic and the HR ceiling come with every table.
@@ -31,6 +32,7 @@ class Method:
     aux: str | None = None
     view: str | None = None
     ref: str | None = None
+    embedder: str | None = None
     recipe: dict = field(default_factory=dict)
 
 
@@ -53,13 +55,15 @@ def parse_method(text: str) -> Method:
             m.view = value
         elif key == "ref":
             m.ref = value
+        elif key == "embedder":
+            m.embedder = value
         elif key in RECIPE_KEYS:
             try:
                 m.recipe[key] = parse_option(key, value)
             except FacesrError as exc:
                 raise FacesrError(f"method {text!r}: {exc}") from None
         else:
-            raise FacesrError(f"method {text!r}: unknown key {key!r} (aux, view, ref, {', '.join(RECIPE_KEYS)})")
+            raise FacesrError(f"method {text!r}: unknown key {key!r} (aux, view, ref, embedder, {', '.join(RECIPE_KEYS)})")
     if not label.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise FacesrError(f"method {text!r}: labels use letters, digits, - _ . only (it names a folder)")
     return m
@@ -99,6 +103,7 @@ def run_benchmark(hr_root, methods: list[Method], out, judges, device, limit: in
     from facesr.engine.options import SamplingOptions
     from facesr.identity.recognition import identity_split
     from facesr.methods.hub import load_model
+    from facesr.identity.embedders import networks_of
     from facesr.workflows.evaluate import Judge, as_judges, run_and_evaluate
 
     out = check_output_folder(out, "-o names the folder for benchmark.md, benchmark.csv and the run folders")
@@ -110,8 +115,8 @@ def run_benchmark(hr_root, methods: list[Method], out, judges, device, limit: in
         raise FacesrError(f"the methods use different LR protocols ({', '.join(sorted(p.describe() for p in protocols))}); "
                           "one table needs one protocol")
     for m in methods:
-        if (m.aux is not None or m.view is not None) and m.model not in fasr:
-            raise FacesrError(f"method {m.label}: aux and view are only for FASR models")
+        if (m.aux is not None or m.view is not None or m.embedder is not None) and m.model not in fasr:
+            raise FacesrError(f"method {m.label}: aux, view and embedder are only for FASR models")
         if m.ref is not None and m.model not in refsr | fasr:
             raise FacesrError(f"method {m.label}: ref is only for RefSR-VAE and FASR models")
     split = identity_split(hr_root)
@@ -125,7 +130,7 @@ def run_benchmark(hr_root, methods: list[Method], out, judges, device, limit: in
         model = models[m.model]
         opts = SamplingOptions.for_model(model, **m.recipe, seed=seed, batch_size=batch_size, precision=precision)
         hr, conditions, extra = protocol_conditions(model, probes, m.aux or "all", m.ref or "same", on_error=on_error,
-                                                    view=m.view or "lr")
+                                                    view=m.view or "lr", embedder=m.embedder)
         log(f"{m.label}: {m.model} on {len(hr)} probes")
         res = run_and_evaluate(model, hr, opts, device, out / m.label, on_error=on_error, judge=who, overwrite=overwrite,
                                conditions=conditions, extra=extra)
@@ -133,7 +138,7 @@ def run_benchmark(hr_root, methods: list[Method], out, judges, device, limit: in
     rows = table_rows(results)
     dependent = {}  # face network -> labels of the rows whose model was conditioned on or trained with it
     for m, _ in results:
-        for spec in models[m.model].identity_networks:
+        for spec in dict.fromkeys(models[m.model].identity_networks + (networks_of(m.embedder) if m.embedder else ())):
             dependent.setdefault(spec, []).append(m.label)
     text = markdown(hr_root, results, rows, dependent)
     atomic_write_text(out / "benchmark.md", text)
@@ -183,6 +188,8 @@ def table_rows(results) -> list[dict]:
             aux += ", HR view"
         if cond.get("of") == "other":
             aux += " (next identity's)"
+        if m.embedder:
+            aux += f", embedded by {m.embedder}"
         if cond.get("of") == "none":
             aux = "none (zero vector)"
         if m.recipe.get("guidance"):

@@ -93,13 +93,15 @@ def _identify(embedder, images, gallery, labels, calibration) -> tuple[dict, obj
 
 def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0, refs=None, ref=None,
                 judges=("dlib", "faceplugin"), face: int | None = None, overrides: dict | None = None,
-                device="cpu", on_error=print, finder=None, cache_dir=None, progress=None) -> tuple[dict, dict]:
-    """(report JSON, images {name: uint8 array}); see the module docstring. ``cache_dir``: where the
+                device="cpu", on_error=print, finder=None, cache_dir=None, progress=None,
+                refs_embedder: str | None = None) -> tuple[dict, dict]:
+    """(report JSON, images {name: uint8 array}); see the module docstring. ``refs_embedder``: the network
+    that embeds FASR's ``refs`` if not the model's own (``conditions.condition_spec``). ``cache_dir``: where the
     gallery's embeddings are kept between reports (one file per image, keyed by its bytes and the judge);
     ``progress(done, total)``: after each batch of samples."""
 
     from facesr._version import __version__
-    from facesr.engine.conditions import baseline_note, conditions_for, null_identity
+    from facesr.engine.conditions import baseline_note, condition_spec, conditions_for, null_identity
     from facesr.engine.options import SamplingOptions
     from facesr.engine.run import super_resolve_tensors
     from facesr.identity.calibration import bundled_calibration
@@ -118,7 +120,7 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
     probe = Path(probe)
     lr, where = probe_chip(model, probe, face, finder)
     opts = SamplingOptions.for_model(model, **{**(overrides or {}), "samples": samples, "seed": seed})
-    conditions = conditions_for(model, 1, refs=refs, ref=ref)  # FASR without refs: its null identity
+    conditions = conditions_for(model, 1, refs=refs, ref=ref, refs_embedder=refs_embedder)  # no refs: null identity
     lr_t = to_tensor(lr)
     means, stds, kept = super_resolve_tensors(model, [lr_t], [probe.name], opts, device, conditions=conditions,
                                               keep_samples=True, progress=progress)
@@ -162,6 +164,7 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
         "sampling": {**{k: v for k, v in asdict(opts).items() if k in ("sampler", "steps", "strength", "eta")},
                      "samples": samples, "seeds": list(range(seed, seed + samples)), "precision": opts.precision},
         "references": {"refs": [str(r) for r in refs] if isinstance(refs, (list, tuple)) else refs,
+                       "refs_embedder": condition_spec(model, refs_embedder) if model.needs.vector_dim else None,
                        "ref": str(ref) if ref is not None else None} if (refs is not None or ref is not None) else None,
         "condition_note": baseline_note(model, refs),
         "lr_consistency": consistency,

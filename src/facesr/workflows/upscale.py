@@ -64,7 +64,7 @@ def _previous_outputs(out_dir: Path, settings: dict) -> tuple[set[str], str | No
 
 def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=print, on_done=None,
                   uncertainty: bool = False, refs=None, ref=None, overwrite: bool = False, on_info=None,
-                  progress=None, input_failures: list[str] = (), check_outputs: bool = True, share=None) -> dict:
+                  progress=None, refs_embedder: str | None = None, input_failures: list[str] = (), check_outputs: bool = True, share=None) -> dict:
     """Write <out>/<stem>.png for each input (and <stem>.std.png with ``uncertainty``, which needs samples > 1).
 
     Streams: each batch's outputs are written (atomically) as soon as they exist, and the manifest
@@ -74,8 +74,8 @@ def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=prin
     ``overwrite``. An unreadable file, an unusable size, a missing condition or an output that does
     not restore its input fails that input only. An MF-SR3 model restores each image standing in for its
     neighbours. ``refs`` / ``ref``: what a FASR / RefSR-VAE model needs (``facesr.engine.conditions.conditions_for``;
-    with a features file each input uses the row of its folder's name); FASR without ``refs`` runs on its null
-    identity. ``on_info``: that line (``baseline_note``), the cost line before the work starts and the estimate after the
+    with a features file each input uses the row of its folder's name; ``refs_embedder`` embeds ``refs`` if not
+    the model's own network); FASR without ``refs`` runs on its null identity. ``on_info``: that line (``baseline_note``), the cost line before the work starts and the estimate after the
     first batch; ``progress(done, total)`` after each batch. ``input_failures``: inputs that were
     reported before (``expand_inputs``), recorded in the manifest with the others. ``check_outputs=False``
     writes outputs that are no restoration of their input too (sampler studies, models in training).
@@ -104,7 +104,8 @@ def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=prin
         failures.append(message)
         on_error(message)
 
-    conds = conditions_for(model, len(paths), refs, ref, [p.parent.name for p in paths], on_error=fail)
+    conds = conditions_for(model, len(paths), refs, ref, [p.parent.name for p in paths], on_error=fail,
+                           refs_embedder=refs_embedder)
     jobs, kept = _plan(paths, conds, out_dir, done, share, failures)
     clash = [t for _, t, _ in jobs if t.exists()]
     if clash and not overwrite:

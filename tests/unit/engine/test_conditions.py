@@ -43,3 +43,29 @@ def test_frames_without_neighbours_repeat_each_frame():
     assert "neighbour" in baseline_note(model, stills=True) and baseline_note(model) is None
     single = SimpleNamespace(needs=Needs())
     assert still_stack(single, frames[1]) is frames[1]
+
+
+def test_refs_may_be_embedded_by_a_student_of_the_models_network_only(tmp_path, sample_faces):
+    import numpy as np
+    import pytest
+
+    from facesr.engine.conditions import condition_spec
+    from facesr.identity.dlib_resnet import load_dlib_resnet
+    from facesr.identity.embedders import make_embedder
+    from facesr.identity.student import save_student
+    from facesr.io.images import list_images, read_image
+    from facesr.methods.base import ConditionError
+
+    model = Recorder(vector_dim=128, vector_embedder="dlib")
+    student = f"dlib-lq:{tmp_path / 's'}"
+    save_student(load_dlib_resnet(), tmp_path / "s", {"operator": "bicubic", "scale": 8})
+    assert condition_spec(model) == "dlib" and condition_spec(model, student) == student
+    for other in ("dlib-detect", "adaface:x.ckpt", "faceplugin"):
+        with pytest.raises(ConditionError, match="takes vectors in 'dlib'"):
+            condition_spec(model, other)
+    with pytest.raises(ConditionError, match="refs_embedder 'faceplugin'"):
+        conditions_for(model, 1, refs_embedder="faceplugin")  # refused even without refs
+    refs = list_images(sample_faces)[:2]
+    (cond,) = conditions_for(model, 1, refs=refs, refs_embedder=student)
+    want = make_embedder(student).embed([read_image(p) for p in refs]).mean(0)  # an untrained student is dlib
+    np.testing.assert_allclose(cond.vector.numpy(), want, atol=1e-6)

@@ -99,3 +99,23 @@ def test_bad_configs_are_refused(field, value, message):
 
     with pytest.raises(FacesrError, match=message):
         from_dict(StudentConfig, {field: value}, "student.json")
+
+
+def test_the_bundled_student_puts_tiny_faces_nearer_their_hr_faces_than_dlib_does(sample_faces, capsys):
+    """The bundled 'dlib-lq' (benchmarks/results/condition-identity-student-*.md): each sample face's 16-px
+    LR, embedded by the student, is nearer dlib's embedding of its HR face than dlib's own LR embedding is."""
+    from facesr.degrade.protocol import LRProtocol
+    from facesr.identity.features import usable_embeddings
+    from facesr.identity.student import bundled_students
+
+    paths = list_images(sample_faces)
+    dlib, student = make_embedder("dlib"), make_embedder("dlib-lq")
+    assert student.name == "dlib-lq-bicubic-x8" and networks_of("dlib-lq") == ("dlib-lq", "dlib")
+    protocol = LRProtocol.of("bicubic", 8)
+    hr = usable_embeddings(dlib, paths, None, print)
+    cos_dlib = (usable_embeddings(dlib, paths, protocol, print) * hr).sum(1)
+    cos_student = (usable_embeddings(student, paths, protocol, print) * hr).sum(1)
+    assert len(hr) == len(paths) == 6
+    assert cos_student.mean() > cos_dlib.mean() + 0.01 and (cos_student > cos_dlib).sum() >= 5, (cos_student, cos_dlib)
+    assert [s["spec"] for s in bundled_students()] == ["dlib-lq"]
+    assert main(["models"]) == 0 and "identity network dlib-lq (dlib-lq-x8)" in capsys.readouterr().out

@@ -183,7 +183,8 @@ def test_aux_vectors_of_the_next_identity_are_the_control(tmp_path, sample_faces
     from facesr.methods.base import Needs
 
     root = identity_root(tmp_path, sample_faces, people=3, images=4)
-    model = SimpleNamespace(needs=Needs(vector_dim=128, vector_embedder="dlib"), lr_protocol=LRProtocol.of("bicubic", 8))
+    model = SimpleNamespace(needs=Needs(vector_dim=128, vector_embedder="dlib"), name="stand-in",
+                            lr_protocol=LRProtocol.of("bicubic", 8))
     probes = [folder / "1.png" for folder in sorted(root.iterdir())]
     same = aux_vectors(model, probes)
     other = aux_vectors(model, probes, whose="other")
@@ -208,6 +209,15 @@ def test_aux_vectors_of_the_next_identity_are_the_control(tmp_path, sample_faces
         assert not torch.allclose(hr_view[probe], same[probe], atol=1e-3)
     with pytest.raises(FacesrError, match="'lr' or 'hr'"):
         aux_vectors(model, probes, view="mid")
+    # another network of dlib's space embeds them when asked: an untrained student gives dlib's vectors
+    from facesr.identity.dlib_resnet import load_dlib_resnet
+    from facesr.identity.student import save_student
+
+    save_student(load_dlib_resnet(), tmp_path / "student", {"operator": "bicubic", "scale": 8})
+    by_student = aux_vectors(model, probes, embedder=f"dlib-lq:{tmp_path / 'student'}")
+    assert all(torch.allclose(by_student[p], same[p], atol=1e-6) for p in probes)
+    with pytest.raises(FacesrError, match="takes vectors in 'dlib'"):
+        aux_vectors(model, probes, embedder="dlib-detect")
 
 
 def test_benchmark_table_over_methods(tmp_path, sample_faces, tiny_model, capsys):
@@ -272,4 +282,4 @@ def test_benchmark_table_over_methods(tmp_path, sample_faces, tiny_model, capsys
     assert main(["benchmark", "--hr", str(root), "--method", f"x={tiny_model},aux=2"]) == 2
     assert main(["benchmark", "--hr", str(root), "--method", "nolabel"]) == 2
     err = capsys.readouterr().err
-    assert "aux and view are only for FASR models" in err and "expected LABEL=MODEL" in err
+    assert "aux, view and embedder are only for FASR models" in err and "expected LABEL=MODEL" in err
