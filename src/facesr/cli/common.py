@@ -8,6 +8,12 @@ import sys
 from facesr.errors import FacesrError
 
 # the library names what a model lacks by its API parameter; the CLI by its flag
+def add_refs_embedder(p) -> None:
+    p.add_argument("--refs-embedder", metavar="EMBEDDER",
+                   help="the network that embeds --refs, if not the model's own: 'dlib-lq' (dlib fine-tuned to read tiny "
+                        "faces, bundled) for LR refs with a dlib-conditioned model")
+
+
 FLAGS = {"refs": "--refs", "refs_embedder": "--refs-embedder", "ref": "--ref", "frames": "--frames"}
 
 

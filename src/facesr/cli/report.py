@@ -5,15 +5,14 @@ HELP = "a forensic report on one face: K restorations, who they say it is by two
 
 def add_arguments(p) -> None:
     from facesr.cli.benchmark import DEFAULT_JUDGES
-    from facesr.cli.common import add_recipe_options, add_run_options
+    from facesr.cli.common import add_recipe_options, add_refs_embedder, add_run_options
 
     p.add_argument("probe", help="an LR face chip (e.g. 16x16 for an x8 model), or a photo: its largest face (or --face N)")
     p.add_argument("--gallery", required=True, help="<gallery>/<identity>/<images>, or a folder of images each its own identity")
     p.add_argument("--model", default="sr3-x8", help="bundled model name or folder (default: sr3-x8)")
     p.add_argument("--face", type=int, help="in a photo: the face to report, 0 = the largest (default)")
     p.add_argument("--refs", nargs="+", metavar="REF", help="FASR: other images of the person (adds the reference control)")
-    p.add_argument("--refs-embedder", metavar="EMBEDDER", help="the network that embeds --refs, if not the model's "
-                   "own: 'dlib-lq' (dlib fine-tuned to read tiny faces) for LR refs with a dlib-conditioned model")
+    add_refs_embedder(p)
     p.add_argument("--ref", metavar="FACE", help="RefSR-VAE: an aligned HR photo of the person (adds the reference control)")
     p.add_argument("--identity", nargs="+", default=list(DEFAULT_JUDGES), metavar="JUDGE",
                    help=f"judge networks (default: {' '.join(DEFAULT_JUDGES)})")

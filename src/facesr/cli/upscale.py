@@ -4,7 +4,7 @@ HELP = "super-resolve LR face images (files, folders, globs), or every frame of 
 
 
 def add_arguments(p) -> None:
-    from facesr.cli.common import add_sampling_options
+    from facesr.cli.common import add_refs_embedder, add_sampling_options
 
     p.add_argument("inputs", nargs="+")
     p.add_argument("-o", "--out", required=True, help="output folder; writes <out>/<input stem>.png (inputs are never replaced)")
@@ -13,9 +13,7 @@ def add_arguments(p) -> None:
     p.add_argument("--refs", nargs="+", metavar="REF",
                    help="FASR models: other low-quality images of the person (files, folders), or one features file from "
                         "'facesr features' whose row for each input's parent folder name is used (batch mode)")
-    p.add_argument("--refs-embedder", metavar="EMBEDDER",
-                   help="the network that embeds --refs, if not the model's own: 'dlib-lq' (dlib fine-tuned to read tiny "
-                        "faces, bundled) for LR refs with a dlib-conditioned model")
+    add_refs_embedder(p)
     p.add_argument("--ref", metavar="FACE", help="RefSR-VAE: an aligned HR photo of the same person, used for every input")
     p.add_argument("--overwrite", action="store_true",
                    help="redo every input; by default a run into a folder that a killed or finished run with the same "
