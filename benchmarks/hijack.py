@@ -9,6 +9,8 @@ RefSR-VAE: the same architecture without a reference, ``sisr-vae-x8``). The hija
 probes whose SR is identified (rank 1 against the gallery) as that next identity, by each judge; the rate
 without references is the same fraction for the unconditioned run (how often the next identity wins anyway).
 ``--embedder dlib-lq``: FASR's references embedded by that network (a student of the model's own) instead.
+``--view hr``: FASR's references are the aux photos as they are, not their LR faces; ``--guidance W --samples K``:
+identity guidance toward the (wrong) condition, the setting most likely to be hijacked.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ def main() -> int:
     ap.add_argument("--identity", nargs="+", default=["dlib", "faceplugin"])
     ap.add_argument("--precision", default="bf16")
     ap.add_argument("--embedder", help="FASR models: embed the references with this network (e.g. dlib-lq)")
+    ap.add_argument("--view", choices=["lr", "hr"], default="lr", help="FASR: the aux images' LR faces or the photos")
+    ap.add_argument("--guidance", type=float, help="FASR: identity guidance weight")
+    ap.add_argument("--samples", type=int, help="samples per face (the model's recipe if not given)")
     ap.add_argument("-o", "--out", default="outputs/hijack")
     ap.add_argument("--results", default="benchmarks/results/hijack-lfw.md")
     args = ap.parse_args()
@@ -56,6 +61,9 @@ def main() -> int:
              f"`python benchmarks/hijack.py --hr {args.hr} --models {' '.join(args.models)}"
              f"{f' --limit {args.limit}' if args.limit else ''} "
              f"{f'--embedder {args.embedder} ' if args.embedder else ''}"
+             f"{f'--view {args.view} ' if args.view != 'lr' else ''}"
+             f"{f'--guidance {args.guidance} ' if args.guidance is not None else ''}"
+             f"{f'--samples {args.samples} ' if args.samples else ''}"
              f"--precision {args.precision}`", "",
              "Hijack rate: the fraction of probes identified as the next identity when that identity's images are the "
              "condition (`ref=other`); without references: the same fraction when the model runs without them. "
@@ -67,15 +75,21 @@ def main() -> int:
         probes = probe_set(split, args.hr, args.limit, need_aux=True)
         folders = sorted({p.parent for p in probes})
         other = {p.stem: source_folder(p, folders, "other").name for p in probes}
-        opts = SamplingOptions.for_model(model, seed=0, precision=args.precision)
-        embedder = args.embedder if model.needs.vector_dim else None
-        hr, conditions, extra = protocol_conditions(model, probes, "all", "other", embedder=embedder)
-        out_other = Path(args.out) / name / (f"other-{embedder.replace(':', '_').replace('/', '_')}" if embedder else "other")
+        fasr = bool(model.needs.vector_dim)
+        opts = SamplingOptions.for_model(model, seed=0, precision=args.precision, samples=args.samples,
+                                         guidance=args.guidance if fasr else None)
+        embedder = args.embedder if fasr else None
+        view = args.view if fasr else "lr"
+        hr, conditions, extra = protocol_conditions(model, probes, "all", "other", view=view, embedder=embedder)
+        setting = "".join([f"-{embedder.replace(':', '_').replace('/', '_')}" if embedder else "",
+                           f"-{view}" if view != "lr" else "", f"-g{args.guidance:g}" if fasr and args.guidance else "",
+                           f"-s{args.samples}" if args.samples else ""])
+        out_other = Path(args.out) / name / f"other{setting}"
         run_and_evaluate(model, hr, opts, "cpu", out_other, judge=judges, conditions=conditions, extra=extra)
         plain = MODELS[name]
         if plain == "none":
             hr0, cond0, extra0 = protocol_conditions(model, hr, "all", "none")
-            base_model, base_opts = model, opts
+            base_model, base_opts = model, SamplingOptions.for_model(model, seed=0, precision=args.precision)
         else:
             base_model = load_model(plain, "cpu")
             hr0, cond0, extra0 = hr, None, {}
@@ -90,7 +104,9 @@ def main() -> int:
                 hits = sum(pred[n] == other[n] for n in pred)
                 low, high = proportion_interval(hits, len(pred))
                 cells.append(f"{hits / len(pred):.3f} [{low:.2f}, {high:.2f}]{star}")
-        label = f"{name}, references by {embedder}" if embedder else name
+        label = ", ".join([name] + ([f"references by {embedder}"] if embedder else [])
+                          + (["the aux photos (HR view)"] if view == "hr" else [])
+                          + ([f"guidance w = {args.guidance:g}, {opts.samples} samples"] if fasr and args.guidance else []))
         lines.append(f"| {label} | {len(hr)} | " + " | ".join(cells) + " |")
         print(lines[-1], file=sys.stderr)
     atomic_write_text(Path(args.results), "\n".join(lines) + "\n")

@@ -72,6 +72,22 @@ def test_other_settings_in_the_folder_need_overwrite(tmp_path, capsys):
     assert _manifest(out)["options"]["seed"] == 3 and len(_manifest(out)["outputs"]) == 2
 
 
+def test_other_references_in_the_folder_need_overwrite(tmp_path, capsys):
+    src = tmp_path / "in"
+    _faces(src, 2)
+    ref_a, ref_b = sorted((Path(facesr.__file__).parent / "samples" / "faces").glob("*.png"))[:2]
+    out = tmp_path / "out"
+    refsr = ["--model", "refsr-vae-x8", "--precision", "fp32"]
+    assert main(["upscale", str(src), "-o", str(out), *refsr, "--ref", str(ref_a)]) == 0
+    assert _manifest(out)["conditions"]["ref"] == str(ref_a.resolve())
+    capsys.readouterr()
+    assert main(["upscale", str(src), "-o", str(out), *refsr, "--ref", str(ref_a)]) == 0
+    assert "0 face(s) to restore, 2 done before" in capsys.readouterr().out
+    assert main(["upscale", str(src), "-o", str(out), *refsr, "--ref", str(ref_b)]) == 2
+    (line,) = _err_lines(capsys)
+    assert "2 output(s) already there" in line and "other settings (refs/ref)" in line
+
+
 def test_a_file_not_from_facesr_is_not_replaced(tmp_path, capsys):
     src = tmp_path / "in"
     _faces(src, 1)

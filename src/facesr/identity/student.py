@@ -42,6 +42,14 @@ def bundled_students() -> list[dict]:
     return rows
 
 
+def student_for(network: str | None, scale: int) -> str | None:
+    """The embedder spec of a bundled student of ``network`` trained on x``scale`` LR faces, or None: what
+    embeds a tiny face best where ``network`` puts that person's photos."""
+    if network != FAMILY:
+        return None
+    return next((row["spec"] for row in bundled_students() if row["scale"] == scale), None)
+
+
 def save_student(net, folder, config: dict) -> None:
     """Weights and config.json, each written atomically."""
     from facesr.io.images import atomic_write_text

@@ -14,6 +14,9 @@ bicubic up(LR) at HR size and, for RefSR, a reference photo of the same person, 
 - Losses: pixel L1, KL(N(mu, sigma^2) || N(0, 0.1^2)) per latent dimension and, when
   ``vgg_weights`` names a VGG-19 file, L1 between VGG-19 conv5_4 pre-ReLU features (average
   pooling, Caffe preprocessing).
+- ``fusion = "gated"`` (not in the paper): the trunk reads up(LR) and the reference apart, the
+  encoder reads both, the skip adds a zero-initialised 1x1 convolution of the reference's trunk
+  features, and the decoder joins the skip by concatenation; SISR's weights fit it (``init_from``).
 - x8 self-ensemble at inference (``self_ensemble``): 4 rotations x {identity, horizontal
   flip} of up(LR) and the reference alike, outputs transformed back and averaged.
 
@@ -93,10 +96,18 @@ class RefSRVAEConfig:
     perceptual_weight: float = 0.0260
     vgg_weights: str | None = None  # VGG-19 in torchvision key layout; None: no perceptual loss
     self_ensemble: bool = False
+    # How RefSR reads its reference: "sum" (the paper: one trunk reads up + ref, and the skip
+    # carries its features) or "gated" (the trunk reads up and ref apart; the encoder reads both,
+    # the skip reads trunk(up) + a zero-initialised 1x1 convolution of trunk(ref), and the decoder
+    # joins the skip as SISR does: SISR's weights fit it, and from them it starts exactly as SISR
+    # with the reference's latent). SISR ignores it.
+    fusion: str = "sum"
 
     def __post_init__(self):
         if self.variant not in ("refsr", "sisr"):
             raise FacesrError(f"variant must be 'refsr' or 'sisr', got {self.variant!r}")
+        if self.fusion not in ("sum", "gated"):
+            raise FacesrError(f"fusion must be 'sum' or 'gated', got {self.fusion!r}")
         make_operator(self.operator, self.scale)
         if self.hr_size < 8 or self.hr_size % 8:
             raise FacesrError(f"hr_size must be a positive multiple of 8 (three stride-2 stages), got {self.hr_size}")
@@ -282,6 +293,8 @@ class RefSRVAE(SRMethod):
     def __init__(self, cfg: RefSRVAEConfig):
         super().__init__(cfg)
         self.is_refsr = cfg.variant == "refsr"
+        # trunk(up) and trunk(other) apart, the encoder reads both, the skip is concatenated
+        self.two_stream = not self.is_refsr or cfg.fusion == "gated"
         f = cfg.hr_size // 8
         trunk_out = cfg.trunk_channels[-1]
         skip_out = cfg.skip_channels[1]
@@ -291,7 +304,7 @@ class RefSRVAE(SRMethod):
         self.skip = nn.Sequential(_conv(trunk_out, cfg.skip_channels[0], 1), nn.ReLU(),
                                   _conv(cfg.skip_channels[0], skip_out, 3))
         self.encoder = nn.Sequential(
-            _conv(trunk_out * (1 if self.is_refsr else 2), enc[0], 3), nn.ReLU(),
+            _conv(trunk_out * (2 if self.two_stream else 1), enc[0], 3), nn.ReLU(),
             _conv(enc[0], enc[1], 3), nn.ReLU(), _conv(enc[1], enc[2], 3), nn.ReLU(), nn.Flatten(),
             nn.Linear(enc[2] * f * f, fc[0]), nn.ReLU(), nn.Linear(fc[0], fc[1]), nn.ReLU(),
             nn.Linear(fc[1], 2 * cfg.latent),
@@ -304,13 +317,18 @@ class RefSRVAE(SRMethod):
         )
         self.decoder_conv = _conv(cfg.decoder_map_channels, skip_out, 3)
         self.decoder_act = nn.PReLU()
-        # The first unit reads the decoder map: skip_out channels (RefSR, added skip) or
-        # 2 x skip_out (SISR, concatenated skip); every unit outputs upproj_channels.
+        # The first unit reads the decoder map: skip_out channels (added skip) or 2 x skip_out
+        # (two streams, concatenated skip); every unit outputs upproj_channels.
         width = cfg.upproj_channels
-        self.upproj = nn.ModuleList([UpProjection(skip_out * (1 if self.is_refsr else 2), width),
+        self.upproj = nn.ModuleList([UpProjection(skip_out * (2 if self.two_stream else 1), width),
                                      UpProjection(width, width), UpProjection(width, width)])
         self.output_conv = _conv(width, 3, 3)
         _init_like_caffe(self)
+        # gated fusion: the reference's trunk features into the skip, starting shut
+        self.ref_gate = _conv(trunk_out, trunk_out, 1) if self.is_refsr and self.two_stream else None
+        if self.ref_gate is not None:
+            nn.init.zeros_(self.ref_gate.weight)
+            nn.init.zeros_(self.ref_gate.bias)
         self.last_losses: dict[str, float] = {}
         # Frozen and not saved with the model, so not a submodule; loaded on first use.
         object.__setattr__(self, "_vgg", None)
@@ -321,21 +339,23 @@ class RefSRVAE(SRMethod):
         return mvn(self.noise_mlp(up.flatten(1)))
 
     def posterior(self, up: torch.Tensor, other: torch.Tensor):
-        """(skip features, mu, log sigma). RefSR encodes trunk(up + ref) (``other`` = ref);
-        SISR encodes [trunk(up), trunk(HR)] (``other`` = HR). The skip reads trunk(up [+ ref])."""
-        if self.is_refsr:
+        """(skip features, mu, log sigma). RefSR "sum" encodes trunk(up + ref); two streams
+        encode [trunk(up), trunk(other)], other = HR (SISR training) or ref (RefSR "gated").
+        The skip reads trunk(up + ref), trunk(up) (SISR) or trunk(up) + ref_gate(trunk(ref))."""
+        if not self.two_stream:
             features = encoded = self.trunk(up + other)
-        else:
-            features, other_features = self.trunk(torch.cat([up, other])).chunk(2)
-            encoded = torch.cat([features, other_features], 1)
-        mu, log_sigma = self.encoder(encoded).chunk(2, dim=1)
+            return (self.skip(features), *self.encoder(encoded).chunk(2, dim=1))
+        features, other_features = self.trunk(torch.cat([up, other])).chunk(2)
+        mu, log_sigma = self.encoder(torch.cat([features, other_features], 1)).chunk(2, dim=1)
+        if self.ref_gate is not None:
+            features = features + self.ref_gate(other_features)
         return self.skip(features), mu, log_sigma
 
     def decode(self, z: torch.Tensor, skip: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
         """SR = up + residual (unclamped)."""
         f = self.cfg.hr_size // 8
         x = self.decoder_conv(self.decoder_fc(z).view(-1, self.cfg.decoder_map_channels, f, f))
-        x = self.decoder_act(x) + skip if self.is_refsr else self.decoder_act(torch.cat([skip, x], 1))
+        x = self.decoder_act(torch.cat([skip, x], 1)) if self.two_stream else self.decoder_act(x) + skip
         for unit in self.upproj:
             x = unit(x)
         return up + self.output_conv(x)

@@ -1,9 +1,10 @@
 """Video in the wild: faces found in every frame, linked into tracks, each track restored as one face
 (one noise seed for all its frames; a multi-frame model gets the track's neighbouring frames as its
-window; a FASR model the track's frames as its identity images), pasted back frame by frame.
+window; a FASR model the track's frames as its identity images, embedded by the network made for tiny faces),
+pasted back frame by frame.
 
 Writes OUT/<clip>.mp4 (H.264, the clip's frame rate, the audio stream copied when there is one) and
-OUT/<clip>.tracks.json (per track: its frames, boxes, landmarks and model).
+OUT/<clip>.tracks.json (per track: its frames, boxes, landmarks, model and, for FASR, identity_embedder).
 """
 
 from __future__ import annotations
@@ -20,8 +21,18 @@ from facesr.io.images import TEMP_PREFIX, atomic_write_text, to_tensor, to_uint8
 from facesr.workflows.restore import Restorer
 
 
+def track_embedder(model) -> str | None:
+    """What embeds a track's tiny faces for a FASR model: a bundled student of its network at its scale
+    (``identity.student.student_for``), else the model's own network; None for other models."""
+    from facesr.identity.student import student_for
+
+    network = model.needs.vector_embedder
+    return (student_for(network, model.scale) or network) if model.needs.vector_dim else None
+
+
 def _restore_track(lr: list[torch.Tensor], restorer: Restorer, name: str, key: str):
-    """SR chips (3, 128, 128) of one track's faces (LR chips ``lr``), in its frame order, and the LR chips."""
+    """SR chips (3, 128, 128) of one track's faces (LR chips ``lr``), in its frame order, and the LR chips.
+    A FASR model is conditioned on the mean of the track's faces embedded by ``track_embedder``."""
     from facesr.engine.conditions import frame_stacks, identity_vector
     from facesr.engine.run import output_problem, super_resolve_tensors
     from facesr.methods.base import Conditions
@@ -33,7 +44,7 @@ def _restore_track(lr: list[torch.Tensor], restorer: Restorer, name: str, key: s
     inputs = frame_stacks(model, lr) if needs.frames > 1 else lr
     conditions = None
     if needs.vector_dim:
-        vector = identity_vector(model, [to_uint8(c) for c in lr])
+        vector = identity_vector(model, [to_uint8(c) for c in lr], embedder=track_embedder(model))
         conditions = [Conditions(vector=vector)] * len(inputs)
     if needs.reference:
         raise FacesrError(f"{name} needs a reference photo; it cannot restore video tracks")
@@ -94,6 +105,8 @@ def _restore_tracks(source: Path, name: str, faces_per_frame, cuts, restorer: Re
             continue
         index = [faces_per_frame[t].index(f) for t, f in zip(tr.frames, tr.faces)]
         model = restorer.load(model_name)[0]
+        if model.needs.vector_dim:
+            rec["identity_embedder"] = track_embedder(model)
         srs, lrs = _restore_track([cuts[t][i][model.lr_size] for t, i in zip(tr.frames, index)], restorer,
                                   model_name, f"{name}-track{tr.id}")
         bad = sum(sr is None for sr in srs)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict
 from pathlib import Path
+
+import numpy as np
 
 from facesr.engine.conditions import baseline_note, conditions_for, still_stack
 from facesr.engine.run import check_input, check_memory, output_problem, super_resolve_tensors, warm_start_model
@@ -15,8 +18,6 @@ from facesr.io.images import atomic_write_text, read_image, to_tensor, to_uint8,
 
 def std_heatmap(std: torch.Tensor, full_scale: float = 0.1) -> "np.ndarray":
     """Per-pixel std (mean over channels) as a black-red-yellow-white uint8 heat map; full_scale maps to white."""
-    import numpy as np
-
     v = (std.mean(0) / full_scale).clamp(0, 1).numpy()
     rgb = np.stack([np.clip(3 * v, 0, 1), np.clip(3 * v - 1, 0, 1), np.clip(3 * v - 2, 0, 1)], -1)
     return (rgb * 255).round().astype(np.uint8)
@@ -36,10 +37,25 @@ def output_names(paths: list[Path]) -> list[str]:
 MANIFEST = "facesr-run.json"
 
 
-def _settings(model, opts) -> dict:
-    """What decides an output's pixels: a folder's outputs are resumed only under the same settings."""
+def _described(item):
+    """A JSON-able stand-in for a condition argument: resolved paths, digests of arrays, lists of them."""
+    if item is None:
+        return None
+    if isinstance(item, (str, Path)):
+        return str(Path(item).resolve())
+    if isinstance(item, (list, tuple)):
+        return [_described(x) for x in item]
+    data = item.detach().cpu().numpy() if hasattr(item, "detach") else item
+    return "sha256:" + hashlib.sha256(memoryview(np.ascontiguousarray(data)).cast("B")).hexdigest()
+
+
+def _settings(model, opts, refs=None, ref=None, refs_embedder=None) -> dict:
+    """What decides an output's pixels: a folder's outputs are resumed only under the same settings.
+    ``conditions`` is None without refs, ref or refs_embedder (as manifests from before it was recorded)."""
     options = {k: v for k, v in asdict(opts).items() if k != "batch_size"}
-    return {"model": model.source, "options": options}
+    given = {"refs": _described(refs), "ref": _described(ref), "refs_embedder": refs_embedder}
+    return {"model": model.source, "options": options,
+            "conditions": given if any(v is not None for v in given.values()) else None}
 
 
 def _previous_outputs(out_dir: Path, settings: dict) -> tuple[set[str], str | None]:
@@ -52,10 +68,13 @@ def _previous_outputs(out_dir: Path, settings: dict) -> tuple[set[str], str | No
         except (OSError, ValueError):
             continue
         theirs = {"model": before.get("model"), "options": {k: v for k, v in before.get("options", {}).items()
-                                                             if k != "batch_size"}}
+                                                             if k != "batch_size"},
+                  "conditions": before.get("conditions")}
         if theirs != settings:
             changed = sorted(k for k in set(theirs["options"]) | set(settings["options"])
                              if theirs["options"].get(k) != settings["options"].get(k))
+            if theirs["conditions"] != settings["conditions"]:
+                changed.append("refs/ref")
             stale = f"made with other settings ({'model' if theirs['model'] != settings['model'] else ', '.join(changed)})"
             continue
         done |= {str(Path(p).resolve()) for p in before.get("outputs", [])}
@@ -96,7 +115,7 @@ def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=prin
     if share.rank == 0:
         clean_temp_files(out_dir)  # before the other processes start writing
     share.wait()
-    settings = _settings(model, opts)
+    settings = _settings(model, opts, refs, ref, refs_embedder)
     done, stale = (set(), None) if overwrite else _previous_outputs(out_dir, settings)
     failures: list[str] = list(input_failures)
 

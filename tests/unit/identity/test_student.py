@@ -119,3 +119,42 @@ def test_the_bundled_student_puts_tiny_faces_nearer_their_hr_faces_than_dlib_doe
     assert cos_student.mean() > cos_dlib.mean() + 0.01 and (cos_student > cos_dlib).sum() >= 5, (cos_student, cos_dlib)
     assert [s["spec"] for s in bundled_students()] == ["dlib-lq"]
     assert main(["models"]) == 0 and "identity network dlib-lq (dlib-lq-x8)" in capsys.readouterr().out
+
+
+def test_a_fasr_video_track_is_conditioned_through_the_bundled_student(monkeypatch, faces):
+    """restore on video: a FASR track's condition is the mean embedding of its tiny faces by the student of
+    the model's network at its scale (dlib-lq for fasr-x8), not by dlib; models of other networks keep theirs."""
+    import facesr.engine.conditions as conditions
+    from facesr.identity.features import aggregate
+    from facesr.identity.student import student_for
+    from facesr.io.images import to_tensor
+    from facesr.methods.hub import load_model
+    from facesr.workflows import restore_video
+
+    assert student_for("dlib", 8) == "dlib-lq" and student_for("dlib", 4) is None and student_for("onnx:x", 8) is None
+    model = load_model("fasr-x8", "cpu")
+    assert restore_video.track_embedder(model) == "dlib-lq"
+    assert restore_video.track_embedder(load_model("msrresnet-x8", "cpu")) is None
+    seen = []
+
+    def fake_run(model, inputs, keys, opts, device, conditions=None, **_):
+        seen.extend(conditions)
+        return [torch.zeros(3, 128, 128) for _ in inputs]
+
+    monkeypatch.setattr("facesr.engine.run.super_resolve_tensors", fake_run)
+
+    class Restorer:
+        device = "cpu"
+
+        def load(self, name):
+            return model, object()
+
+    lr = [to_tensor(model.lr_protocol.lr_image(f, "probe")[0]) for f in faces]
+    restore_video._restore_track(lr, Restorer(), "fasr-x8", "clip-track0")
+    chips = [(c.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for c in lr]
+    expected = aggregate(make_embedder("dlib-lq").embed(chips), "mean")
+    assert len(seen) == 3 and all(torch.equal(c.vector, seen[0].vector) for c in seen)
+    np.testing.assert_allclose(seen[0].vector.numpy(), expected, atol=1e-5)
+    by_dlib = aggregate(make_embedder("dlib").embed(chips), "mean")
+    assert np.abs(seen[0].vector.numpy() - by_dlib).max() > 1e-3
+    assert not torch.equal(seen[0].vector, conditions.null_identity(model))

@@ -206,6 +206,37 @@ def test_refsr_follows_the_reference_and_is_deterministic():
     torch.testing.assert_close(batch, torch.cat([a, a]), atol=1e-6, rtol=0)
 
 
+def test_gated_fusion_starts_from_sisr_and_opens_a_spatial_path_for_the_reference():
+    sisr, gated = tiny_model("sisr"), tiny_model("refsr", seed=1, fusion="gated")
+    missing, unexpected = gated.load_state_dict(sisr.state_dict(), strict=False)  # init_from a SISR model fits
+    assert sorted(missing) == ["ref_gate.bias", "ref_gate.weight"] and not unexpected
+    assert gated.ref_gate.weight.abs().sum() == 0 and gated.ref_gate.bias.abs().sum() == 0
+    with torch.no_grad():  # FC layers strong enough that the latent visibly moves the output
+        for layer in gated.modules():
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.normal_(0, 0.5)
+    lr, ref, ref2 = rand(1, 3, 8, 8, seed=1), rand(1, 3, 32, 32, seed=2), rand(1, 3, 32, 32, seed=3)
+
+    def by_hand(model):  # encoder on [trunk(up), trunk(ref)], skip on trunk(up) + gate(trunk(ref))
+        up = model.upsample(lr)
+        with torch.no_grad():
+            features, ref_features = model.trunk(up), model.trunk(ref)
+            mu, log_sigma = model.encoder(torch.cat([features, ref_features], 1)).chunk(2, 1)
+            skip = model.skip(features + model.ref_gate(ref_features))
+            return model.decode(mu + log_sigma.exp() * model.noise(up), skip, up).clamp(0, 1)
+
+    torch.testing.assert_close(restore(gated, lr, ref=ref), by_hand(gated))
+    assert (restore(gated, lr, ref=ref) - restore(gated, lr, ref=ref2)).abs().max() > 1e-5  # through the latent
+    with torch.no_grad():  # the latent cut and the gate shut: the reference has no way in
+        gated.encoder[-1].weight.zero_()
+        gated.encoder[-1].bias.zero_()
+    assert torch.equal(restore(gated, lr, ref=ref), restore(gated, lr, ref=ref2))
+    with torch.no_grad():  # the gate open: the reference reaches the skip
+        gated.ref_gate.weight.normal_(0, 0.5)
+    torch.testing.assert_close(restore(gated, lr, ref=ref), by_hand(gated))
+    assert (restore(gated, lr, ref=ref) - restore(gated, lr, ref=ref2)).abs().max() > 1e-5
+
+
 def test_sisr_draw_follows_the_generator_and_ignores_the_reference():
     model = tiny_model("sisr")
     lr = rand(2, 3, 8, 8, seed=1)
@@ -268,6 +299,7 @@ def test_bad_inputs_raise_clear_errors():
     ({"trunk_channels": (4, 8, 8)}, "trunk_channels must be 4"),
     ({"latent": 0}, "latent"),
     ({"kl_weight": -1.0}, "kl_weight"),
+    ({"fusion": "concat"}, "fusion"),
 ])
 def test_config_validation(overrides, message):
     with pytest.raises(FacesrError, match=message):
