@@ -38,16 +38,22 @@ class DiffusionSR(SRMethod):
         """The upsampled image the output corresponds to: ``up`` itself, or its middle frame."""
         return middle_frame(up)
 
+    frame_init = "middle"  # how adapt_init_state spreads single-frame weights (SR3: its config's frame_init)
+
     def adapt_init_state(self, state: dict) -> dict:
-        """Weights of a single-frame model made to fit this k-frame model (``init_from``): the input
-        convolution's condition weights go to the middle frame, the other frames' weights start at 0,
-        so training starts from exactly the single-frame model applied to the middle frame."""
+        """Weights of a single-frame model made to fit this k-frame model (``init_from``). "middle": the input
+        convolution's condition weights go to the middle frame, the other frames' weights start at 0, so
+        training starts from exactly the single-frame model applied to the middle frame. "spread": every
+        frame gets 1/k of them, so it starts from the single-frame model applied to the frames' mean."""
         key = "net.unet.conv_in.weight"
         k, w = self.cfg.unet.cond_images, state.get(key)
         if k == 1 or w is None or w.shape[1] != 6:
             return state
         new = torch.zeros(w.shape[0], 3 * k + 3, *w.shape[2:], dtype=w.dtype)
-        new[:, middle_channels(k)] = w[:, :3]
+        if self.frame_init == "spread":
+            new[:, : 3 * k] = w[:, :3].repeat(1, k, 1, 1) / k
+        else:
+            new[:, middle_channels(k)] = w[:, :3]
         new[:, 3 * k :] = w[:, 3:]
         return {**state, key: new}
 

@@ -49,6 +49,9 @@ class SR3Config:
     base: RegressionNetConfig | None = None  # residual over this frozen regression network's output
     base_from: str | None = None  # the regression model (name or folder) whose weights fill base at step 0
     identity_weight: float = 0.0  # x gamma x the identity loss of the denoised estimate against the HR
+    # init_from a single-frame model into k frames: "middle" (its condition weights on the middle frame, the
+    # others at 0: exactly that model at step 0) or "spread" (1/k of them on every frame: it starts by averaging)
+    frame_init: str = "middle"
 
     def __post_init__(self):
         if self.base is not None and self.unet.cond_images != 1:
@@ -61,6 +64,8 @@ class SR3Config:
             raise FacesrError(f"target must be 'image' or 'residual', got {self.target!r}")
         if self.loss not in ("l1", "l2"):
             raise FacesrError(f"loss must be 'l1' or 'l2', got {self.loss!r}")
+        if self.frame_init not in ("middle", "spread"):
+            raise FacesrError(f"frame_init must be 'middle' or 'spread', got {self.frame_init!r}")
         if not (isinstance(self.identity_weight, (int, float)) and 0 <= self.identity_weight < float("inf")):
             raise ConfigValueError("identity_weight", f"must be a number >= 0, got {self.identity_weight!r}")
         make_operator(self.operator, self.scale)
@@ -72,6 +77,7 @@ class SR3(DiffusionSR):
 
     def __init__(self, cfg: SR3Config):
         super().__init__(cfg)
+        self.frame_init = cfg.frame_init
         self.net = ConditionalUNet(cfg.unet)
         self.schedule = DDPMSchedule(cfg.diffusion)
         self.base = None

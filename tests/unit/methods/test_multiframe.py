@@ -9,6 +9,7 @@ from PIL import Image
 
 from facesr.cli import main
 from facesr.engine.options import SamplingOptions
+from facesr.errors import FacesrError
 
 
 def mf_config(tmp_path, sample_faces, frames=3):
@@ -112,3 +113,26 @@ def test_a_k_frame_model_initialised_from_a_single_frame_model_equals_it_on_the_
     g = [torch.Generator().manual_seed(i) for i in range(2)]
     b = single.super_resolve(lr[:, 3:6], None, opts, g)
     assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_spread_frame_init_starts_from_the_single_frame_model_on_the_frames_mean(tiny_model):
+    from facesr.methods.hub import load_model
+    from facesr.methods.sr3 import SR3
+
+    single = load_model(str(tiny_model))
+    cfg = single.cfg
+    unet = type(cfg.unet)(**{**cfg.unet.__dict__, "cond_images": 3})
+    mf = SR3(type(cfg)(**{**cfg.__dict__, "unet": unet, "frame_init": "spread"}))
+    state = mf.adapt_init_state(single.state_dict())
+    w, w1 = state["net.unet.conv_in.weight"], single.state_dict()["net.unet.conv_in.weight"]
+    for frame in range(3):  # every frame a third of the single-frame condition weights; the noise input as it was
+        torch.testing.assert_close(w[:, 3 * frame : 3 * frame + 3], w1[:, :3] / 3)
+    torch.testing.assert_close(w[:, 9:], w1[:, 3:])
+    missing, unexpected = mf.load_state_dict(state, strict=False)
+    assert not missing and not unexpected
+    cond, x_t, t = torch.rand(2, 3, 3, 32, 32), torch.randn(2, 3, 32, 32), torch.rand(2)
+    with torch.no_grad():  # at step 0 the network sees the frames' mean
+        torch.testing.assert_close(mf.net(x_t, t, cond.flatten(1, 2)), single.net(x_t, t, cond.mean(1)),
+                                   atol=1e-5, rtol=1e-4)
+    with pytest.raises(FacesrError, match="frame_init"):
+        type(cfg)(**{**cfg.__dict__, "frame_init": "zeros"})
