@@ -30,9 +30,9 @@ def track_embedder(model) -> str | None:
     return (student_for(network, model.scale) or network) if model.needs.vector_dim else None
 
 
-def _restore_track(lr: list[torch.Tensor], restorer: Restorer, name: str, key: str):
+def _restore_track(lr: list[torch.Tensor], restorer: Restorer, name: str, key: str, embedder: str | None = None):
     """SR chips (3, 128, 128) of one track's faces (LR chips ``lr``), in its frame order, and the LR chips.
-    A FASR model is conditioned on the mean of the track's faces embedded by ``track_embedder``."""
+    A FASR model is conditioned on the mean of the track's faces embedded by ``embedder`` (``track_embedder``)."""
     from facesr.engine.conditions import frame_stacks, identity_vector
     from facesr.engine.run import output_problem, super_resolve_tensors
     from facesr.methods.base import Conditions
@@ -44,7 +44,7 @@ def _restore_track(lr: list[torch.Tensor], restorer: Restorer, name: str, key: s
     inputs = frame_stacks(model, lr) if needs.frames > 1 else lr
     conditions = None
     if needs.vector_dim:
-        vector = identity_vector(model, [to_uint8(c) for c in lr], embedder=track_embedder(model))
+        vector = identity_vector(model, [to_uint8(c) for c in lr], embedder=embedder or track_embedder(model))
         conditions = [Conditions(vector=vector)] * len(inputs)
     if needs.reference:
         raise FacesrError(f"{name} needs a reference photo; it cannot restore video tracks")
@@ -105,10 +105,11 @@ def _restore_tracks(source: Path, name: str, faces_per_frame, cuts, restorer: Re
             continue
         index = [faces_per_frame[t].index(f) for t, f in zip(tr.frames, tr.faces)]
         model = restorer.load(model_name)[0]
-        if model.needs.vector_dim:
-            rec["identity_embedder"] = track_embedder(model)
+        embedder = track_embedder(model)
+        if embedder is not None:
+            rec["identity_embedder"] = embedder
         srs, lrs = _restore_track([cuts[t][i][model.lr_size] for t, i in zip(tr.frames, index)], restorer,
-                                  model_name, f"{name}-track{tr.id}")
+                                  model_name, f"{name}-track{tr.id}", embedder)
         bad = sum(sr is None for sr in srs)
         if bad:
             rec["not_restored_frames"] = bad
