@@ -10,7 +10,8 @@ probes whose SR is identified (rank 1 against the gallery) as that next identity
 without references is the same fraction for the unconditioned run (how often the next identity wins anyway).
 ``--embedder dlib-lq``: FASR's references embedded by that network (a student of the model's own) instead.
 ``--view hr``: FASR's references are the aux photos as they are, not their LR faces; ``--guidance W --samples K``:
-identity guidance toward the (wrong) condition, the setting most likely to be hijacked.
+identity guidance toward the (wrong) condition, the setting most likely to be hijacked. FASR's references pass
+the reference gate (``facesr.engine.refs_gate``) as they do in ``facesr upscale``; ``--gate off`` runs without it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from facesr.engine.conditions import protocol_conditions, source_folder
 from facesr.engine.options import SamplingOptions
+from facesr.engine.refs_gate import THRESHOLD as REFS_GATE, parse_threshold
 from facesr.identity.embedders import make_embedder
 from facesr.identity.recognition import identity_split
 from facesr.io.images import atomic_write_text
@@ -51,9 +53,11 @@ def main() -> int:
     ap.add_argument("--view", choices=["lr", "hr"], default="lr", help="FASR: the aux images' LR faces or the photos")
     ap.add_argument("--guidance", type=float, help="FASR: identity guidance weight")
     ap.add_argument("--samples", type=int, help="samples per face (the model's recipe if not given)")
+    ap.add_argument("--gate", default=str(REFS_GATE), help=f"FASR: the reference gate's cosine, or off (default {REFS_GATE})")
     ap.add_argument("-o", "--out", default="outputs/hijack")
     ap.add_argument("--results", default="benchmarks/results/hijack-lfw.md")
     args = ap.parse_args()
+    gate = parse_threshold(args.gate, "--gate")
     split = identity_split(args.hr)
     judges = as_judges([Judge(make_embedder(s), {n: e["gallery"] for n, e in split.items()}) for s in args.identity])
     names = [j.embedder.name for j in judges]
@@ -64,6 +68,7 @@ def main() -> int:
              f"{f'--view {args.view} ' if args.view != 'lr' else ''}"
              f"{f'--guidance {args.guidance} ' if args.guidance is not None else ''}"
              f"{f'--samples {args.samples} ' if args.samples else ''}"
+             f"{f'--gate {args.gate} ' if gate != REFS_GATE else ''}"
              f"--precision {args.precision}`", "",
              "Hijack rate: the fraction of probes identified as the next identity when that identity's images are the "
              "condition (`ref=other`); without references: the same fraction when the model runs without them. "
@@ -83,9 +88,11 @@ def main() -> int:
         hr, conditions, extra = protocol_conditions(model, probes, "all", "other", view=view, embedder=embedder)
         setting = "".join([f"-{embedder.replace(':', '_').replace('/', '_')}" if embedder else "",
                            f"-{view}" if view != "lr" else "", f"-g{args.guidance:g}" if fasr and args.guidance else "",
-                           f"-s{args.samples}" if args.samples else ""])
+                           f"-s{args.samples}" if args.samples else "",
+                           f"-gate{gate:g}" if fasr and gate is not None else ""])
         out_other = Path(args.out) / name / f"other{setting}"
-        run_and_evaluate(model, hr, opts, "cpu", out_other, judge=judges, conditions=conditions, extra=extra)
+        run_and_evaluate(model, hr, opts, "cpu", out_other, judge=judges, conditions=conditions, extra=extra,
+                         refs_gate=gate if fasr else None)
         plain = MODELS[name]
         if plain == "none":
             hr0, cond0, extra0 = protocol_conditions(model, hr, "all", "none")
@@ -106,7 +113,8 @@ def main() -> int:
                 cells.append(f"{hits / len(pred):.3f} [{low:.2f}, {high:.2f}]{star}")
         label = ", ".join([name] + ([f"references by {embedder}"] if embedder else [])
                           + (["the aux photos (HR view)"] if view == "hr" else [])
-                          + ([f"guidance w = {args.guidance:g}, {opts.samples} samples"] if fasr and args.guidance else []))
+                          + ([f"guidance w = {args.guidance:g}, {opts.samples} samples"] if fasr and args.guidance else [])
+                          + ([f"reference gate {gate:g}" if gate is not None else "no reference gate"] if fasr else []))
         lines.append(f"| {label} | {len(hr)} | " + " | ".join(cells) + " |")
         print(lines[-1], file=sys.stderr)
     atomic_write_text(Path(args.results), "\n".join(lines) + "\n")

@@ -81,7 +81,7 @@ def main() -> None:
                                              neighbours=variant != "no-neighbours"))
                 print(f"{name} {clip.name}: PSNR {np.mean(per_clip[-1]['psnr']):.2f}", flush=True)
         frames = lambda key: [v for c in per_clip for v in c[key]]  # noqa: E731
-        rows.append({"model": name, "frames_in": 1 if variant else model.condition_frames, "evaluations": model.network_evaluations(opts),
+        rows.append({"model": name, "frames_in": 1 if variant else model.needs.frames, "evaluations": model.network_evaluations(opts),
                      "psnr": np.mean(frames("psnr")), "psnr_std": np.std(frames("psnr")), "ssim": np.mean(frames("ssim")),
                      "cs": np.mean(frames("cs")) if embedder else None,
                      "flicker": statistics.mean(c["flicker"] for c in per_clip),

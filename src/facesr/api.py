@@ -17,16 +17,22 @@ from pathlib import Path
 
 import numpy as np
 
+from facesr.engine.refs_gate import THRESHOLD as REFS_GATE
+
 
 class BaselineWarning(UserWarning):
     """A conditioned model runs without its extra input, as its own fair baseline."""
 
 
-def _warn_baseline(note: str | None) -> None:
+class GateWarning(UserWarning):
+    """FASR references were not used for an input: its LR face does not match them (``refs_gate``)."""
+
+
+def _warn(note: str | None, kind=BaselineWarning) -> None:
     if note:
         import warnings
 
-        warnings.warn(note, BaselineWarning, stacklevel=3)
+        warnings.warn(note, kind, stacklevel=3)
 
 
 def load_model(name_or_path: str = "sr3-x8", device: str = "auto", use_ema: bool = True):
@@ -63,14 +69,16 @@ def _prepare(images, model, device, options: dict):
     return model, tensors, keys, SamplingOptions.for_model(model, **options), dev
 
 
-def upscale(images, model="sr3-x8", *, refs=None, refs_embedder=None, ref=None, init=None, guidance=None, sampler=None, steps=None,
+def upscale(images, model="sr3-x8", *, refs=None, refs_embedder=None, refs_gate=REFS_GATE, ref=None, init=None, guidance=None, sampler=None, steps=None,
             strength=None, samples=None, eta=None, seed=0, batch_size=16, precision="bf16", device="auto",
             check_outputs=True, **sde_options) -> list[np.ndarray]:
     """Super-resolve face chips (paths or uint8 RGB (h, w, 3) arrays); returns uint8 RGB arrays in order.
 
     ``refs`` (FASR models): reference images of the person, one list for all inputs or one list per
     input, or a features file from 'facesr features'; ``refs_embedder``: the network that embeds them if not
-    the model's own, e.g. 'dlib-lq' (a student of dlib made for tiny faces) for tiny refs. ``ref`` (RefSR-VAE): one aligned HR photo of the
+    the model's own, e.g. 'dlib-lq' (a student of dlib made for tiny faces) for tiny refs; ``refs_gate``: an input
+    whose LR face scores below this cosine against its references runs on the null identity instead, with a
+    GateWarning (``facesr.engine.refs_gate``; None: no gate). ``ref`` (RefSR-VAE): one aligned HR photo of the
     person, or one per input. FASR without ``refs`` runs on its null identity; MF-SR3 restores each image
     in place of its neighbours (see ``upscale_frames`` for clips); both warn so. Sampling options left as
     None take the model's recommended recipe; ``strength`` < 1 warm-starts from noised bicubic (or from the
@@ -81,18 +89,26 @@ def upscale(images, model="sr3-x8", *, refs=None, refs_embedder=None, ref=None, 
     of the samplers). The same seed gives the same pixels for an input whatever the batch (noise keyed by file name).
     """
     from facesr.engine.conditions import baseline_note, conditions_for, still_stack
+    from facesr.engine.refs_gate import gate_conditions, parse_threshold
     from facesr.engine.run import super_resolve_tensors
     from facesr.io.images import to_uint8
 
+    refs_gate = parse_threshold(refs_gate)
     images = images if isinstance(images, (str, Path, np.ndarray)) else list(images)  # a generator, once
     options = dict(sampler=sampler, steps=steps, eta=eta, strength=strength, samples=samples, init=init,
                    guidance=guidance, seed=seed, batch_size=batch_size, precision=precision, **sde_options)
     model, lrs, keys, opts, dev = _prepare(images, model, device, options)
-    _warn_baseline(baseline_note(model, refs, stills=True))
+    _warn(baseline_note(model, refs, stills=True))
     lrs = [still_stack(model, lr) for lr in lrs]
     identities = [Path(x).parent.name if isinstance(x, (str, Path)) else None for x in images]
     conds = conditions_for(model, len(lrs), refs=refs, ref=ref, refs_embedder=refs_embedder,
                            identities=None if None in identities else identities)
+    if refs is not None:
+        conds, verdicts = gate_conditions(model, lrs, conds, refs_gate)
+        for i, verdict in enumerate(verdicts):
+            if not verdict.used:
+                _warn(f"{images[i] if isinstance(images[i], (str, Path)) else f'images[{i}]'}: "
+                      f"{verdict.describe(refs_gate)}", GateWarning)
     srs = super_resolve_tensors(model, lrs, keys, opts, dev, conditions=conds)
     if check_outputs:
         _check_outputs(model, images, lrs, srs)
@@ -131,7 +147,7 @@ def upscale_frames(frames, model="mfsr3-x8", *, step=1, neighbours=True, name="c
         raise FacesrError(f"{model.name} needs {model.needs.describe()}: use facesr.upscale")
     if len({tuple(t.shape) for t in lrs}) > 1:
         raise FacesrError("frames: all frames of a clip must have the same size")
-    _warn_baseline(None if neighbours else baseline_note(model, stills=True))
+    _warn(None if neighbours else baseline_note(model, stills=True))
     stacks = frame_stacks(model, lrs, step, neighbours)
     srs = super_resolve_tensors(model, stacks, [name] * len(stacks), opts, dev)
     if check_outputs:

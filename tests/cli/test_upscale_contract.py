@@ -205,6 +205,32 @@ def test_a_reference_that_is_no_face_chip_is_left_out(size, tmp_path, capsys):
     assert len(manifest["outputs"]) == 1 and any("odd.png" in f for f in manifest["failures"])
 
 
+def test_the_reference_gate_names_each_input_run_without_its_refs(tmp_path, capsys):
+    """--refs-gate 1: no face reaches it, so each input runs on the null identity (the pixels of a run without
+    --refs), is named in one line and listed in the manifest; a gate that is no cosine is one error line."""
+    src = tmp_path / "in"
+    paths = _faces(src, 2)
+    ref = next((Path(facesr.__file__).parent / "samples" / "faces").glob("*.png"))
+    fast = ["--model", "fasr-x8", "--steps", "2", "--strength", "0.5", "--samples", "1", "--precision", "fp32"]
+    assert main(["upscale", str(src), "-o", str(tmp_path / "g"), *fast, "--refs", str(ref), "--refs-gate", "1"]) == 0
+    said = [line for line in capsys.readouterr().out.splitlines() if "references not used" in line]
+    assert sorted(said) == sorted(f"{p}: references not used (the face does not match them; null identity instead): "
+                                  f"score {_manifest(tmp_path / 'g')['refs_gate']['scores'][str(p)]:.3f} against the gate 1.000"
+                                  for p in paths)
+    gate = _manifest(tmp_path / "g")["refs_gate"]
+    assert gate["threshold"] == 1.0 and sorted(gate["not_used"]) == sorted(map(str, paths))
+    assert main(["upscale", str(src), "-o", str(tmp_path / "n"), *fast]) == 0
+    for p in paths:
+        assert np.array_equal(read_image(tmp_path / "g" / f"{p.stem}.png"), read_image(tmp_path / "n" / f"{p.stem}.png"))
+    assert main(["upscale", str(src), "-o", str(tmp_path / "o"), *fast, "--refs", str(ref), "--refs-gate", "off"]) == 0
+    assert _manifest(tmp_path / "o")["refs_gate"]["not_used"] == []
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:  # argparse: usage, then the one error line
+        main(["upscale", str(src), "-o", str(tmp_path / "b"), *fast, "--refs", str(ref), "--refs-gate", "high"])
+    assert exit_.value.code == 2
+    assert _err_lines(capsys)[-1:] == ["facesr upscale: error: argument --refs-gate: must be a cosine in [-1, 1] or 'off', got 'high'"]
+
+
 def test_the_api_and_the_cli_give_the_same_pixels_whatever_the_spelling(tmp_path, monkeypatch):
     src = tmp_path / "in"
     (path,) = _faces(src, 1)

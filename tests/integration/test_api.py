@@ -58,17 +58,17 @@ def fasr():
 def test_refs_one_list_for_all_equals_the_same_list_per_input(fasr, faces):
     lrs = [lr_of(fasr, f) for f in faces[:2]]
     refs = [faces[2], faces[3]]
-    shared = facesr.upscale(lrs, model=fasr, refs=refs, **FAST)
-    per_input = facesr.upscale(lrs, model=fasr, refs=[refs, refs], **FAST)
+    shared = facesr.upscale(lrs, model=fasr, refs=refs, refs_gate=None, **FAST)
+    per_input = facesr.upscale(lrs, model=fasr, refs=[refs, refs], refs_gate=None, **FAST)
     assert all(np.array_equal(a, b) for a, b in zip(shared, per_input))
 
 
 def test_refs_per_input_condition_each_input_on_its_own_person(fasr, faces):
     """Input i of a batch gets the vector of refs[i]: the same pixels as run alone with those refs."""
     lr = lr_of(fasr, faces[0])
-    both = facesr.upscale([lr, lr], model=fasr, refs=[[faces[1]], [faces[4]]], **FAST)
-    alone = facesr.upscale([lr], model=fasr, refs=[faces[1]], **FAST)[0]
-    other = facesr.upscale([lr], model=fasr, refs=[faces[4]], **FAST)[0]
+    both = facesr.upscale([lr, lr], model=fasr, refs=[[faces[1]], [faces[4]]], refs_gate=None, **FAST)
+    alone = facesr.upscale([lr], model=fasr, refs=[faces[1]], refs_gate=None, **FAST)[0]
+    other = facesr.upscale([lr], model=fasr, refs=[faces[4]], refs_gate=None, **FAST)[0]
     assert np.array_equal(both[0], alone) and not np.array_equal(both[0], other)
 
 
@@ -101,7 +101,30 @@ def test_fasr_without_refs_is_its_null_identity_and_warns(fasr, faces):
     zero = super_resolve_tensors(fasr, [to_tensor(lr)], ["array-0"], opts, "cpu",
                                  conditions=[Conditions(vector=null_identity(fasr))])[0]
     assert np.array_equal(plain, to_uint8(zero))
-    assert not np.array_equal(plain, facesr.upscale([lr], model=fasr, refs=[faces[1]], **FAST)[0])
+    assert not np.array_equal(plain, facesr.upscale([lr], model=fasr, refs=[faces[1]], refs_gate=None, **FAST)[0])
+
+
+def test_the_reference_gate_runs_a_face_that_does_not_match_its_refs_on_the_null_identity(fasr, faces):
+    """Gated: the same pixels as without refs, and a GateWarning naming the input; passed: the same pixels as
+    with no gate. A face's own photo passes the default gate (the student reads its 16-px face as that photo)."""
+    import warnings
+
+    lr = lr_of(fasr, faces[0])
+    with pytest.warns(facesr.api.BaselineWarning):
+        null = facesr.upscale([lr], model=fasr, **FAST)[0]
+    ungated = facesr.upscale([lr], model=fasr, refs=[faces[1]], refs_gate=None, **FAST)[0]
+    with pytest.warns(facesr.api.GateWarning, match=r"^images\[0\]: references not used .* score 0\.\d+ against the gate 1\.000"):
+        gated = facesr.upscale([lr], model=fasr, refs=[faces[1]], refs_gate=1.0, **FAST)[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", facesr.api.GateWarning)
+        passed = facesr.upscale([lr], model=fasr, refs=[faces[1]], refs_gate=-1.0, **FAST)[0]
+    assert np.array_equal(gated, null) and np.array_equal(passed, ungated) and not np.array_equal(null, ungated)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", facesr.api.GateWarning)
+        for face in faces:  # its own photo: used under the default gate
+            facesr.upscale([lr_of(fasr, face)], model=fasr, refs=[face], **FAST)
+    with pytest.raises(FacesrError, match="refs_gate must be a cosine"):
+        facesr.upscale([lr], model=fasr, refs=[faces[1]], refs_gate=1.5, **FAST)
 
 
 def test_a_condition_the_model_does_not_take_is_refused(faces):

@@ -44,8 +44,8 @@ def test_same_pixels_as_before_the_redesign(case, golden, faces):
     lr = golden[f"{key}/lr"]
     model = facesr.load_model(case["model"], device="cpu")
     extra = {}
-    if model.needs.vector_dim:
-        extra["refs"] = [faces[1], faces[2]]
+    if model.needs.vector_dim:  # the pixels of the condition itself: no reference gate
+        extra.update(refs=[faces[1], faces[2]], refs_gate=None)
     if model.needs.reference:
         extra["ref"] = faces[1]
     if f"{key}/error" in golden:

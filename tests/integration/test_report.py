@@ -96,7 +96,7 @@ def test_fasr_references_add_the_hijack_control(probe_and_gallery, tmp_path):
     other = next(p for p in sorted(gallery.glob("*.png")) if p.stem != person)
     assert main(["report", str(probe), "--gallery", str(gallery), "--model", "fasr-x8", "--refs", str(other),
                  "--samples", "2", "--steps", "2", "--identity", "dlib", "faceplugin", "--precision", "fp32",
-                 "-o", str(tmp_path / "o")]) == 0
+                 "--refs-gate", "-1", "-o", str(tmp_path / "o")]) == 0
     rep = json.loads((tmp_path / "o" / "report.json").read_text())
     dlib, arc = rep["judges"]
     assert dlib["independent"] is False and arc["independent"] is True  # FASR is conditioned on dlib vectors
@@ -106,7 +106,17 @@ def test_fasr_references_add_the_hijack_control(probe_and_gallery, tmp_path):
         assert "without_references" in h and isinstance(h["warning"], bool) and h["text"]
     assert rep["references"]["refs"] == [str(other)] and rep["condition_note"] is None
     assert rep["references"]["refs_embedder"] == "dlib"
+    assert rep["references"]["gate"]["used"] is True and -1 <= rep["references"]["gate"]["score"] <= 1
     assert "not an independent judge" in (tmp_path / "o" / "report.html").read_text()
+    # a gate no face passes: the references are not used, the samples are the face without them, and it is said
+    assert main(["report", str(probe), "--gallery", str(gallery), "--model", "fasr-x8", "--refs", str(other),
+                 "--samples", "2", "--steps", "2", "--identity", "faceplugin", "--precision", "fp32",
+                 "--refs-gate", "1", "-o", str(tmp_path / "g")]) == 0
+    rep = json.loads((tmp_path / "g" / "report.json").read_text())
+    assert rep["references"]["gate"]["used"] is False and "references not used" in rep["condition_note"]
+    h = rep["judges"][0]["hijack"]
+    assert h["gated"] is True and h["warning"] is False and "were not used" in h["text"]
+    assert "references not used" in (tmp_path / "g" / "report.html").read_text()
     # without references: the model's null identity, said in the report; no reference control
     assert main(["report", str(probe), "--gallery", str(gallery), "--model", "fasr-x8", "--samples", "2",
                  "--steps", "2", "--identity", "faceplugin", "--precision", "fp32", "-o", str(tmp_path / "n")]) == 0

@@ -132,15 +132,20 @@ def test_noise_from_too_few_steps_is_not_pasted(tmp_path, capsys):
     assert "not restored: the output is not a restoration" in capsys.readouterr().err
 
 
-def test_a_multi_frame_model_takes_a_photo_and_a_conditioned_one_says_what_it_lacks(tmp_path, capsys):
+def test_multi_frame_and_fasr_models_take_a_photo_and_refsr_says_what_it_lacks(tmp_path, capsys):
     photo = tmp_path / "group.png"
     Image.fromarray(scene(8)[0]).save(photo)
     fast = ["--steps", "2", "--strength", "0.5", "--samples", "1", "--precision", "fp32"]
     assert main(["restore", str(photo), "-o", str(tmp_path / "mf"), "--model", "mfsr3-x8", *fast]) == 0
     faces = json.loads((tmp_path / "mf" / "group.json").read_text())["faces"]
     assert len(faces) == 6 and all("chip" in f for f in faces)
-    assert main(["restore", str(photo), "-o", str(tmp_path / "fasr"), "--model", "fasr-x8", *fast]) == 1
-    assert "fasr-x8 needs dlib 128-d identity vector; a photo has none" in capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["restore", str(photo), "-o", str(tmp_path / "fasr"), "--model", "fasr-x8", *fast]) == 0
+    assert "fasr-x8: the null identity: a photo has no other images of the person" in capsys.readouterr().out
+    faces = json.loads((tmp_path / "fasr" / "group.json").read_text())["faces"]
+    assert len(faces) == 6 and all("chip" in f and f["condition"].startswith("the null identity") for f in faces)
+    assert main(["restore", str(photo), "-o", str(tmp_path / "ref"), "--model", "refsr-vae-x8", "--precision", "fp32"]) == 1
+    assert "refsr-vae-x8 needs " in capsys.readouterr().err and "a photo has none" in (tmp_path / "ref" / "group.json").read_text()
 
 
 def test_a_killed_restore_resumes_and_ends_as_an_uninterrupted_one(tmp_path):

@@ -8,13 +8,30 @@ import sys
 from facesr.errors import FacesrError
 
 # the library names what a model lacks by its API parameter; the CLI by its flag
-def add_refs_embedder(p) -> None:
+def gate_threshold(text: str) -> float | None:
+    """argparse type of --refs-gate: a cosine or 'off' (argparse names the flag in its one error line)."""
+    from facesr.engine.refs_gate import parse_threshold
+
+    try:
+        return parse_threshold(text, "")
+    except FacesrError as exc:
+        raise argparse.ArgumentTypeError(str(exc).strip()) from None
+
+
+def add_refs_options(p) -> None:
+    from facesr.engine.refs_gate import THRESHOLD
+
     p.add_argument("--refs-embedder", metavar="EMBEDDER",
                    help="the network that embeds --refs, if not the model's own: 'dlib-lq' (dlib fine-tuned to read tiny "
                         "faces, bundled) for LR refs with a dlib-conditioned model")
+    p.add_argument("--refs-gate", metavar="COSINE", type=gate_threshold, default=THRESHOLD,
+                   help=f"an input whose LR face scores below this against its --refs (cosine, by the bundled student "
+                        f"of the model's network) runs without them, on the null identity, and is named "
+                        f"(default {THRESHOLD}; 'off': always use the refs)")
 
 
-FLAGS = {"refs": "--refs", "refs_embedder": "--refs-embedder", "ref": "--ref", "frames": "--frames"}
+FLAGS = {"refs": "--refs", "refs_embedder": "--refs-embedder", "refs_gate": "--refs-gate", "ref": "--ref",
+         "frames": "--frames"}
 
 
 def stderr(message: str) -> None:

@@ -4,7 +4,8 @@ HELP = "PSNR, SSIM and LR-consistency of SR images against HR (or --run: make LR
 
 
 def add_arguments(p) -> None:
-    from facesr.cli.common import add_sampling_options
+    from facesr.cli.common import add_sampling_options, gate_threshold
+    from facesr.engine.refs_gate import THRESHOLD
 
     p.add_argument("--sr", help="folder of SR images (matched to HR by file stem); every HR image needs one, or with "
                                 "--lr every HR image that has an LR image")
@@ -33,6 +34,9 @@ def add_arguments(p) -> None:
                         "come from the probe's identity ('same'), or from the next identity ('other', the control); "
                         "FASR also 'none': the zero vector, the null identity of a model trained with vector dropout; "
                         "default: same")
+    p.add_argument("--refs-gate", metavar="COSINE", type=gate_threshold, default=THRESHOLD,
+                   help=f"FASR (--run --protocol second): a probe whose LR face scores below this against its aux images "
+                        f"runs on the null identity, as 'facesr upscale --refs' does (default {THRESHOLD}; 'off': no gate)")
     p.add_argument("-o", "--out", default="outputs/eval", help="writes per_image.csv and summary.json here")
     p.add_argument("--overwrite", action="store_true",
                    help="--run: redo every probe; by default a killed run started again keeps the probes it finished")
@@ -72,9 +76,11 @@ def _run(args):
     hr = evaluate.select_hr(args.hr, args.protocol, args.limit)
     who = judge(args.identity, args.hr, args.protocol)
     hr, conditions, extra = _conditions(args, model, hr)
+    gate = args.refs_gate if model.needs.vector_dim and args.ref_from != "none" else None
     with progress_bar("faces") as bar:
         return evaluate.run_and_evaluate(model, hr, sampling(args, model), device, args.out, args.y, args.crop, stderr,
-                                         bar, judge=who, conditions=conditions, extra=extra, overwrite=args.overwrite)
+                                         bar, judge=who, conditions=conditions, extra=extra, overwrite=args.overwrite,
+                                         refs_gate=gate)
 
 
 def _score(args):

@@ -33,7 +33,7 @@ def run(args) -> int:
     from facesr.io.images import VIDEO_SUFFIXES, expand_inputs
     from facesr.runtime import Share
     from facesr.wild.faces import FaceFinder
-    from facesr.workflows.restore import Restorer, restore_files
+    from facesr.workflows.restore import NULL_CONDITION, Restorer, restore_files
     from facesr.workflows.restore_video import restore_clip
 
     if args.upscale is not None and not 1 <= args.upscale <= 16:
@@ -49,7 +49,9 @@ def run(args) -> int:
     share = Share()
     restorer = Restorer(model=args.model, device=share.device(args.device), overrides=overrides)
     if args.model and args.model != "bicubic":
-        restorer.load(args.model)  # a bad model or option stops here, before any photo is read
+        model, _ = restorer.load(args.model)  # a bad model or option stops here, before any photo is read
+        if model.needs.vector_dim and paths:
+            print(f"{model.name}: {NULL_CONDITION}")
     finder = FaceFinder()
     result = {"faces": 0, "outputs": [], "kept": [], "failures": []}
     if paths:

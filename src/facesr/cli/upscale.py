@@ -4,7 +4,7 @@ HELP = "super-resolve LR face images (files, folders, globs), or every frame of 
 
 
 def add_arguments(p) -> None:
-    from facesr.cli.common import add_refs_embedder, add_sampling_options
+    from facesr.cli.common import add_refs_options, add_sampling_options
 
     p.add_argument("inputs", nargs="+")
     p.add_argument("-o", "--out", required=True, help="output folder; writes <out>/<input stem>.png (inputs are never replaced)")
@@ -13,7 +13,7 @@ def add_arguments(p) -> None:
     p.add_argument("--refs", nargs="+", metavar="REF",
                    help="FASR models: other low-quality images of the person (files, folders), or one features file from "
                         "'facesr features' whose row for each input's parent folder name is used (batch mode)")
-    add_refs_embedder(p)
+    add_refs_options(p)
     p.add_argument("--ref", metavar="FACE", help="RefSR-VAE: an aligned HR photo of the same person, used for every input")
     p.add_argument("--overwrite", action="store_true",
                    help="redo every input; by default a run into a folder that a killed or finished run with the same "
@@ -64,7 +64,7 @@ def _images(args) -> int:
     with progress_bar("faces") as bar:
         result = upscale_files(model, paths, args.out, opts, device, on_error=failures,
                                uncertainty=args.uncertainty, refs=args.refs, ref=args.ref, overwrite=args.overwrite,
-                               refs_embedder=args.refs_embedder,
+                               refs_embedder=args.refs_embedder, refs_gate=args.refs_gate,
                                on_info=print, progress=bar, input_failures=list(failures),
                                check_outputs=not args.no_output_check, share=share)
     who = f"process {share.rank + 1}/{share.world}: " if share.world > 1 else ""

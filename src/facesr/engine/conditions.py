@@ -16,6 +16,7 @@ The CLI, the Python API and the benchmark all come here. Errors name the API par
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -52,9 +53,16 @@ def condition_spec(model, embedder: str | None = None) -> str:
 
 
 def model_embedder(model, embedder: str | None = None):
+    """The network that embeds a FASR model's references (``condition_spec``), loaded once per process."""
+    return shared_embedder(condition_spec(model, embedder))
+
+
+@functools.lru_cache(maxsize=4)
+def shared_embedder(spec: str):
+    """``make_embedder(spec)``, kept: dlib's networks and a student's 22 MB are read once, not per input or track."""
     from facesr.identity.embedders import make_embedder
 
-    return make_embedder(condition_spec(model, embedder))
+    return make_embedder(spec)
 
 
 def as_image(item, where: str) -> np.ndarray:

@@ -33,6 +33,7 @@ class Method:
     view: str | None = None
     ref: str | None = None
     embedder: str | None = None
+    gate: str | None = None  # FASR with references: the reference gate's threshold, or 'off' (default: the gate's)
     recipe: dict = field(default_factory=dict)
 
 
@@ -57,13 +58,21 @@ def parse_method(text: str) -> Method:
             m.ref = value
         elif key == "embedder":
             m.embedder = value
+        elif key == "gate":
+            from facesr.engine.refs_gate import parse_threshold
+
+            try:
+                parse_threshold(value, "gate")
+            except FacesrError as exc:
+                raise FacesrError(f"method {text!r}: {exc}") from None
+            m.gate = value
         elif key in RECIPE_KEYS:
             try:
                 m.recipe[key] = parse_option(key, value)
             except FacesrError as exc:
                 raise FacesrError(f"method {text!r}: {exc}") from None
         else:
-            raise FacesrError(f"method {text!r}: unknown key {key!r} (aux, view, ref, embedder, {', '.join(RECIPE_KEYS)})")
+            raise FacesrError(f"method {text!r}: unknown key {key!r} (aux, view, ref, embedder, gate, {', '.join(RECIPE_KEYS)})")
     if not label.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise FacesrError(f"method {text!r}: labels use letters, digits, - _ . only (it names a folder)")
     return m
@@ -77,6 +86,16 @@ def check_methods(methods: list[Method], baseline: str | None = None) -> list[Me
     if baseline is not None and baseline not in labels:
         raise FacesrError(f"baseline {baseline!r} is not one of the method labels {labels}")
     return methods
+
+
+def method_gate(m: Method, model) -> float | None:
+    """The reference gate's threshold for a FASR method conditioned on references (the default gate unless
+    ``gate=`` says otherwise); None for everything else (the null identity is never gated)."""
+    from facesr.engine.refs_gate import THRESHOLD, parse_threshold
+
+    if not model.needs.vector_dim or (m.ref or "same") == "none":
+        return None
+    return THRESHOLD if m.gate is None else parse_threshold(m.gate, "gate")
 
 
 def probe_set(split: dict, hr_root, limit: int, need_aux: bool) -> list[Path]:
@@ -115,8 +134,9 @@ def run_benchmark(hr_root, methods: list[Method], out, judges, device, limit: in
         raise FacesrError(f"the methods use different LR protocols ({', '.join(sorted(p.describe() for p in protocols))}); "
                           "one table needs one protocol")
     for m in methods:
-        if (m.aux is not None or m.view is not None or m.embedder is not None) and m.model not in fasr:
-            raise FacesrError(f"method {m.label}: aux, view and embedder are only for FASR models")
+        if (m.aux is not None or m.view is not None or m.embedder is not None or m.gate is not None) \
+                and m.model not in fasr:
+            raise FacesrError(f"method {m.label}: aux, view, embedder and gate are only for FASR models")
         if m.ref is not None and m.model not in refsr | fasr:
             raise FacesrError(f"method {m.label}: ref is only for RefSR-VAE and FASR models")
     split = identity_split(hr_root)
@@ -131,9 +151,12 @@ def run_benchmark(hr_root, methods: list[Method], out, judges, device, limit: in
         opts = SamplingOptions.for_model(model, **m.recipe, seed=seed, batch_size=batch_size, precision=precision)
         hr, conditions, extra = protocol_conditions(model, probes, m.aux or "all", m.ref or "same", on_error=on_error,
                                                     view=m.view or "lr", embedder=m.embedder)
+        gate = method_gate(m, model)
+        if gate is not None:
+            extra["identity_condition"]["gate"] = gate
         log(f"{m.label}: {m.model} on {len(hr)} probes")
         res = run_and_evaluate(model, hr, opts, device, out / m.label, on_error=on_error, judge=who, overwrite=overwrite,
-                               conditions=conditions, extra=extra)
+                               conditions=conditions, extra=extra, refs_gate=gate)
         results.append((m, res["summary"]))
     rows = table_rows(results)
     dependent = {}  # face network -> labels of the rows whose model was conditioned on or trained with it

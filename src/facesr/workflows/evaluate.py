@@ -321,10 +321,12 @@ def _finished_rows(out_dir: Path, settings: dict) -> dict[str, dict]:
 
 def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False, crop=0, on_error=print, progress=None,
                      judge: "Judge | list[Judge] | None" = None, conditions: dict | None = None,
-                     extra: dict | None = None, overwrite: bool = False) -> dict:
+                     extra: dict | None = None, overwrite: bool = False, refs_gate: float | None = None) -> dict:
     """Make each probe's LR with the model's protocol, super-resolve it (``conditions``: {HR path:
     Conditions} for models that need them), save SR and LR, and score SR and bicubic against HR;
-    ``extra`` is added to the summary (e.g. how the conditions were made).
+    ``extra`` is added to the summary (e.g. how the conditions were made). ``refs_gate``: FASR conditions made
+    from references pass the reference gate (``facesr.engine.refs_gate``) at this threshold; each row gets
+    "refs_score" and "refs_used".
 
     A probe that cannot be read, and with a ``judge`` a gallery image that cannot be read or embedded
     (its identity is left out of the gallery; its probes get no rank) or a probe image the judge cannot
@@ -339,6 +341,7 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
     ``judge``: one Judge or several (issue 19: every identity figure by two networks). The first is the
     summary's "identity" and the rows' unprefixed columns; every judge's report is in the summary's
     "judges" under its network's name, and the second judge onwards add row columns "<name>:cs", ..."""
+    from facesr.engine.refs_gate import gate_conditions
     from facesr.engine.run import super_resolve_tensors
 
     op = model.operator
@@ -366,6 +369,8 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
     names = stems if len(set(stems)) == len(stems) else [f"{p.parent.name}__{p.stem}" for p, _, _ in items]
     settings = {"model": model.source, "options": {k: v for k, v in asdict(opts).items() if k != "batch_size"},
                 "probes": [str(p) for p, _, _ in items], "y": y, "crop": crop, "extra": extra or {}}
+    if refs_gate is not None:
+        settings["refs_gate"] = refs_gate
     finished = {} if overwrite else _finished_rows(out_dir, settings)
     rows, t_total = [], 0.0
     kept = {"sr": [], "bicubic": [], "hr": []}
@@ -375,8 +380,13 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
         todo = [(item, name) for item, name in part if name not in finished]
         t0 = time.time()
         conds = [conditions[p] for (p, _, _), _ in todo] if conditions is not None else None
-        srs = super_resolve_tensors(model, [to_tensor(lr) for (_, _, lr), _ in todo], [p.name for (p, _, _), _ in todo],
-                                    opts, device, conditions=conds) if todo else []
+        lrs = [to_tensor(lr) for (_, _, lr), _ in todo]
+        gated = {}
+        if refs_gate is not None and conds is not None and todo:
+            conds, verdicts = gate_conditions(model, lrs, conds, refs_gate)
+            gated = {name: v for (_, name), v in zip(todo, verdicts)}
+        srs = super_resolve_tensors(model, lrs, [p.name for (p, _, _), _ in todo], opts, device,
+                                    conditions=conds) if todo else []
         dt = time.time() - t0
         t_total += dt
         new = dict(zip([name for _, name in todo], srs))
@@ -393,6 +403,8 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
                 row = {"name": name, **image_metrics(sr, hr, lr_for_consistency, op, y, crop)}
                 row.update({f"bicubic_{k}": v for k, v in image_metrics(bic, hr, lr_for_consistency, op, y, crop).items()})
                 row["seconds"] = dt / len(todo)
+                if name in gated:
+                    row.update(refs_score=gated[name].score, refs_used=gated[name].used)
             rows.append(row)
             if judges:
                 for kind, img in (("sr", sr), ("bicubic", bic), ("hr", hr)):

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facesr.engine.refs_gate import THRESHOLD as REFS_GATE
 from facesr.errors import FacesrError, InputError
 from facesr.io.images import atomic_write_text, list_images, read_image, to_tensor, to_uint8
 
@@ -94,15 +95,18 @@ def _identify(embedder, images, gallery, labels, calibration) -> tuple[dict, obj
 def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0, refs=None, ref=None,
                 judges=("dlib", "faceplugin"), face: int | None = None, overrides: dict | None = None,
                 device="cpu", on_error=print, finder=None, cache_dir=None, progress=None,
-                refs_embedder: str | None = None) -> tuple[dict, dict]:
+                refs_embedder: str | None = None, refs_gate: float | None = REFS_GATE) -> tuple[dict, dict]:
     """(report JSON, images {name: uint8 array}); see the module docstring. ``refs_embedder``: the network
-    that embeds FASR's ``refs`` if not the model's own (``conditions.condition_spec``). ``cache_dir``: where the
+    that embeds FASR's ``refs`` if not the model's own (``conditions.condition_spec``); ``refs_gate``: below this
+    score against its ``refs`` the face is restored without them (``facesr.engine.refs_gate``), and the report
+    says so. ``cache_dir``: where the
     gallery's embeddings are kept between reports (one file per image, keyed by its bytes and the judge);
     ``progress(done, total)``: after each batch of samples."""
 
     from facesr._version import __version__
     from facesr.engine.conditions import baseline_note, condition_spec, conditions_for, null_identity
     from facesr.engine.options import SamplingOptions
+    from facesr.engine.refs_gate import gate_conditions
     from facesr.engine.run import super_resolve_tensors
     from facesr.identity.calibration import bundled_calibration
     from facesr.identity.embedders import make_embedder
@@ -122,6 +126,11 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
     opts = SamplingOptions.for_model(model, **{**(overrides or {}), "samples": samples, "seed": seed})
     conditions = conditions_for(model, 1, refs=refs, ref=ref, refs_embedder=refs_embedder)  # no refs: null identity
     lr_t = to_tensor(lr)
+    gate = None
+    if model.needs.vector_dim and refs is not None:
+        conditions, (verdict_,) = gate_conditions(model, [lr_t], conditions, refs_gate)
+        gate = {"threshold": refs_gate, "score": verdict_.score, "used": verdict_.used,
+                "text": verdict_.describe(refs_gate)}
     means, stds, kept = super_resolve_tensors(model, [lr_t], [probe.name], opts, device, conditions=conditions,
                                               keep_samples=True, progress=progress)
     sample_images = [to_uint8(s) for s in kept[0]]
@@ -131,7 +140,7 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
     consistency = [lr_consistency(s, lr, model.operator) if deterministic else None for s in sample_images]
 
     control = None
-    if model.needs.vector_dim and refs is not None:  # FASR without its references: the null identity vector
+    if model.needs.vector_dim and refs is not None and gate["used"]:  # FASR without its references: the null identity
         null = [Conditions(vector=null_identity(model))]
         _, _, without = super_resolve_tensors(model, [lr_t], [probe.name], opts, device, conditions=null, keep_samples=True)
         control = [to_uint8(s) for s in without[0]]
@@ -152,7 +161,8 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
                  "bicubic": _identify(embedder, [bicubic], g, labels, calibration)[0],
                  "verdict": verdict(samples_found, threshold=STABLE)}
         if refs is not None or ref is not None:
-            entry["hijack"] = _hijack(embedder, refs if refs is not None else [ref], g, labels, entry, control, calibration)
+            entry["hijack"] = _hijack(embedder, refs if refs is not None else [ref], g, labels, entry, control, calibration,
+                                      gated=bool(gate and not gate["used"]))
         report_judges.append(entry)
 
     weights = Path(model.source) / "ema.safetensors" if model.source else None
@@ -165,8 +175,9 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
                      "samples": samples, "seeds": list(range(seed, seed + samples)), "precision": opts.precision},
         "references": {"refs": [str(r) for r in refs] if isinstance(refs, (list, tuple)) else refs,
                        "refs_embedder": condition_spec(model, refs_embedder) if model.needs.vector_dim else None,
-                       "ref": str(ref) if ref is not None else None} if (refs is not None or ref is not None) else None,
-        "condition_note": baseline_note(model, refs),
+                       "ref": str(ref) if ref is not None else None,
+                       "gate": gate} if (refs is not None or ref is not None) else None,
+        "condition_note": baseline_note(model, refs) or (gate["text"] if gate and not gate["used"] else None),
         "lr_consistency": consistency,
         "gallery": str(gallery),
         "judges": report_judges,
@@ -176,8 +187,9 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
     return report, images
 
 
-def _hijack(embedder, refs, gallery, labels, entry, control, calibration) -> dict:
-    """Who the references are, and (FASR) who the face is without them."""
+def _hijack(embedder, refs, gallery, labels, entry, control, calibration, gated: bool = False) -> dict:
+    """Who the references are, and (FASR) who the face is without them; ``gated``: the references were not
+    used (the reference gate), so the samples are the face without them."""
     from facesr.engine.conditions import as_image
 
     refs = [refs] if isinstance(refs, (str, Path, np.ndarray)) else list(refs)
@@ -187,6 +199,11 @@ def _hijack(embedder, refs, gallery, labels, entry, control, calibration) -> dic
     # several reference images: the identity most of them match best
     out = {"references_identity": ref_identity["top_identity"], "references_stability": ref_identity["stability"]}
     top = entry["samples"]["top_identity"]
+    if gated:
+        out.update(warning=False, gated=True, text=(f"The references' best match is {out['references_identity']}, but the "
+                                                     f"face does not match them, so they were not used: the face matches {top} "
+                                                     "without them."))
+        return out
     if control is not None:
         without, _ = _identify(embedder, control, gallery, labels, calibration)
         out.update(without_references=without["top_identity"], without_references_stability=without["stability"])

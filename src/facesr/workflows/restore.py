@@ -26,6 +26,7 @@ from facesr.io.images import atomic_write_text, read_image, to_tensor, to_uint8,
 DEFAULT_MODELS = {8: "msrresnet-x8-wild", 4: "msrresnet-x4-blind"}
 MAX_OUTPUT_PIXELS = 200_000_000  # the restored photo (input pixels x upscale^2); above it: a smaller --upscale
 HR_SIZE = 128
+NULL_CONDITION = "the null identity: a photo has no other images of the person (the model's baseline without them)"
 
 
 @dataclass
@@ -92,8 +93,9 @@ class BicubicModel:
 def restore_photo(photo: np.ndarray, finder, restorer: Restorer, upscale: int | None = None,
                   key: str = "photo") -> dict:
     """The restored photo (uint8, ``upscale`` times larger; default the largest scale used) and its faces."""
-    from facesr.engine.conditions import still_stack
+    from facesr.engine.conditions import null_identity, still_stack
     from facesr.engine.run import output_problem, super_resolve_tensors
+    from facesr.methods.base import Conditions
     from facesr.wild.faces import cut_chip
     from facesr.wild.paste import restored_photo
 
@@ -113,11 +115,15 @@ def restore_photo(photo: np.ndarray, finder, restorer: Restorer, upscale: int | 
     for name, idx in groups.items():
         model, opts = restorer.load(name)
         needs = model.needs
-        if needs.vector_dim or needs.reference:
-            for i in idx:  # a photo gives one view of each face, no photos of the person to condition on
-                records[i]["skipped"] = (f"{name} needs {needs.describe()}; a photo has none (restore a video: its "
-                                         "face tracks give them)")
+        if needs.reference:
+            for i in idx:  # a photo gives one view of each face, no aligned photo of the person
+                records[i]["skipped"] = f"{name} needs {needs.describe()}; a photo has none"
             continue
+        # FASR: a photo has no other images of the person, so its null identity (the model's fair baseline)
+        conditions = [Conditions(vector=null_identity(model))] * len(idx) if needs.vector_dim else None
+        if conditions:
+            for i in idx:
+                records[i]["condition"] = NULL_CONDITION
         lr = torch.stack([to_tensor(cut_chip(photo, faces[i].frame, model.lr_size)) for i in idx])
         up = model.lr_protocol.upsample(lr)  # the colour reference of each face, and the bicubic baseline
         if opts is None:
@@ -125,7 +131,7 @@ def restore_photo(photo: np.ndarray, finder, restorer: Restorer, upscale: int | 
         else:  # one noise seed per face, from the photo's name and the face's index
             inputs = [still_stack(model, x) for x in lr]
             srs, spread = super_resolve_tensors(model, inputs, [f"{key}-face{i:02d}" for i in idx], opts,
-                                                restorer.device, with_std=True)
+                                                restorer.device, with_std=True, conditions=conditions)
         for i, lr_i, up_i, sr, std in zip(idx, lr, up, srs, spread):
             problem = output_problem(model, lr_i, sr) if opts is not None else None
             if problem:  # noise from too few steps: reported, the face left as it is

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from facesr.engine.conditions import baseline_note, conditions_for, still_stack
+from facesr.engine.refs_gate import THRESHOLD as REFS_GATE
 from facesr.engine.run import check_input, check_memory, output_problem, super_resolve_tensors, warm_start_model
 from facesr.errors import InputError
 from facesr.io.images import atomic_write_text, read_image, to_tensor, to_uint8, write_image
@@ -49,11 +50,13 @@ def _described(item):
     return "sha256:" + hashlib.sha256(memoryview(np.ascontiguousarray(data)).cast("B")).hexdigest()
 
 
-def _settings(model, opts, refs=None, ref=None, refs_embedder=None) -> dict:
+def _settings(model, opts, refs=None, ref=None, refs_embedder=None, refs_gate=None) -> dict:
     """What decides an output's pixels: a folder's outputs are resumed only under the same settings.
     ``conditions`` is None without refs, ref or refs_embedder (as manifests from before it was recorded)."""
     options = {k: v for k, v in asdict(opts).items() if k != "batch_size"}
     given = {"refs": _described(refs), "ref": _described(ref), "refs_embedder": refs_embedder}
+    if refs is not None:
+        given["refs_gate"] = refs_gate
     return {"model": model.source, "options": options,
             "conditions": given if any(v is not None for v in given.values()) else None}
 
@@ -83,7 +86,8 @@ def _previous_outputs(out_dir: Path, settings: dict) -> tuple[set[str], str | No
 
 def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=print, on_done=None,
                   uncertainty: bool = False, refs=None, ref=None, overwrite: bool = False, on_info=None,
-                  progress=None, refs_embedder: str | None = None, input_failures: list[str] = (), check_outputs: bool = True, share=None) -> dict:
+                  progress=None, refs_embedder: str | None = None, input_failures: list[str] = (), check_outputs: bool = True, share=None,
+                  refs_gate: float | None = REFS_GATE) -> dict:
     """Write <out>/<stem>.png for each input (and <stem>.std.png with ``uncertainty``, which needs samples > 1).
 
     Streams: each batch's outputs are written (atomically) as soon as they exist, and the manifest
@@ -94,7 +98,9 @@ def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=prin
     not restore its input fails that input only. An MF-SR3 model restores each image standing in for its
     neighbours. ``refs`` / ``ref``: what a FASR / RefSR-VAE model needs (``facesr.engine.conditions.conditions_for``;
     with a features file each input uses the row of its folder's name; ``refs_embedder`` embeds ``refs`` if not
-    the model's own network); FASR without ``refs`` runs on its null identity. ``on_info``: that line (``baseline_note``), the cost line before the work starts and the estimate after the
+    the model's own network); FASR without ``refs`` runs on its null identity, and an input whose LR face does
+    not match its ``refs`` (score below ``refs_gate``, ``facesr.engine.refs_gate``; None: no gate) runs on it
+    too, said in one line and listed in the manifest's "refs_gate". ``on_info``: that line (``baseline_note``), the cost line before the work starts and the estimate after the
     first batch; ``progress(done, total)`` after each batch. ``input_failures``: inputs that were
     reported before (``expand_inputs``), recorded in the manifest with the others. ``check_outputs=False``
     writes outputs that are no restoration of their input too (sampler studies, models in training).
@@ -115,7 +121,7 @@ def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=prin
     if share.rank == 0:
         clean_temp_files(out_dir)  # before the other processes start writing
     share.wait()
-    settings = _settings(model, opts, refs, ref, refs_embedder)
+    settings = _settings(model, opts, refs, ref, refs_embedder, refs_gate)
     done, stale = (set(), None) if overwrite else _previous_outputs(out_dir, settings)
     failures: list[str] = list(input_failures)
 
@@ -141,9 +147,13 @@ def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=prin
                 f"({describe_recipe(model, opts)}), {nfe * len(jobs)} in all")
     manifest = {**settings, "options": asdict(opts), "network_evaluations_per_face": nfe, "device": str(device),
                 "outputs": list(kept), "failures": failures, "complete": False}
+    if refs is not None and model.needs.vector_dim:
+        manifest["refs_gate"] = {"threshold": refs_gate, "scores": {}, "not_used": []}
     t0 = time.time()
     for start in range(0, len(jobs), opts.batch_size):
         part = _read_batch(model, jobs[start : start + opts.batch_size], fail)
+        if part and "refs_gate" in manifest:
+            part = _gate_batch(model, part, refs_gate, manifest["refs_gate"], on_info)
         if part:
             _restore_batch(model, part, opts, device, uncertainty, manifest["outputs"], fail if check_outputs else None,
                            on_done)
@@ -206,6 +216,24 @@ def _read_batch(model, jobs, fail) -> list:
             continue
         part.append((path, target, still_stack(model, lr), cond))
     return part
+
+
+def _gate_batch(model, part, threshold, record: dict, on_info) -> list:
+    """The batch with the null identity for inputs whose LR face does not match their references; each such
+    input said in one line and listed in ``record``."""
+    from facesr.engine.refs_gate import gate_conditions
+
+    conds, verdicts = gate_conditions(model, [j[2] for j in part], [j[3] for j in part], threshold)
+    out = []
+    for (path, target, lr, _), cond, verdict in zip(part, conds, verdicts):
+        if verdict.score is not None:
+            record["scores"][str(path)] = round(verdict.score, 4)
+        if not verdict.used:
+            record["not_used"].append(str(path))
+            if on_info:
+                on_info(f"{path}: {verdict.describe(threshold)}")
+        out.append((path, target, lr, cond))
+    return out
 
 
 def _restore_batch(model, part, opts, device, uncertainty, written, fail, on_done) -> None:

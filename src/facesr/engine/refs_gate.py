@@ -1,0 +1,118 @@
+"""The reference gate (issue 22): references of the wrong person must not rewrite a face.
+
+A FASR condition made from references pulls the output toward the references' person. When the references show
+someone else, that pull is the hijack the trust issue measures. The gate compares the LR face itself with the
+references before any sampling: the face is embedded by the bundled student of the model's network (it reads
+16-px faces into the space the references' vector lives in) and scored by cosine against that vector. Below the
+threshold the input runs on the null identity (the model's fair baseline, what it gives without references),
+and the caller says so. The null identity is never gated.
+
+The threshold was chosen on dev/lfw only (``python benchmarks/refs_gate.py``): the score that 10 % of
+impostor pairs (a probe's 16-px face against another person's photos) reach. dev/celeba is the held-out
+check. The gate uses the conditioning family (dlib and its student), never the ArcFace judge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+THRESHOLD = 0.92  # cosine, student(LR face) against the references' vector; None turns the gate off
+
+
+@dataclass
+class GateVerdict:
+    """What the gate decided for one input: its score (None: not gated, e.g. the null identity) and whether the
+    references were used."""
+
+    score: float | None
+    used: bool
+
+    def describe(self, threshold: float | None) -> str:
+        if self.score is None:
+            return "references not checked"
+        verb = "used" if self.used else "not used (the face does not match them; null identity instead)"
+        gate = "no gate" if threshold is None else f"the gate {threshold:.3f}"
+        return f"references {verb}: score {self.score:.3f} against {gate}"
+
+
+def gate_embedder_spec(model) -> str | None:
+    """The student that reads the model's LR faces into its condition space, or None (no gate possible)."""
+    from facesr.identity.student import student_for
+
+    return student_for(model.needs.vector_embedder, 8) if model.needs.vector_dim else None
+
+
+def student_lr(img: np.ndarray, side: int = 16) -> np.ndarray:
+    """The LR face at the student's input size (its x8 faces of 128-px chips): other LR sizes resampled
+    bicubically, so an x4 model's 32-px face is read as the 16-px face it would be at x8."""
+    from PIL import Image
+
+    if img.shape[:2] == (side, side):
+        return img
+    return np.asarray(Image.fromarray(img).resize((side, side), Image.BICUBIC))
+
+
+def lr_embeddings(model, lrs: list) -> np.ndarray | None:
+    """(n, dim): the LR faces (3, h, w) in [0, 1] read by the model's student; None when it has none."""
+    from facesr.engine.conditions import shared_embedder
+    from facesr.io.images import to_uint8
+
+    spec = gate_embedder_spec(model)
+    if spec is None or not lrs:
+        return None
+    return shared_embedder(spec).embed([student_lr(to_uint8(lr[:3])) for lr in lrs])
+
+
+def cosine(embedding: np.ndarray, vector: np.ndarray) -> float:
+    return float(embedding @ vector / max(np.linalg.norm(embedding) * np.linalg.norm(vector), 1e-12))
+
+
+def gate_scores(model, lrs: list, conditions: list) -> list[float | None]:
+    """Cosine of each LR face (3, h, w) in [0, 1], embedded by the student, with its condition's vector; None
+    for inputs without a vector or with the null identity (all zeros), and for a model without a student."""
+    import torch
+
+    todo = [i for i, c in enumerate(conditions)
+            if c is not None and c.vector is not None and bool(torch.any(c.vector != 0))]
+    scores: list[float | None] = [None] * len(lrs)
+    embs = lr_embeddings(model, [lrs[i] for i in todo])
+    if embs is None:
+        return scores
+    for i, e in zip(todo, embs):
+        scores[i] = cosine(e, conditions[i].vector.double().numpy())
+    return scores
+
+
+def gate_conditions(model, lrs: list[torch.Tensor], conditions: list[Conditions | None] | None,
+                    threshold: float | None = THRESHOLD) -> tuple[list | None, list[GateVerdict]]:
+    """(conditions with the null identity where the LR face does not match its references, one verdict per
+    input). ``threshold`` None keeps every condition (verdicts still carry the scores)."""
+    from facesr.engine.conditions import null_identity
+    from facesr.methods.base import Conditions
+
+    if conditions is None:
+        return None, [GateVerdict(None, True) for _ in lrs]
+    scores = gate_scores(model, lrs, conditions)
+    out, verdicts = [], []
+    for cond, score in zip(conditions, scores):
+        used = threshold is None or score is None or score >= threshold
+        verdicts.append(GateVerdict(score, used))
+        out.append(cond if used else Conditions(null_identity(model), cond.ref))
+    return out, verdicts
+
+
+def parse_threshold(value, where: str = "refs_gate") -> float | None:
+    """A gate threshold from the user: a cosine in [-1, 1], or None / 'off' (no gate); FacesrError otherwise."""
+    from facesr.errors import FacesrError
+
+    if value is None or value == "off":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, bool) or not -1 <= number <= 1:
+        raise FacesrError(f"{where} must be a cosine in [-1, 1] or 'off', got {value!r}")
+    return number
