@@ -14,23 +14,26 @@ pass a threshold (``--threshold``).
 ``apply``: what a gated run gives, from two ungated runs of ``facesr benchmark`` with the same seed: a probe that
 passes keeps its row from ``--run``, a probe that does not takes its row from ``--null`` (the null identity,
 which is what the gate runs it on: the same noise, the same pixels; tests/integration/test_api.py). Writes
-``per_image.csv`` for ``facesr compare`` and prints the hijack rate by each judge with ``--whose other``.
+``per_image.csv`` for ``facesr compare`` and ``summary.json`` (which probes were gated), and prints the hijack
+rate by each judge with ``--whose other``.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from facesr.errors import FacesrError
+
 
 def scores(args) -> int:
     from facesr.engine.conditions import aux_vectors
-    from facesr.engine.refs_gate import cosine, lr_embeddings
+    from facesr.engine.refs_gate import lr_embeddings
+    from facesr.identity.recognition import similarity_matrix
     from facesr.identity.recognition import identity_split
     from facesr.io.images import atomic_write_text, to_tensor
     from facesr.methods.hub import load_model
@@ -45,8 +48,8 @@ def scores(args) -> int:
     lrs = [to_tensor(lr) for _, _, lr in items]
     names = [p.parent.name for p, _, _ in items]
     embs = lr_embeddings(model, lrs)  # what gate_scores computes, each LR face read once
-    conds = [vectors[p].double().numpy() for p, _, _ in items]
-    matrix = np.array([[cosine(e, v) for v in conds] for e in embs])  # [probe, identity whose condition]
+    conds = np.stack([vectors[p].double().numpy() for p, _, _ in items])
+    matrix = similarity_matrix(embs, conds)  # [probe, identity whose condition]
     result = {"hr": args.hr, "model": args.model, "view": args.view, "embedder": args.embedder,
               "probes": [p.stem for p, _, _ in items], "identities": names, "scores": matrix.round(5).tolist()}
     atomic_write_text(Path(args.out), json.dumps(result) + "\n")
@@ -75,26 +78,27 @@ def report(result, far: float, threshold: float) -> None:
 
 def apply(args) -> int:
     from facesr.engine.refs_gate import THRESHOLD
-    from facesr.io.images import atomic_write_text
     from facesr.workflows.compare import read_per_image
+    from facesr.workflows.evaluate import write_report
 
     threshold = THRESHOLD if args.threshold is None else args.threshold
-    result = json.loads(Path(args.scores).read_text())
-    genuine, _, following = _pairs(result)
+    try:
+        result = json.loads(Path(args.scores).read_text())
+        genuine, _, following = _pairs(result)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FacesrError(f"{args.scores}: not a scores file of 'refs_gate.py scores' ({exc})") from None
     score = dict(zip(result["probes"], genuine if args.whose == "same" else following))
     nxt = dict(zip(result["probes"], np.roll(result["identities"], -1)))
     null, run = read_per_image(args.null), read_per_image(args.run)
     rows, gated = [], []
     for name, row in run.items():
+        if name not in score or name not in null:
+            raise FacesrError(f"{args.run}: probe {name!r} is not in {args.scores if name not in score else args.null}")
         used = score[name] >= threshold
         rows.append(dict(row if used else null[name], refs_score=round(float(score[name]), 4), refs_used=used))
         if not used:
             gated.append(name)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    lines = [",".join(keys)] + [",".join(_cell(r.get(k, "")) for k in keys) for r in rows]
-    atomic_write_text(out / "per_image.csv", "\n".join(lines) + "\n")
     summary = {"threshold": threshold, "whose": args.whose, "probes": len(rows), "gated": gated,
                "from": {"run": str(args.run), "null": str(args.null), "scores": str(args.scores)}}
     judges = [k.split(":")[0] for k in keys if k.endswith(":predicted")]
@@ -105,14 +109,9 @@ def apply(args) -> int:
             summary[f"hijack ({judge})"] = [hits, len(rows)]
             print(f"{judge}: hijack {hits}/{len(rows)} = {hits / len(rows):.3f} (without references "
                   f"{without}/{len(rows)}; ungated {sum(run[r['name']].get(key) == nxt[r['name']] for r in rows)})")
-    atomic_write_text(out / "gate.json", json.dumps(summary, indent=2) + "\n")
-    print(f"{len(gated)} of {len(rows)} probes gated at {threshold}; wrote {out / 'per_image.csv'}")
+    write_report(args.out, rows, summary)
+    print(f"{len(gated)} of {len(rows)} probes gated at {threshold}; wrote {Path(args.out) / 'per_image.csv'}")
     return 0
-
-
-def _cell(value) -> str:
-    text = str(value)
-    return f'"{text}"' if "," in text else text
 
 
 def main() -> int:
@@ -135,7 +134,11 @@ def main() -> int:
     a.add_argument("--threshold", type=float)
     a.add_argument("-o", "--out", required=True)
     args = ap.parse_args()
-    return scores(args) if args.command == "scores" else apply(args)
+    try:
+        return scores(args) if args.command == "scores" else apply(args)
+    except FacesrError as exc:
+        print(f"refs_gate.py: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

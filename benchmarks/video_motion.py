@@ -11,6 +11,7 @@ at x8 one LR pixel is 8 of them. MF-SR3's synthetic bursts shift each neighbour 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,8 @@ def phase_shift(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def main() -> None:
+def main() -> int:
+    from facesr.errors import FacesrError
     from facesr.io.images import list_images, read_image
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -40,19 +42,32 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=16, help="the first N frames of each clip, as benchmarks/video.py")
     p.add_argument("--scale", type=int, default=8)
     args = p.parse_args()
+    if not Path(args.clips).is_dir():
+        print(f"video_motion.py: {args.clips}: not a folder", file=sys.stderr)
+        return 2
+    failed = 0
     print("| clip | median shift (HR px) | 90th percentile | largest | median shift (LR px) |")
     print("|---|---|---|---|---|")
     every = []
     for clip in sorted(c for c in Path(args.clips).iterdir() if c.is_dir()):
-        grey = [read_image(f).astype(np.float64).mean(-1) for f in list_images(clip)[: args.frames]]
+        try:  # an unreadable frame or a clip of one frame: said in one line, the other clips still measured
+            grey = [read_image(f).astype(np.float64).mean(-1) for f in list_images(clip)[: args.frames]]
+            if len(grey) < 2 or len({g.shape for g in grey}) > 1:
+                raise FacesrError(f"{clip}: needs 2 or more frames of one size")
+        except FacesrError as exc:
+            print(f"video_motion.py: {exc}", file=sys.stderr)
+            failed += 1
+            continue
         window = np.outer(np.hanning(grey[0].shape[0]), np.hanning(grey[0].shape[1]))
         shifts = [float(np.hypot(*phase_shift(a * window, b * window))) for a, b in zip(grey, grey[1:])]
         every += shifts
         print(f"| {clip.name} | {np.median(shifts):.2f} | {np.percentile(shifts, 90):.2f} | {max(shifts):.2f} | "
               f"{np.median(shifts) / args.scale:.3f} |")
-    print(f"| all ({len(every)} frame pairs) | {np.median(every):.2f} | {np.percentile(every, 90):.2f} | {max(every):.2f} | "
-          f"{np.median(every) / args.scale:.3f} |")
+    if every:
+        print(f"| all ({len(every)} frame pairs) | {np.median(every):.2f} | {np.percentile(every, 90):.2f} | "
+              f"{max(every):.2f} | {np.median(every) / args.scale:.3f} |")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

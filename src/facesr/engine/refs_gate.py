@@ -65,14 +65,12 @@ def lr_embeddings(model, lrs: list) -> np.ndarray | None:
     return shared_embedder(spec).embed([student_lr(to_uint8(lr[:3])) for lr in lrs])
 
 
-def cosine(embedding: np.ndarray, vector: np.ndarray) -> float:
-    return float(embedding @ vector / max(np.linalg.norm(embedding) * np.linalg.norm(vector), 1e-12))
-
-
 def gate_scores(model, lrs: list, conditions: list) -> list[float | None]:
     """Cosine of each LR face (3, h, w) in [0, 1], embedded by the student, with its condition's vector; None
     for inputs without a vector or with the null identity (all zeros), and for a model without a student."""
     import torch
+
+    from facesr.identity.recognition import cosine_similarity
 
     todo = [i for i, c in enumerate(conditions)
             if c is not None and c.vector is not None and bool(torch.any(c.vector != 0))]
@@ -81,11 +79,11 @@ def gate_scores(model, lrs: list, conditions: list) -> list[float | None]:
     if embs is None:
         return scores
     for i, e in zip(todo, embs):
-        scores[i] = cosine(e, conditions[i].vector.double().numpy())
+        scores[i] = float(cosine_similarity(e, conditions[i].vector.double().numpy())[0])
     return scores
 
 
-def gate_conditions(model, lrs: list[torch.Tensor], conditions: list[Conditions | None] | None,
+def gate_conditions(model, lrs: list, conditions: list | None,
                     threshold: float | None = THRESHOLD) -> tuple[list | None, list[GateVerdict]]:
     """(conditions with the null identity where the LR face does not match its references, one verdict per
     input). ``threshold`` None keeps every condition (verdicts still carry the scores)."""

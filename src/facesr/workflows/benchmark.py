@@ -152,8 +152,6 @@ def run_benchmark(hr_root, methods: list[Method], out, judges, device, limit: in
         hr, conditions, extra = protocol_conditions(model, probes, m.aux or "all", m.ref or "same", on_error=on_error,
                                                     view=m.view or "lr", embedder=m.embedder)
         gate = method_gate(m, model)
-        if gate is not None:
-            extra["identity_condition"]["gate"] = gate
         log(f"{m.label}: {m.model} on {len(hr)} probes")
         res = run_and_evaluate(model, hr, opts, device, out / m.label, on_error=on_error, judge=who, overwrite=overwrite,
                                conditions=conditions, extra=extra, refs_gate=gate)

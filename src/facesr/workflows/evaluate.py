@@ -325,8 +325,8 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
     """Make each probe's LR with the model's protocol, super-resolve it (``conditions``: {HR path:
     Conditions} for models that need them), save SR and LR, and score SR and bicubic against HR;
     ``extra`` is added to the summary (e.g. how the conditions were made). ``refs_gate``: FASR conditions made
-    from references pass the reference gate (``facesr.engine.refs_gate``) at this threshold; each row gets
-    "refs_score" and "refs_used".
+    from references pass the reference gate (``facesr.engine.refs_gate``) at this threshold, recorded in the
+    settings and the summary; each row gets "refs_score" and "refs_used".
 
     A probe that cannot be read, and with a ``judge`` a gallery image that cannot be read or embedded
     (its identity is left out of the gallery; its probes get no rank) or a probe image the judge cannot
@@ -413,6 +413,8 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
         if progress:
             progress(len(rows), len(items))
     summary = {**run_summary(model, opts, device, rows, t_total, (y, crop)), "failures": failures, **(extra or {})}
+    if refs_gate is not None:
+        summary["refs_gate"] = refs_gate
     if judges:
         from facesr.metrics.identity import identity_report
 

@@ -93,9 +93,8 @@ class BicubicModel:
 def restore_photo(photo: np.ndarray, finder, restorer: Restorer, upscale: int | None = None,
                   key: str = "photo") -> dict:
     """The restored photo (uint8, ``upscale`` times larger; default the largest scale used) and its faces."""
-    from facesr.engine.conditions import null_identity, still_stack
+    from facesr.engine.conditions import conditions_for, still_stack
     from facesr.engine.run import output_problem, super_resolve_tensors
-    from facesr.methods.base import Conditions
     from facesr.wild.faces import cut_chip
     from facesr.wild.paste import restored_photo
 
@@ -120,7 +119,7 @@ def restore_photo(photo: np.ndarray, finder, restorer: Restorer, upscale: int | 
                 records[i]["skipped"] = f"{name} needs {needs.describe()}; a photo has none"
             continue
         # FASR: a photo has no other images of the person, so its null identity (the model's fair baseline)
-        conditions = [Conditions(vector=null_identity(model))] * len(idx) if needs.vector_dim else None
+        conditions = conditions_for(model, len(idx)) if needs.vector_dim else None
         if conditions:
             for i in idx:
                 records[i]["condition"] = NULL_CONDITION
