@@ -76,7 +76,8 @@ def run_set(root: Path, model, judges, opts, limit, out: Path, cache: Path) -> l
                                          "correct": st.top_identity == n,
                                          "sample_correct": float(np.mean([b == n for b in st.per_sample])),
                                          "mean_correct": ids[int(scores[-2].argmax())] == n,
-                                         "bicubic_correct": ids[int(scores[-1].argmax())] == n}
+                                         "bicubic_correct": ids[int(scores[-1].argmax())] == n,
+                                         "best": st.per_sample}
             with open(done_file, "a") as f:
                 f.write(json.dumps(rec) + "\n")
             done[n] = rec
@@ -99,6 +100,25 @@ def table(records: list[dict], judge: str) -> list[str]:
                   f"a single sample {np.mean([s['sample_correct'] for s in rs]):.3f}; posterior mean "
                   f"{np.mean([s['mean_correct'] for s in rs]):.3f}; bicubic {np.mean([s['bicubic_correct'] for s in rs]):.3f}; "
                   f"mean stability {np.mean([s['stability'] for s in rs]):.3f}."]
+    return lines
+
+
+def joint_table(records: list[dict], judges: list[str], threshold: float = 0.9) -> list[str]:
+    """Rank-1 correctness of each judge's top identity when every judge is stable (>= threshold) on the same
+    identity, and otherwise: the verdict `facesr report` gives (identity.stability.judges_agree)."""
+    def agreed(r):
+        tops = {r["judges"][j]["top"] for j in judges}
+        return len(tops) == 1 and all(r["judges"][j]["stability"] >= threshold for j in judges)
+
+    lines = [f"| every judge stable (>= {threshold:g}) on the same identity | probes | "
+             + " | ".join(f"rank-1 correct ({j}) [95 % interval]" for j in judges) + " |", "|---|---|" + "---|" * len(judges)]
+    for label, sel in (("yes", [r for r in records if agreed(r)]), ("no", [r for r in records if not agreed(r)])):
+        cells = []
+        for j in judges:
+            k = sum(r["judges"][j]["correct"] for r in sel)
+            low, high = proportion_interval(k, len(sel)) if sel else (0, 0)
+            cells.append(f"{k / len(sel):.3f} [{low:.2f}, {high:.2f}]" if sel else "–")
+        lines.append(f"| {label} | {len(sel)} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -127,11 +147,15 @@ def main() -> int:
             f"K = {args.samples} samples per probe (recipe: sampler {opts.sampler}, {opts.steps} steps, strength "
             f"{opts.strength}; seeds 0..{args.samples - 1}), each identified against the set's gallery. Stability = the "
             "fraction of samples whose best match is the most frequent best match; correct = that identity is the "
-            "probe's. Target (issue 19): at stability >= 0.9, rank-1 correct in at least 95 % of probes."]
+            "probe's. Target (issue 19): at stability >= 0.9, rank-1 correct in at least 95 % of probes. 'The judges "
+            "together' is the verdict `facesr report` states first: every judge stable (>= 0.9) on the same identity."]
     for root in args.hr:
         records = run_set(Path(root), model, judges, opts, args.limit, out, cache)
         for j in judges:
             text += ["", f"## {Path(root).name}, judge {j.name} ({len(records)} probes)", ""] + table(records, j.name)
+        if len(judges) > 1:
+            text += ["", f"## {Path(root).name}, the judges together (the verdict of `facesr report`)", ""] + \
+                joint_table(records, [j.name for j in judges])
     atomic_write_text(Path(args.results), "\n".join(text) + "\n")
     print("\n".join(text))
     return 0

@@ -215,6 +215,7 @@ def test_benchmark_reports_a_bad_gallery_image_once_and_still_writes_the_table(t
     rows = list(csv.DictReader(open(out / "benchmark.csv")))
     assert [r["method"] for r in rows][2:] == ["a", "b"] and all(r["faces"] == "3" for r in rows)
     assert float(rows[2]["rank1"]) == 1.0  # over the 2 probes that have a gallery image
+    assert float(rows[0]["detail"]) == 1.0 and float(rows[1]["detail"]) < float(rows[2]["detail"])  # bicubic smoothest
     text = (out / "benchmark.md").read_text()
     assert f"dlib-resnet-v1: left out of the gallery (its image could not be used): {people[0]}" in text
     assert f"faceplugin-arcface: left out of the gallery (its image could not be used): {people[0]}" in text

@@ -55,6 +55,9 @@ def test_report_json_holds_both_judges_and_the_provenance(report, probe_and_gall
         assert j["verdict"].startswith("Stable: 3 of 3 samples")
         assert j["posterior_mean"]["samples"] == 1 and j["bicubic"]["samples"] == 1
     assert rep["judges"][1]["samples"]["top_identity"] == person  # the independent judge knows who it is
+    tops = {j["samples"]["top_identity"] for j in rep["judges"]}  # each judge stable (3 of 3): agreed if one name
+    assert rep["verdict"].startswith(f"All 2 judges agree, stably: {person}" if tops == {person}
+                                     else "The judges do not agree stably")
     assert rep["model"]["weights_sha256"] == file_sha256(WEIGHTS_DIR / "msrresnet-x8" / "ema.safetensors")
     assert rep["model"]["lr_protocol"] == "bicubic x8" and rep["sampling"]["seeds"] == [0, 1, 2]
     assert rep["where"] == {"kind": "chip", "size": [16, 16]}
@@ -72,6 +75,7 @@ def test_the_page_renders_in_headless_chromium(report, tmp_path, chromium):
     assert len(widths) == 4 + 3 and all(w > 0 for w in widths)  # LR, bicubic, mean, std + 3 samples
     assert page.locator(".verdict").count() == 2
     assert "Stable: 3 of 3 samples" in page.locator(".verdict").first.inner_text()
+    assert page.locator(".joint-verdict").inner_text() == rep["verdict"]
     assert "Provenance" in page.inner_text("body")
     page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     assert Image.open(tmp_path / "report.png").size[0] == 1200
@@ -88,7 +92,7 @@ def test_a_face_in_a_photo(probe_and_gallery, tmp_path):
                  "--samples", "1", "--identity", "faceplugin", "--precision", "fp32", "-o", str(tmp_path / "o")]) == 0
     rep = json.loads((tmp_path / "o" / "report.json").read_text())
     assert rep["where"]["kind"] == "photo" and rep["where"]["faces_found"] == 1
-    assert "no stability can be measured" in rep["judges"][0]["verdict"]
+    assert "no stability can be measured" in rep["judges"][0]["verdict"] and rep["verdict"] is None
 
 
 def test_fasr_references_add_the_hijack_control(probe_and_gallery, tmp_path):

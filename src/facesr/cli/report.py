@@ -39,5 +39,7 @@ def run(args) -> int:
     paths = write_report(args.out, report, images)
     for j in report["judges"]:
         print(f"{j['judge']}: {j['verdict']}")
+    if report["verdict"]:
+        print(f"together: {report['verdict']}")
     print(f"wrote {paths['html']} and {paths['json']}")
     return 1 if failures else 0

@@ -85,3 +85,27 @@ def verdict(result: Stability, correct_rate: float | None = None, threshold: flo
     alt = f"; others: {', '.join(others)}" if others else ""
     return (f"Not stable: only {share} have {result.top_identity} as their best match{alt}. "
             "The restoration does not settle who this is; do not rely on the top match.")
+
+
+def judges_agree(results: dict[str, Stability], threshold: float = 0.9) -> str | None:
+    """The identity that every judge (two at least) finds stable, each at ``threshold`` or above with the same
+    top identity; None otherwise. One network's stability can be confidently wrong (a look-alike every sample
+    drifts to); independent networks rarely drift to the same look-alike."""
+    tops = {r.top_identity for r in results.values()}
+    if len(results) < 2 or len(tops) != 1 or any(r.stability < threshold for r in results.values()):
+        return None
+    return tops.pop()
+
+
+def joint_verdict(results: dict[str, Stability], threshold: float = 0.9) -> str:
+    """The judges' verdicts as one sentence for a report: agreed and stable, or why not."""
+    if len(results) < 2:
+        return ("One judge only: its verdict has no independent check; add a second judge (e.g. faceplugin) "
+                "before relying on it.")
+    agreed = judges_agree(results, threshold)
+    each = "; ".join(f"{name}: {r.top_identity} in {round(r.stability * r.samples)} of {r.samples} samples"
+                     for name, r in results.items())
+    if agreed is not None:
+        return f"All {len(results)} judges agree, stably: {agreed} ({each})."
+    return (f"The judges do not agree stably ({each}). Do not rely on the top match: "
+            "a match one network alone is sure of can be a look-alike.")

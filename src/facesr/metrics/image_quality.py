@@ -1,9 +1,10 @@
-"""PSNR and SSIM on uint8 images, as SR3 / BasicSR / MATLAB define them.
+"""PSNR and SSIM on uint8 images, as SR3 / BasicSR / MATLAB define them, and a detail ratio.
 
 Inputs are uint8 arrays (H, W, 3). ``y=True`` evaluates the BT.601 studio-swing
 luma Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255; ``crop`` removes that many
 border pixels first. SSIM uses an 11x11 Gaussian window (sigma 1.5), C1 = (0.01 L)^2,
-C2 = (0.03 L)^2 with L = 255, the "valid" region only, averaged over channels.
+C2 = (0.03 L)^2 with L = 255, the "valid" region only, averaged over channels. The detail
+ratio compares the mean absolute Laplacian of SR's luma with HR's (sharpness, no network needed).
 """
 
 from __future__ import annotations
@@ -61,3 +62,24 @@ def ssim(sr: np.ndarray, hr: np.ndarray, y: bool = False, crop: int = 0) -> floa
     if min(a.shape[:2]) < 11:
         raise ValueError(f"SSIM needs images of at least 11x11 after cropping, got {a.shape[1]}x{a.shape[0]}")
     return float(np.mean([_ssim_channel(a[..., c], b[..., c]) for c in range(a.shape[2])]))
+
+
+def laplacian_energy(img: np.ndarray, crop: int = 0) -> float:
+    """Mean |4-neighbour Laplacian| of the BT.601 luma over the valid region: how much fine detail an image holds."""
+    y = rgb_to_y(img) if img.ndim == 3 else img.astype(np.float64)
+    if crop:
+        y = y[crop:-crop, crop:-crop]
+    if min(y.shape) < 3:
+        raise ValueError(f"the Laplacian needs at least 3x3 pixels, got {y.shape[1]}x{y.shape[0]}")
+    lap = y[:-2, 1:-1] + y[2:, 1:-1] + y[1:-1, :-2] + y[1:-1, 2:] - 4 * y[1:-1, 1:-1]
+    return float(np.abs(lap).mean())
+
+
+def detail_ratio(sr: np.ndarray, hr: np.ndarray, crop: int = 0) -> float:
+    """SR's Laplacian energy over HR's: 1 = as much fine detail as the real face, below 1 smoother
+    (a regression mean), above 1 more high-frequency content than the face has (noise, invented texture).
+    A no-reference sharpness figure, paired with HR so that faces of different texture compare."""
+    if sr.shape != hr.shape:
+        raise ValueError(f"shapes differ: {sr.shape} vs {hr.shape}")
+    ref = laplacian_energy(hr, crop)
+    return float("nan") if ref == 0 else laplacian_energy(sr, crop) / ref

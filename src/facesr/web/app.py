@@ -265,6 +265,7 @@ class Service:
             face["identities"] = [{"judge": j["judge"], "independent": j["independent"], "verdict": j["verdict"],
                                    "stability": j["samples"]["stability"], "top": j["samples"]["candidates"]}
                                   for j in report["judges"]]
+            face["verdict"] = report["verdict"]  # the judges together
 
     def report(self, job, folder: Path, upload: Path, model: str, samples: int, sampler: str | None) -> dict:
         from facesr.workflows.report import make_report, write_report

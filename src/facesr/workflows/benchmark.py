@@ -194,11 +194,12 @@ def table_rows(results) -> list[dict]:
     names = judge_names(results)
     judged = first.get("judges") or {}
     rows = [{"method": "HR (ceiling)", "model": "", "aux": "", "faces": first["images"], "psnr": None, "psnr_std": None,
-             "ssim": None, "ssim_std": None, "consistency": None, "consistency_std": None,
+             "ssim": None, "ssim_std": None, "detail": 1.0, "detail_std": 0.0, "consistency": None, "consistency_std": None,
              **_identity(judged, names, None, "hr_probes"), "network_evaluations": 0, "seconds_per_face": None}]
     m0 = first["metrics"]
     rows.append({"method": "bicubic", "model": "", "aux": "", "faces": first["images"],
                  **_pair("psnr", m0.get("bicubic_psnr")), **_pair("ssim", m0.get("bicubic_ssim")),
+                 **_pair("detail", m0.get("bicubic_detail")),
                  **_pair("consistency", m0.get("bicubic_consistency")),
                  **_identity(judged, names, "bicubic_cs", "bicubic_probes"), "network_evaluations": 0,
                  "seconds_per_face": None})
@@ -219,6 +220,7 @@ def table_rows(results) -> list[dict]:
             aux += f", dlib gradient w = {m.recipe['identity_gradient']:g}"
         rows.append({"method": m.label, "model": m.model, "aux": aux,
                      "faces": s["images"], **_pair("psnr", s["metrics"].get("psnr")), **_pair("ssim", s["metrics"].get("ssim")),
+                     **_pair("detail", s["metrics"].get("detail")),
                      **_pair("consistency", s["metrics"].get("consistency")),
                      **_identity(s.get("judges") or {}, names, "cs", "sr_probes"),
                      "network_evaluations": s["network_evaluations"], "seconds_per_face": s["seconds_per_face"]})
@@ -258,17 +260,17 @@ def markdown(hr_root, results, rows, dependent: dict[str, list[str]]) -> str:
     short = {name: judged.get(name, {}).get("embedder", name).split(" ")[0] for name in names}
     judges_text = "; ".join(judged.get(n, {}).get("embedder", n) for n in names) or "none"
     gallery = next((judged[n].get("gallery_identities") for n in names if judged.get(n, {}).get("gallery_identities")), "?")
-    head = "| method | model | aux | faces | PSNR (dB) | SSIM | consistency | " + \
+    head = "| method | model | aux | faces | PSNR (dB) | SSIM | detail | consistency | " + \
         " | ".join(f"CS ({short[n]}) | rank-1 ({short[n]})" for n in names) + " | network evaluations | s / face |"
     lines = [
         f"Test set `{hr_root}`: the 2nd image of each identity folder is the probe, the 1st the gallery, the rest aux "
         f"images (their LR versions condition FASR; the photos as they are in rows marked HR view). LR = {p['operator']['name']} x{p['operator']['scale']} of HR, 8-bit. "
-        f"PSNR/SSIM on {p['colour']}, crop {p['crop_border']}; consistency = {p['consistency']}. Judge networks: "
+        f"PSNR/SSIM on {p['colour']}, crop {p['crop_border']}; detail = {p.get('detail', '–')}; consistency = {p['consistency']}. Judge networks: "
         f"{judges_text}; rank-1 = closed-set identification against the {gallery} "
         f"gallery images, with its 95 % Wilson interval in brackets (differences between methods: `--baseline`). Seed {s['seed']}, {s['precision']}, batch {s['batch_size']}, {s['device']}, {s['threads']} thread(s).",
         "",
         head,
-        "|" + "---|" * (9 + 2 * len(names)),
+        "|" + "---|" * (10 + 2 * len(names)),
     ]
     for r in rows:
         speed = "–" if r["seconds_per_face"] is None else f"{r['seconds_per_face']:.2f}"
@@ -276,7 +278,8 @@ def markdown(hr_root, results, rows, dependent: dict[str, list[str]]) -> str:
                            for sfx in ("" if i == 0 else f":{n}" for i, n in enumerate(names)))
         lines.append(
             f"| {r['method']} | {r['model'] or '–'} | {r['aux'] or '–'} | {r['faces']} | {_cell(r['psnr'], r['psnr_std'], 2)} | "
-            f"{_cell(r['ssim'], r['ssim_std'], 4)} | {_cell(r['consistency'], r['consistency_std'], 2)} | "
+            f"{_cell(r['ssim'], r['ssim_std'], 4)} | {_cell(r['detail'], r['detail_std'], 2)} | "
+            f"{_cell(r['consistency'], r['consistency_std'], 2)} | "
             f"{ident} | {r['network_evaluations']} | {speed} |")
     for n in names:
         left_out = judged.get(n, {}).get("gallery_left_out")

@@ -24,7 +24,7 @@ from facesr.degrade.protocol import LRProtocol
 from facesr.errors import FacesrError, InputError
 from facesr.io.images import (atomic_write_text, check_output_folder, list_images, read_image, to_tensor, to_uint8,
                               write_image)
-from facesr.metrics import lr_consistency, psnr, ssim
+from facesr.metrics import detail_ratio, lr_consistency, psnr, ssim
 
 OUT_WHAT = "-o names the folder for per_image.csv and summary.json"
 
@@ -48,7 +48,7 @@ def select_hr(hr_dir, protocol: str = "all", limit: int = 0) -> list[Path]:
 
 
 def image_metrics(sr: np.ndarray, hr: np.ndarray, lr: np.ndarray | None, operator, y=False, crop=0) -> dict:
-    row = {"psnr": psnr(sr, hr, y, crop), "ssim": ssim(sr, hr, y, crop)}
+    row = {"psnr": psnr(sr, hr, y, crop), "ssim": ssim(sr, hr, y, crop), "detail": detail_ratio(sr, hr, crop)}
     if lr is not None:
         row["consistency"] = lr_consistency(sr, lr, operator)
     return row
@@ -87,6 +87,7 @@ def protocol_card(protocol: LRProtocol, y: bool, crop: int) -> dict:
         "crop_border": crop,
         "images": "uint8 (clamp, x255, round)",
         "ssim": "Gaussian 11x11 sigma 1.5, valid region, mean over channels",
+        "detail": "mean |Laplacian| of SR's luma / HR's (1 = HR's fine detail, < 1 smoother, > 1 more high frequency)",
         "consistency": "MSE(D(SR), LR) on the 0-255 scale at LR size, D = operator (not defined for blind LR)",
     }
 
@@ -214,7 +215,7 @@ def evaluate_folders(sr_dir, hr_dir, protocol: LRProtocol, lr_dir=None, y=False,
             fail(str(exc))
     if not rows:
         raise FacesrError(f"no SR image in {sr_dir} could be evaluated against {hr_dir}")
-    summary = {"protocol": protocol_card(protocol, y, crop), "metrics": summarise(rows, ["psnr", "ssim", "consistency"]),
+    summary = {"protocol": protocol_card(protocol, y, crop), "metrics": summarise(rows, ["psnr", "ssim", "detail", "consistency"]),
                "failures": failures}
     if out_dir:
         write_report(out_dir, rows, summary)
@@ -281,7 +282,8 @@ def read_probes(model, hr_paths: list[Path], fail) -> tuple[list, dict]:
 
 
 def run_summary(model, opts, device, rows: list[dict], seconds: float, scoring: tuple[bool, int]) -> dict:
-    keys = ["psnr", "ssim", "consistency", "bicubic_psnr", "bicubic_ssim", "bicubic_consistency", "seconds"]
+    keys = ["psnr", "ssim", "detail", "consistency", "bicubic_psnr", "bicubic_ssim", "bicubic_detail",
+            "bicubic_consistency", "seconds"]
     return {
         "model": model.source,
         "sampler": opts.sampler,

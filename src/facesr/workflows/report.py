@@ -110,7 +110,7 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
     from facesr.engine.run import super_resolve_tensors
     from facesr.identity.calibration import bundled_calibration
     from facesr.identity.embedders import make_embedder
-    from facesr.identity.stability import verdict
+    from facesr.identity.stability import joint_verdict, verdict
     from facesr.io.weights import file_sha256
     from facesr.methods.base import Conditions
     from facesr.methods.hub import load_model
@@ -146,12 +146,13 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
         control = [to_uint8(s) for s in without[0]]
 
     dependent_on = list(model.identity_networks)  # face networks it was conditioned on, trained with or guided by
-    report_judges = []
+    report_judges, stabilities = [], {}
     for spec in judges:
         embedder = make_embedder(spec)
         g, labels = _judge_gallery(embedder, entries, on_error, cache_dir)
         calibration = bundled_calibration(embedder.name)
         samples_json, samples_found = _identify(embedder, sample_images, g, labels, calibration)
+        stabilities[embedder.name] = samples_found
         entry = {"judge": embedder.name, "spec": spec,
                  "independent": not any(embedder.name.startswith(spec) for spec in dependent_on),
                  "calibration": calibration.source if calibration else None,
@@ -181,6 +182,7 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
         "lr_consistency": consistency,
         "gallery": str(gallery),
         "judges": report_judges,
+        "verdict": joint_verdict(stabilities, threshold=STABLE) if samples > 1 else None,
     }
     images = {"lr": lr, "bicubic": bicubic, "mean": mean_img, "uncertainty": std_heatmap(stds[0]),
               **{f"sample_{k:02d}": img for k, img in enumerate(sample_images)}}
@@ -264,6 +266,8 @@ def render_html(report: dict, images: dict) -> str:
         c = report["lr_consistency"][k]
         parts.append(_figure(img, f"seed {s['seeds'][k]}" + ("" if c is None else f", LR-consistency {c:.2f}"), 96))
     parts.append("</section>")
+    if report.get("verdict"):
+        parts += ["<h2>Verdict of the judges</h2>", f'<p class="joint-verdict">{esc(report["verdict"])}</p>']
     for j in report["judges"]:
         badge = "" if j["independent"] else ' <span class="warn">(conditions this model: not an independent judge)</span>'
         parts += [f"<h2>Judge: {esc(j['judge'])}{badge}</h2>", f'<p class="verdict">{esc(j["verdict"])}</p>',
@@ -289,7 +293,8 @@ def render_html(report: dict, images: dict) -> str:
     style = ("body{font-family:sans-serif;margin:2em;max-width:1100px}figure{display:inline-block;margin:4px;text-align:center}"
              "figcaption{font-size:12px}img{image-rendering:pixelated;border:1px solid #ccc}table{border-collapse:collapse;"
              "margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}.warn{color:#b00;font-weight:bold}"
-             ".verdict{font-size:16px;background:#f4f4f4;padding:8px}.small{font-size:12px;color:#555}")
+             ".verdict,.joint-verdict{font-size:16px;background:#f4f4f4;padding:8px}.joint-verdict{font-weight:bold}"
+             ".small{font-size:12px;color:#555}")
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>facesr report</title>"
             f"<style>{style}</style></head><body>" + "\n".join(parts) + "</body></html>\n")
 

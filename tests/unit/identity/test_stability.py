@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from facesr.errors import FacesrError
 from facesr.identity.calibration import BINS, Calibration, bundled_calibration, load_calibration
-from facesr.identity.stability import identity_scores, stability, verdict
+from facesr.identity.stability import identity_scores, joint_verdict, judges_agree, stability, verdict
 
 
 def _unit(rng, n, d=8):
@@ -47,6 +47,23 @@ def test_ties_go_to_the_higher_median_and_one_sample_is_not_a_stability():
     assert r.stability == 0.5 and r.top_identity == "p"  # medians 0.55 and 0.525
     one = stability(np.array([[0.3, 0.6]]), ["p", "q"])
     assert one.top_identity == "q" and "no stability can be measured" in verdict(one)
+
+
+def test_the_judges_agree_only_when_each_is_stable_on_the_same_identity():
+    ids = ["a", "b"]
+    sure_a = stability(np.array([[0.9, 0.1]] * 10), ids)  # 10 of 10 on a
+    nine_a = stability(np.array([[0.9, 0.1]] * 9 + [[0.1, 0.9]]), ids)  # 9 of 10 on a
+    eight_a = stability(np.array([[0.9, 0.1]] * 8 + [[0.1, 0.9]] * 2), ids)
+    sure_b = stability(np.array([[0.1, 0.9]] * 10), ids)
+    assert judges_agree({"j1": sure_a, "j2": nine_a}) == "a"
+    assert judges_agree({"j1": sure_a, "j2": eight_a}) is None  # one judge below 0.9
+    assert judges_agree({"j1": sure_a, "j2": eight_a}, threshold=0.8) == "a"
+    assert judges_agree({"j1": sure_a, "j2": sure_b}) is None  # both sure, of different people
+    assert judges_agree({"j1": sure_a}) is None  # one judge is no check
+    assert joint_verdict({"j1": sure_a, "j2": nine_a}).startswith("All 2 judges agree, stably: a (j1: a in 10 of 10")
+    text = joint_verdict({"j1": sure_a, "j2": sure_b})
+    assert text.startswith("The judges do not agree stably (j1: a in 10 of 10 samples; j2: b in 10 of 10")
+    assert joint_verdict({"j1": sure_a}).startswith("One judge only")
 
 
 def test_several_gallery_images_of_one_identity_count_by_their_best():

@@ -75,3 +75,31 @@ def test_consistency_closed_form_for_a_shift():
     hr = np.full((32, 32, 3), 120, np.uint8)
     lr = np.full((8, 8, 3), 123, np.uint8)
     assert lr_consistency(hr, lr, operator) == pytest.approx(9.0, abs=1e-3)
+
+
+def test_laplacian_energy_matches_scipy_on_the_interior():
+    from scipy import ndimage
+
+    from facesr.metrics import laplacian_energy
+
+    a, _ = _pair(30, 26)
+    y = rgb_to_y(a)
+    ref = np.abs(ndimage.laplace(y)[1:-1, 1:-1]).mean()
+    assert laplacian_energy(a) == pytest.approx(ref, rel=1e-12)
+    assert laplacian_energy(a, crop=3) == pytest.approx(np.abs(ndimage.laplace(y[3:-3, 3:-3])[1:-1, 1:-1]).mean())
+
+
+def test_detail_ratio_orders_blur_original_noise():
+    from scipy import ndimage
+
+    from facesr.metrics import detail_ratio
+
+    hr = np.clip(ndimage.uniform_filter(rng.integers(0, 256, (48, 48, 3)).astype(float), size=(3, 3, 1)), 0, 255)
+    hr = hr.astype(np.uint8)
+    blurred = ndimage.uniform_filter(hr.astype(float), size=(5, 5, 1)).round().astype(np.uint8)
+    noisy = np.clip(hr.astype(int) + rng.integers(-40, 41, hr.shape), 0, 255).astype(np.uint8)
+    assert detail_ratio(hr, hr) == pytest.approx(1.0)
+    assert detail_ratio(blurred, hr) < 0.7 < 1.3 < detail_ratio(noisy, hr)
+    assert math.isnan(detail_ratio(hr, np.full_like(hr, 128)))
+    with pytest.raises(ValueError, match="shapes differ"):
+        detail_ratio(hr, hr[:-1])
