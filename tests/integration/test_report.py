@@ -176,3 +176,16 @@ def test_bad_input_is_one_line(probe_and_gallery, tmp_path, capsys, case, messag
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
     assert not (tmp_path / "o" / "report.html").exists()
+
+
+def test_one_step_samples_give_no_stability_verdict(probe_and_gallery, tmp_path):
+    """sr3-x8-res's recipe averages one-step estimates of the mean: their agreement is not a stability."""
+    probe, gallery, _ = probe_and_gallery
+    assert main(["report", str(probe), "--gallery", str(gallery), "--model", "sr3-x8-res", "--samples", "2",
+                 "--identity", "faceplugin", "-o", str(tmp_path / "o")]) == 0
+    rep = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert rep["sampling"]["steps"] == 1 and rep["verdict"].startswith("No stability: with one step per sample")
+    assert main(["report", str(probe), "--gallery", str(gallery), "--model", "sr3-x8-res", "--samples", "2",
+                 "--steps", "2", "--identity", "faceplugin", "-o", str(tmp_path / "o2")]) == 0
+    rep = json.loads((tmp_path / "o2" / "report.json").read_text())
+    assert not rep["verdict"].startswith("No stability")

@@ -27,6 +27,8 @@ from facesr.io.images import atomic_write_text, list_images, read_image, to_tens
 
 TOP = 5
 STABLE = 0.9  # the stability the verdict calls stable
+ONE_STEP = ("No stability: with one step per sample, the samples are the model's estimates of the mean face, not draws "
+            "from the faces the LR allows, so their agreement overstates it. Run the report with --steps 8 or more.")
 
 
 def gallery_entries(root) -> list[tuple[str, Path]]:
@@ -113,6 +115,7 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
     from facesr.identity.stability import joint_verdict, verdict
     from facesr.io.weights import file_sha256
     from facesr.methods.base import Conditions
+    from facesr.methods.diffusion_sr import DiffusionSR
     from facesr.methods.hub import load_model
     from facesr.metrics import lr_consistency
     from facesr.workflows.upscale import std_heatmap
@@ -124,6 +127,7 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
     probe = Path(probe)
     lr, where = probe_chip(model, probe, face, finder)
     opts = SamplingOptions.for_model(model, **{**(overrides or {}), "samples": samples, "seed": seed})
+    one_step = isinstance(model, DiffusionSR) and opts.steps == 1 and samples > 1  # mean estimates, not draws
     conditions = conditions_for(model, 1, refs=refs, ref=ref, refs_embedder=refs_embedder)  # no refs: null identity
     lr_t = to_tensor(lr)
     gate = None
@@ -182,7 +186,7 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
         "lr_consistency": consistency,
         "gallery": str(gallery),
         "judges": report_judges,
-        "verdict": joint_verdict(stabilities, threshold=STABLE) if samples > 1 else None,
+        "verdict": ONE_STEP if one_step else joint_verdict(stabilities, threshold=STABLE) if samples > 1 else None,
     }
     images = {"lr": lr, "bicubic": bicubic, "mean": mean_img, "uncertainty": std_heatmap(stds[0]),
               **{f"sample_{k:02d}": img for k, img in enumerate(sample_images)}}
