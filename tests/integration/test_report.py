@@ -185,6 +185,7 @@ def test_one_step_samples_give_no_stability_verdict(probe_and_gallery, tmp_path)
                  "--identity", "faceplugin", "-o", str(tmp_path / "o")]) == 0
     rep = json.loads((tmp_path / "o" / "report.json").read_text())
     assert rep["sampling"]["steps"] == 1 and rep["verdict"].startswith("No stability: with one step per sample")
+    assert rep["judges"][0]["verdict"] == rep["verdict"]  # no judge calls such samples stable either
     assert main(["report", str(probe), "--gallery", str(gallery), "--model", "sr3-x8-res", "--samples", "2",
                  "--steps", "2", "--identity", "faceplugin", "-o", str(tmp_path / "o2")]) == 0
     rep = json.loads((tmp_path / "o2" / "report.json").read_text())

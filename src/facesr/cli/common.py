@@ -18,16 +18,20 @@ def gate_threshold(text: str) -> float | None:
         raise argparse.ArgumentTypeError(str(exc).strip()) from None
 
 
-def add_refs_options(p) -> None:
+def add_refs_gate(p, what: str) -> None:
+    """--refs-gate: ``what`` says which input is gated against which references."""
     from facesr.engine.refs_gate import THRESHOLD
 
+    p.add_argument("--refs-gate", metavar="COSINE", type=gate_threshold, default=THRESHOLD,
+                   help=f"{what} (cosine, by the bundled student of the model's network) runs without them, on the "
+                        f"null identity, and is named (default {THRESHOLD}; 'off': always use them)")
+
+
+def add_refs_options(p) -> None:
     p.add_argument("--refs-embedder", metavar="EMBEDDER",
                    help="the network that embeds --refs, if not the model's own: 'dlib-lq' (dlib fine-tuned to read tiny "
                         "faces, bundled) for LR refs with a dlib-conditioned model")
-    p.add_argument("--refs-gate", metavar="COSINE", type=gate_threshold, default=THRESHOLD,
-                   help=f"an input whose LR face scores below this against its --refs (cosine, by the bundled student "
-                        f"of the model's network) runs without them, on the null identity, and is named "
-                        f"(default {THRESHOLD}; 'off': always use the refs)")
+    add_refs_gate(p, "an input whose LR face scores below this against its --refs")
 
 
 FLAGS = {"refs": "--refs", "refs_embedder": "--refs-embedder", "refs_gate": "--refs-gate", "ref": "--ref",

@@ -4,8 +4,7 @@ HELP = "PSNR, SSIM and LR-consistency of SR images against HR (or --run: make LR
 
 
 def add_arguments(p) -> None:
-    from facesr.cli.common import add_sampling_options, gate_threshold
-    from facesr.engine.refs_gate import THRESHOLD
+    from facesr.cli.common import add_refs_gate, add_sampling_options
 
     p.add_argument("--sr", help="folder of SR images (matched to HR by file stem); every HR image needs one, or with "
                                 "--lr every HR image that has an LR image")
@@ -34,9 +33,8 @@ def add_arguments(p) -> None:
                         "come from the probe's identity ('same'), or from the next identity ('other', the control); "
                         "FASR also 'none': the zero vector, the null identity of a model trained with vector dropout; "
                         "default: same")
-    p.add_argument("--refs-gate", metavar="COSINE", type=gate_threshold, default=THRESHOLD,
-                   help=f"FASR (--run --protocol second): a probe whose LR face scores below this against its aux images "
-                        f"runs on the null identity, as 'facesr upscale --refs' does (default {THRESHOLD}; 'off': no gate)")
+    add_refs_gate(p, "FASR (--run --protocol second), as upscale --refs: a probe whose LR face scores below this "
+                     "against its aux images")
     p.add_argument("-o", "--out", default="outputs/eval", help="writes per_image.csv and summary.json here")
     p.add_argument("--overwrite", action="store_true",
                    help="--run: redo every probe; by default a killed run started again keeps the probes it finished")

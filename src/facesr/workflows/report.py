@@ -164,7 +164,7 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
                  "samples": samples_json,
                  "posterior_mean": _identify(embedder, [mean_img], g, labels, calibration)[0],
                  "bicubic": _identify(embedder, [bicubic], g, labels, calibration)[0],
-                 "verdict": verdict(samples_found, threshold=STABLE)}
+                 "verdict": ONE_STEP if one_step else verdict(samples_found, threshold=STABLE)}
         if refs is not None or ref is not None:
             entry["hijack"] = _hijack(embedder, refs if refs is not None else [ref], g, labels, entry, control, calibration,
                                       gated=bool(gate and not gate["used"]))
