@@ -26,6 +26,7 @@ from facesr.engine.run import super_resolve_tensors
 from facesr.identity.embedders import make_embedder
 from facesr.identity.recognition import identity_split
 from facesr.identity.stability import identity_scores, stability
+from facesr.errors import FacesrError, InputError
 from facesr.io.images import atomic_write_text, read_image, to_tensor, to_uint8
 from facesr.metrics.stats import proportion_interval
 from facesr.methods.hub import load_model
@@ -37,7 +38,8 @@ def bin_label(lo, hi) -> str:
     return f">= {lo:g}" if hi > 1 else f"[{lo:g}, {hi:g})"
 
 
-def run_set(root: Path, model, judges, opts, limit, out: Path, cache: Path) -> list[dict]:
+def run_set(root: Path, model, judges, opts, limit, out: Path, cache: Path) -> tuple[list[dict], list[str]]:
+    """(the probes' records, the identities whose probe could not be read: each named on stderr in one line)."""
     split = identity_split(root)
     names = sorted(split)[:limit] if limit else sorted(split)
     gallery_names = sorted(split)
@@ -53,11 +55,18 @@ def run_set(root: Path, model, judges, opts, limit, out: Path, cache: Path) -> l
             rec = json.loads(line)
             done[rec["identity"]] = rec
     todo = [n for n in names if n not in done]
+    left_out = []
     chunk = max(1, opts.batch_size // opts.samples)
     t0 = time.time()
     for start in range(0, len(todo), chunk):
-        part = todo[start : start + chunk]
-        hrs = [read_image(split[n]["probe"]) for n in part]
+        part, hrs = [], []
+        for n in todo[start : start + chunk]:
+            try:
+                hrs.append(read_image(split[n]["probe"]))
+                part.append(n)
+            except InputError as exc:  # one line, and the other probes go on
+                print(f"{exc}; probe left out", file=sys.stderr)
+                left_out.append(n)
         lrs = [model.lr_protocol.lr_image(hr, split[n]["probe"].name)[0] for hr, n in zip(hrs, part)]
         lr_t = [to_tensor(lr) for lr in lrs]
         means, _, kept = super_resolve_tensors(model, lr_t, [split[n]["probe"].name for n in part], opts, "cpu",
@@ -82,7 +91,7 @@ def run_set(root: Path, model, judges, opts, limit, out: Path, cache: Path) -> l
                 f.write(json.dumps(rec) + "\n")
             done[n] = rec
         print(f"{root.name}: {len(done)}/{len(names)} probes, {time.time() - t0:.0f} s", file=sys.stderr)
-    return [done[n] for n in names]
+    return [done[n] for n in names if n not in left_out], left_out
 
 
 def table(records: list[dict], judge: str) -> list[str]:
@@ -149,8 +158,10 @@ def main() -> int:
             "fraction of samples whose best match is the most frequent best match; correct = that identity is the "
             "probe's. Target (issue 19): at stability >= 0.9, rank-1 correct in at least 95 % of probes. 'The judges "
             "together' is the verdict `facesr report` states first: every judge stable (>= 0.9) on the same identity."]
+    left_out = []
     for root in args.hr:
-        records = run_set(Path(root), model, judges, opts, args.limit, out, cache)
+        records, unread = run_set(Path(root), model, judges, opts, args.limit, out, cache)
+        left_out += unread
         for j in judges:
             text += ["", f"## {Path(root).name}, judge {j.name} ({len(records)} probes)", ""] + table(records, j.name)
         if len(judges) > 1:
@@ -158,8 +169,12 @@ def main() -> int:
                 joint_table(records, [j.name for j in judges])
     atomic_write_text(Path(args.results), "\n".join(text) + "\n")
     print("\n".join(text))
-    return 0
+    return 1 if left_out else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except FacesrError as exc:
+        print(f"stability.py: {exc}", file=sys.stderr)
+        sys.exit(2)
