@@ -61,6 +61,10 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=["bicubic", "default"],
                    help="'bicubic', 'default' (by face size) or a model name")
     p.add_argument("--identity", nargs="+", default=["dlib", "faceplugin"], help="judge networks")
+    p.add_argument("--divs", nargs="+", type=int, default=[8, 4],
+                   help="photo divisions: 8 and 4 give faces of ~14 and ~28 px across the chip; 7 gives ~16 px, "
+                        "the aligned chips' own LR size at x8")
+    p.add_argument("--no-realign", action="store_true", help="one framing only (no second framing from the restored chip)")
     p.add_argument("--table")
     args = p.parse_args()
     people = sorted(d for d in Path(args.photos).iterdir() if (d / f"{d.name}_0002.jpg").is_file())
@@ -71,7 +75,7 @@ def main() -> None:
     split = identity_split(args.gallery)
     names = sorted(split)
     galleries = [j.embed([read_image(split[n]["gallery"]) for n in names]) for j in judges]
-    finder = FaceFinder()
+    finder = FaceFinder(realign=not args.no_realign)
     lines = [f"# In-the-wild restoration on LFW group scenes", "",
              f"{len(people) // 6} scenes of 6 people (3 x 2 probe photos of `{args.photos}`, 750x500), downscaled with "
              f"the bicubic operator. Judges: {', '.join(j.name for j in judges)}, against the 200 dev/lfw gallery "
@@ -80,8 +84,9 @@ def main() -> None:
              "| scale | method | faces | recall | " + " | ".join(f"rank-1 end to end ({j.name})" for j in judges)
              + " | face PSNR (dB) | photo PSNR (dB) | s / photo |",
              "|---|---|---|---|" + "---|" * len(judges) + "---|---|---|"]
-    for div in (8, 4):
-        methods = [m for m in args.methods if m in ("bicubic", "default") or Restorer().load(m)[0].scale == div]
+    for div in args.divs:
+        scale = min((8, 4), key=lambda k: abs(k - div))  # the model scale this division is nearest to
+        methods = [m for m in args.methods if m in ("bicubic", "default") or Restorer().load(m)[0].scale == scale]
         results = {m: {"found": 0, "right": [0] * len(judges), "face_psnr": [], "photo_psnr": [], "seconds": []}
                    for m in methods}
         n_faces = 0
@@ -125,8 +130,10 @@ def main() -> None:
             lines.append(f"| x{div} | {method} | {n_faces} | {r['found'] / n_faces:.3f} | {rank1} | "
                          f"{np.mean(r['face_psnr']):.2f} | {np.mean(r['photo_psnr']):.2f} | {np.median(r['seconds']):.2f} |")
     methods = f" --methods {' '.join(args.methods)}" if args.methods != ["bicubic", "default"] else ""
+    divs = f" --divs {' '.join(map(str, args.divs))}" if args.divs != [8, 4] else ""
     table = f" --table {args.table}" if args.table else ""
-    lines += ["", f"Command: `python benchmarks/wild.py --scenes {args.scenes}{methods}{table}`"]
+    realign = " --no-realign" if args.no_realign else ""
+    lines += ["", f"Command: `python benchmarks/wild.py --scenes {args.scenes}{methods}{divs}{realign}{table}`"]
     print("\n".join(lines))
     if args.table:
         atomic_write_text(args.table, "\n".join(lines) + "\n")

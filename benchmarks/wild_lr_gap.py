@@ -41,7 +41,8 @@ def main() -> None:
     galleries = [j.embed([read_image(split[n]["gallery"]) for n in names]) for j in judges]
     model = facesr.load_model(args.model, device="cpu")
     n_lr = model.lr_size
-    people = [d for d in sorted(Path(args.photos).iterdir()) if d.name in split][: args.limit]
+    people = [d for d in sorted(Path(args.photos).iterdir())  # those of the scenes of wild.py
+              if d.name in split and (d / f"{d.name}_0002.jpg").is_file()][: args.limit]
     right = {}
 
     def judge(kind, lr):

@@ -90,16 +90,20 @@ class FaceFinder:
 
     MTCNN finds the faces (down to about 12 px); dlib's 5-point predictor places the landmarks on a
     crop upsampled until the face is LANDMARK_SIDE px wide (it is trained on large faces; on a 16-px
-    face at its own size it is several pixels off); dlib's chip details then give the frame."""
+    face at its own size it is several pixels off); dlib's chip details then give the frame. With
+    ``realign`` (default) faces under 64 px are framed again from their restored chips (wild.realign)."""
 
-    def __init__(self, min_face: float = 12, padding: float = ALIGN_PADDING):
+    def __init__(self, min_face: float = 12, padding: float = ALIGN_PADDING, realign: bool = True,
+                 device: str = "cpu"):
         from facesr.identity.embedders import load_dlib
         from facesr.identity.mtcnn import MTCNN
+        from facesr.wild.realign import Realigner
 
         self.dlib, models = load_dlib()
         self.predictor = self.dlib.shape_predictor(models.pose_predictor_five_point_model_location())
         self.detector = MTCNN(min_face=min_face)
         self.padding = padding
+        self.realigner = Realigner(self.dlib, self.predictor, padding, device) if realign else None
 
     def landmarks_and_frame(self, photo: np.ndarray, box) -> tuple[np.ndarray, ChipFrame]:
         from PIL import Image
@@ -122,7 +126,6 @@ class FaceFinder:
         up = lambda v: (v + 0.5) * scale - 0.5  # noqa: E731  crop pixel -> upsampled pixel (pixel centres)
         down = lambda v: (v + 0.5) / scale - 0.5  # noqa: E731
         bx0, by0, bx1, by1 = up(x0 - left), up(y0 - top), up(x1 - left), up(y1 - top)
-        rect = self.dlib.rectangle(round(bx0), round(by0), round(bx1), round(by1))
         # the predictor's points on a tiny face vary with the box: average them over jittered boxes
         bs = bx1 - bx0
         runs = []
@@ -131,16 +134,25 @@ class FaceFinder:
                                     round(bx1 + dx * bs + ds * bs), round(by1 + dy * bs + ds * bs))
             shape = self.predictor(big, r)
             runs.append([[shape.part(i).x, shape.part(i).y] for i in range(5)])
-        points = np.mean(np.array(runs, np.float64), axis=0)
-        shape = self.dlib.full_object_detection(rect, [self.dlib.point(round(x), round(y)) for x, y in points])
-        r = self.dlib.get_face_chip_details(shape, size=128, padding=self.padding)
-        frame = ChipFrame(down((r.rect.left() + r.rect.right()) / 2) + left, down((r.rect.top() + r.rect.bottom()) / 2) + top,
-                          r.rect.width() / scale, r.angle)
-        return down(points) + [left, top], frame
+        points = down(np.mean(np.array(runs, np.float64), axis=0)) + [left, top]
+        return points, frame_from_points(self.dlib, points, self.padding)
 
     def __call__(self, photo: np.ndarray) -> list[PhotoFace]:
         faces = []
         for f in self.detector(photo):
             points, frame = self.landmarks_and_frame(photo, f.box)
             faces.append(PhotoFace(f.box, f.score, points, frame))
+        if self.realigner is not None:
+            faces = self.realigner(photo, faces)
         return sorted(faces, key=lambda f: -f.width)
+
+
+def frame_from_points(dlib, points: np.ndarray, padding: float = ALIGN_PADDING) -> ChipFrame:
+    """The chip frame dlib's get_face_chip_details gives for 5 points (photo pixels, floats): the points
+    go to dlib in a 64-times finer grid, since its points are integers."""
+    k = 64.0
+    rect = dlib.rectangle(0, 0, 1, 1)  # not used by the chip details
+    shape = dlib.full_object_detection(rect, [dlib.point(round(x * k), round(y * k)) for x, y in points])
+    r = dlib.get_face_chip_details(shape, size=128, padding=padding)
+    return ChipFrame((r.rect.left() + r.rect.right()) / 2 / k, (r.rect.top() + r.rect.bottom()) / 2 / k,
+                     r.rect.width() / k, r.angle)
