@@ -72,6 +72,22 @@ def test_other_settings_in_the_folder_need_overwrite(tmp_path, capsys):
     assert _manifest(out)["options"]["seed"] == 3 and len(_manifest(out)["outputs"]) == 2
 
 
+def test_a_projection_is_a_setting_and_old_manifests_had_none(tmp_path, capsys):
+    src = tmp_path / "in"
+    _faces(src, 2)
+    out = tmp_path / "out"
+    assert main(["upscale", str(src), "-o", str(out), *FAST]) == 0
+    manifest = _manifest(out)
+    del manifest["options"]["project"]  # a manifest written before the option existed
+    (out / "facesr-run.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert main(["upscale", str(src), "-o", str(out), *FAST]) == 0
+    assert "0 face(s) to restore, 2 done before" in capsys.readouterr().out
+    assert main(["upscale", str(src), "-o", str(out), *FAST, "--project", "3"]) == 2
+    (line,) = _err_lines(capsys)
+    assert "other settings (project)" in line
+
+
 def test_other_references_in_the_folder_need_overwrite(tmp_path, capsys):
     src = tmp_path / "in"
     _faces(src, 2)

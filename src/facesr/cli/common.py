@@ -76,7 +76,7 @@ class progress_bar:
 
 
 def add_recipe_options(p: argparse.ArgumentParser, default_note: str) -> None:
-    """Sampler, steps, eta, strength, samples, init, guidance, identity gradient and the SDE samplers' options: a model's recipe."""
+    """Sampler, steps, eta, strength, samples, init, guidance, identity gradient, projection and the SDE samplers' options: a model's recipe."""
     from facesr.diffusion.pc import CORRECTORS, PREDICTORS
     from facesr.diffusion.samplers import SAMPLERS
 
@@ -94,6 +94,9 @@ def add_recipe_options(p: argparse.ArgumentParser, default_note: str) -> None:
     p.add_argument("--identity-gradient", type=float, metavar="W",
                    help=f"FASR on dlib vectors: guide toward the identity vector through dlib's differentiable network, "
                         f"D + W sigma g / rms(g), g = grad cos {default_note}")
+    p.add_argument("--project", type=int, metavar="N",
+                   help=f"N rounds of back-projection make each output consistent with its LR (0: off; models with a "
+                        f"known LR operator) {default_note}")
     pc = p.add_argument_group("SDE samplers (--sampler pc / ode)")
     pc.add_argument("--predictor", choices=sorted(PREDICTORS), help="PC predictor")
     pc.add_argument("--corrector", choices=sorted(CORRECTORS), help="PC corrector (runs before the predictor)")

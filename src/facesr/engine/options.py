@@ -27,6 +27,9 @@ class SamplingOptions:
     # FASR with dlib vectors: gradient guidance toward the identity vector through the differentiable dlib
     # ResNet: D + w sigma g / rms(g), g = grad cos(dlib(D), v); one backward pass of that network a step
     identity_gradient: float = 0.0
+    # > 0: rounds of back-projection that make each sample consistent with its LR (a known operator only):
+    # x <- x + up(LR) - up(down(x)); no network evaluations
+    project: int = 0
     # the SDE samplers ("pc", "ode"); see facesr.diffusion.pc
     predictor: str = "reverse_diffusion"
     corrector: str = "langevin"
@@ -54,7 +57,7 @@ class SamplingOptions:
             raise FacesrError(f"eta must be in [0, 1] (0: deterministic DDIM, 1: ancestral), got {self.eta}")
         if self.snr < 0 or self.corrector_steps < 0:
             raise FacesrError(f"snr and corrector_steps must be 0 or more, got {self.snr} and {self.corrector_steps}")
-        for key in ("guidance", "identity_gradient"):
+        for key in ("guidance", "identity_gradient", "project"):
             if getattr(self, key) < 0:
                 raise FacesrError(f"{key} must be 0 or more, got {getattr(self, key)}")
         if not 0 < self.strength <= 1:

@@ -128,7 +128,10 @@ def super_resolve_tensors(model, lrs: list[torch.Tensor], keys: list[str], opts,
             gens = [image_generator(opts.seed + k, keys[i]) for i, k in chunk]
             init = init_model.super_resolve(middle_frame(lr), None, opts) if init_model else None
             cond = Conditions.stack([conditions[i] for i, _ in chunk], device) if conditions is not None else None
-            sr = model.super_resolve(lr, cond, opts, gens, init).cpu().double()
+            sr = model.super_resolve(lr, cond, opts, gens, init)
+            if opts.project:  # each sample, so that the spread is that of consistent samples
+                sr = model.lr_protocol.project(sr.float(), middle_frame(lr).float(), opts.project)
+            sr = sr.cpu().double()
             for (i, k), img in zip(chunk, sr):
                 sums[i] = sums.get(i, 0) + img
                 squares[i] = squares.get(i, 0) + img**2

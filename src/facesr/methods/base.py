@@ -199,6 +199,9 @@ class SRMethod(nn.Module):
     def check_options(self, options) -> None:
         if getattr(options, "guidance", 0) and not self.needs.vector_dim:
             raise FacesrError(f"guidance is for FASR models (an identity vector to guide by); {self.name} has none")
+        if getattr(options, "project", 0) and not self.lr_protocol.deterministic:
+            raise FacesrError(f"project makes the output consistent with a known LR operator; {self.name}'s LR is blind "
+                              f"({self.lr_protocol.degradation})")
         if getattr(options, "identity_gradient", 0) and (self.needs.vector_embedder, self.needs.vector_dim) != ("dlib", 128):
             raise FacesrError(f"identity_gradient is for FASR models on dlib vectors (it guides through dlib's network); "
                               f"{self.name} takes {self.needs.describe()}")

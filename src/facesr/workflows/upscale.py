@@ -61,6 +61,9 @@ def _settings(model, opts, refs=None, ref=None, refs_embedder=None, refs_gate=No
             "conditions": given if any(v is not None for v in given.values()) else None}
 
 
+OPTION_DEFAULTS = {"project": 0}  # sampling options newer than some manifests, with the value those runs had
+
+
 def _previous_outputs(out_dir: Path, settings: dict) -> tuple[set[str], str | None]:
     """(outputs previous runs in ``out_dir`` finished under ``settings``, why their outputs do not count).
     Every manifest counts: facesr-run.json, and those of the processes of a torchrun launch."""
@@ -70,8 +73,9 @@ def _previous_outputs(out_dir: Path, settings: dict) -> tuple[set[str], str | No
             before = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        theirs = {"model": before.get("model"), "options": {k: v for k, v in before.get("options", {}).items()
-                                                             if k != "batch_size"},
+        # an option added after that run was made had its default there (e.g. project: 0)
+        options = {**OPTION_DEFAULTS, **before.get("options", {})}
+        theirs = {"model": before.get("model"), "options": {k: v for k, v in options.items() if k != "batch_size"},
                   "conditions": before.get("conditions")}
         if theirs != settings:
             changed = sorted(k for k in set(theirs["options"]) | set(settings["options"])
