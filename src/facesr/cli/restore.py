@@ -15,7 +15,7 @@ def add_arguments(p) -> None:
                    help="writes <out>/<stem>.png, <out>/<stem>/face_NN.png and face_NN_lr.png, <out>/<stem>.json")
     p.add_argument("--model", help="restore every face with this model (a bundled name or folder), or 'bicubic' (the "
                                    "baseline); default: by face size, msrresnet-x8-wild for chips about 16 px, "
-                                   "msrresnet-x4-blind for about 32 px")
+                                   "msrresnet-x4-wild for about 32 px")
     p.add_argument("--upscale", type=int, help="the restored photo is this many times larger (default: the largest "
                                                "scale used)")
     p.add_argument("--overwrite", action="store_true", help="redo photos whose <stem>.json exists (default: keep them)")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 # the regression models that restore the chip the points are read on, by scale (fast, no sampling)
-HELPERS = {8: "msrresnet-x8-wild", 4: "msrresnet-x4-blind"}
+HELPERS = {8: "msrresnet-x8-wild", 4: "msrresnet-x4-wild"}
 HR_SIZE = 128
 REALIGN_BELOW = 64  # chip side (photo px) from which the first framing is already close
 # dlib HOG's box on an aligned chip, in units of the chip side (median over 295 train chips: 9 to 116.5 px)

@@ -21,9 +21,8 @@ import torch
 from facesr.errors import FacesrError, InputError
 from facesr.io.images import atomic_write_text, read_image, to_tensor, to_uint8, write_image
 
-# Faces restored by default, by scale: x8, the model trained on chips cut from photos (benchmarks/wild.notes.md);
-# x4, the fastest bundled model (issue 21 measures them).
-DEFAULT_MODELS = {8: "msrresnet-x8-wild", 4: "msrresnet-x4-blind"}
+# Faces restored by default, by scale: the models trained on chips cut from photos (benchmarks/wild.notes.md).
+DEFAULT_MODELS = {8: "msrresnet-x8-wild", 4: "msrresnet-x4-wild"}
 MAX_OUTPUT_PIXELS = 200_000_000  # the restored photo (input pixels x upscale^2); above it: a smaller --upscale
 HR_SIZE = 128
 NULL_CONDITION = "the null identity: a photo has no other images of the person (the model's baseline without them)"
