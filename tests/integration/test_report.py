@@ -45,10 +45,12 @@ def test_report_json_holds_both_judges_and_the_provenance(report, probe_and_gall
     out, rep = report
     _, _, person = probe_and_gallery
     assert [j["judge"] for j in rep["judges"]] == ["dlib-resnet-v1", "faceplugin-arcface"]
+    # msrresnet-x8 was trained with dlib's identity loss: dlib is not an independent judge of it, ArcFace is
+    assert [j["independent"] for j in rep["judges"]] == [False, True]
     for j in rep["judges"]:
         # a regression model gives the same face for every seed: stability 1 by construction
         assert j["samples"]["stability"] == 1.0 and j["samples"]["samples"] == 3
-        assert len(j["samples"]["candidates"]) == 5 and j["independent"] is True
+        assert len(j["samples"]["candidates"]) == 5
         assert j["gallery_identities"] == 6
         for c in j["samples"]["candidates"]:
             assert c["low"] <= c["median"] <= c["high"] and 0 <= c["fmr"] <= 1 and c["fmr_text"]

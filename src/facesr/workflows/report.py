@@ -273,7 +273,7 @@ def render_html(report: dict, images: dict) -> str:
     if report.get("verdict"):
         parts += ["<h2>Verdict of the judges</h2>", f'<p class="joint-verdict">{esc(report["verdict"])}</p>']
     for j in report["judges"]:
-        badge = "" if j["independent"] else ' <span class="warn">(conditions this model: not an independent judge)</span>'
+        badge = "" if j["independent"] else ' <span class="warn">(this model was conditioned on, trained with or guided by it: not an independent judge)</span>'
         parts += [f"<h2>Judge: {esc(j['judge'])}{badge}</h2>", f'<p class="verdict">{esc(j["verdict"])}</p>',
                   f"<h3>Samples (stability {j['samples']['stability']:.2f})</h3>", _candidates_table(j["samples"]),
                   f"<h3>Posterior mean: best match {esc(j['posterior_mean']['top_identity'])}</h3>",
