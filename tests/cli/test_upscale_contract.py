@@ -88,6 +88,16 @@ def test_a_projection_is_a_setting_and_old_manifests_had_none(tmp_path, capsys):
     assert "other settings (project)" in line
 
 
+def test_an_uncertainty_map_from_one_step_samples_is_flagged(tmp_path, capsys):
+    src = tmp_path / "in"
+    _faces(src, 1)
+    one_step = ["--model", "sr3-x8-res", "--precision", "fp32", "--samples", "2", "--uncertainty"]
+    assert main(["upscale", str(src), "-o", str(tmp_path / "a"), *one_step]) == 0  # its recipe: one step a sample
+    assert "understates the uncertainty" in capsys.readouterr().out
+    assert main(["upscale", str(src), "-o", str(tmp_path / "b"), *one_step, "--steps", "2"]) == 0  # real draws
+    assert "understates" not in capsys.readouterr().out
+
+
 def test_other_references_in_the_folder_need_overwrite(tmp_path, capsys):
     src = tmp_path / "in"
     _faces(src, 2)

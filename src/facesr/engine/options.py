@@ -105,6 +105,14 @@ RECIPE_KEYS = tuple(k for k in FIELDS if k not in RUN_KEYS)
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 
 
+def mean_estimates(model, opts: SamplingOptions) -> bool:
+    """True when a diffusion model's samples are one-step estimates of the mean face (steps 1), not draws from
+    the faces the LR allows: their agreement overstates stability, their spread understates uncertainty."""
+    from facesr.methods.diffusion_sr import DiffusionSR
+
+    return isinstance(model, DiffusionSR) and opts.steps == 1 and opts.samples > 1
+
+
 def check_given(opts: SamplingOptions, given: set[str]) -> None:
     """An option the user gave that the chosen sampler would ignore is refused (it would change nothing)."""
     from facesr.diffusion.samplers import SAMPLERS

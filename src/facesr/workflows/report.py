@@ -107,7 +107,7 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
 
     from facesr._version import __version__
     from facesr.engine.conditions import baseline_note, condition_spec, conditions_for, null_identity
-    from facesr.engine.options import SamplingOptions
+    from facesr.engine.options import SamplingOptions, mean_estimates
     from facesr.engine.refs_gate import gate_conditions
     from facesr.engine.run import super_resolve_tensors
     from facesr.identity.calibration import bundled_calibration
@@ -115,7 +115,6 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
     from facesr.identity.stability import joint_verdict, verdict
     from facesr.io.weights import file_sha256
     from facesr.methods.base import Conditions
-    from facesr.methods.diffusion_sr import DiffusionSR
     from facesr.methods.hub import load_model
     from facesr.metrics import lr_consistency
     from facesr.workflows.upscale import std_heatmap
@@ -127,7 +126,7 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
     probe = Path(probe)
     lr, where = probe_chip(model, probe, face, finder)
     opts = SamplingOptions.for_model(model, **{**(overrides or {}), "samples": samples, "seed": seed})
-    one_step = isinstance(model, DiffusionSR) and opts.steps == 1 and samples > 1  # mean estimates, not draws
+    one_step = mean_estimates(model, opts)
     conditions = conditions_for(model, 1, refs=refs, ref=ref, refs_embedder=refs_embedder)  # no refs: null identity
     lr_t = to_tensor(lr)
     gate = None

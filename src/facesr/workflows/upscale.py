@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from facesr.engine.conditions import baseline_note, conditions_for, still_stack
+from facesr.engine.options import mean_estimates
 from facesr.engine.refs_gate import THRESHOLD as REFS_GATE
 from facesr.engine.run import check_input, check_memory, output_problem, super_resolve_tensors, warm_start_model
 from facesr.errors import InputError
@@ -146,6 +147,9 @@ def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=prin
         note = baseline_note(model, refs, stills=True)
         if note:
             on_info(note)
+        if uncertainty and mean_estimates(model, opts):
+            on_info(f"the spread of {opts.samples} one-step samples (estimates of the mean face, not draws) understates "
+                    "the uncertainty: for the map, give --steps 8 or more")
         resumed = f", {len(kept)} done before" if kept else ""
         on_info(f"{len(jobs)} face(s) to restore{resumed}; {nfe} network evaluation(s) per face "
                 f"({describe_recipe(model, opts)}), {nfe * len(jobs)} in all")
