@@ -125,16 +125,8 @@ class FaceFinder:
         scale = big.shape[0] / size  # the crop's exact upsampling
         up = lambda v: (v + 0.5) * scale - 0.5  # noqa: E731  crop pixel -> upsampled pixel (pixel centres)
         down = lambda v: (v + 0.5) / scale - 0.5  # noqa: E731
-        bx0, by0, bx1, by1 = up(x0 - left), up(y0 - top), up(x1 - left), up(y1 - top)
-        # the predictor's points on a tiny face vary with the box: average them over jittered boxes
-        bs = bx1 - bx0
-        runs = []
-        for dx, dy, ds in JITTER:
-            r = self.dlib.rectangle(round(bx0 + dx * bs - ds * bs), round(by0 + dy * bs - ds * bs),
-                                    round(bx1 + dx * bs + ds * bs), round(by1 + dy * bs + ds * bs))
-            shape = self.predictor(big, r)
-            runs.append([[shape.part(i).x, shape.part(i).y] for i in range(5)])
-        points = down(np.mean(np.array(runs, np.float64), axis=0)) + [left, top]
+        box_big = (up(x0 - left), up(y0 - top), up(x1 - left), up(y1 - top))
+        points = down(jittered_landmarks(self.dlib, self.predictor, big, box_big)) + [left, top]
         return points, frame_from_points(self.dlib, points, self.padding)
 
     def __call__(self, photo: np.ndarray) -> list[PhotoFace]:
@@ -145,6 +137,20 @@ class FaceFinder:
         if self.realigner is not None:
             faces = self.realigner(photo, faces)
         return sorted(faces, key=lambda f: -f.width)
+
+
+def jittered_landmarks(dlib, predictor, image: np.ndarray, box) -> np.ndarray:
+    """dlib's 5 points (image pixels) for a face in ``box`` (x0, y0, x1, y1, floats), averaged over the JITTER
+    boxes: the predictor's points on a tiny or restored face vary with the box."""
+    x0, y0, x1, y1 = box
+    side = x1 - x0
+    runs = []
+    for dx, dy, ds in JITTER:
+        r = dlib.rectangle(round(x0 + dx * side - ds * side), round(y0 + dy * side - ds * side),
+                           round(x1 + dx * side + ds * side), round(y1 + dy * side + ds * side))
+        shape = predictor(image, r)
+        runs.append([[shape.part(i).x, shape.part(i).y] for i in range(5)])
+    return np.mean(np.array(runs, np.float64), axis=0)
 
 
 def frame_from_points(dlib, points: np.ndarray, padding: float = ALIGN_PADDING) -> ChipFrame:

@@ -3,7 +3,7 @@
 dlib's 5-point predictor, even on an upsampled crop, places the points of a 14-px face a few percent of
 the chip off. The restored chip is a face it reads well: its points there, taken back to the photo
 through the first frame, frame the chip again. At 1/8 of 40 LFW photos this cut the median error
-against the frame of the dev chips from 1.4 to 0.8 % of the side (centre) and from 4.5 to 3.3 %
+against the frame of the dev chips from 1.4 to 0.8 % of the side (centre) and from 4.5 to 3.2 %
 (side) (benchmarks/wild.notes.md); a second round changed nothing.
 """
 
@@ -28,20 +28,12 @@ def chip_landmarks(dlib, predictor, chip: np.ndarray) -> np.ndarray:
     """dlib's 5 points of an aligned chip (n x n uint8), chip pixels, averaged over the jittered boxes."""
     from PIL import Image
 
-    from facesr.wild.faces import JITTER
+    from facesr.wild.faces import jittered_landmarks
 
-    n = chip.shape[0]
     big = np.asarray(Image.fromarray(chip).resize((READ_SIZE, READ_SIZE), Image.BICUBIC))
-    x0, y0, x1, y1 = (v * READ_SIZE for v in CHIP_BOX)
-    side = x1 - x0
-    runs = []
-    for dx, dy, ds in JITTER:
-        r = dlib.rectangle(round(x0 + (dx - ds) * side), round(y0 + (dy - ds) * side),
-                           round(x1 + (dx + ds) * side), round(y1 + (dy + ds) * side))
-        shape = predictor(big, r)
-        runs.append([[shape.part(i).x, shape.part(i).y] for i in range(5)])
-    k = READ_SIZE / n
-    return (np.mean(np.array(runs, np.float64), axis=0) + 0.5) / k - 0.5
+    points = jittered_landmarks(dlib, predictor, big, tuple(v * READ_SIZE for v in CHIP_BOX))
+    k = READ_SIZE / chip.shape[0]
+    return (points + 0.5) / k - 0.5
 
 
 class Realigner:
