@@ -18,6 +18,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from facesr.engine.options import SamplingOptions
 from facesr.engine.run import super_resolve_tensors
 from facesr.identity.embedders import make_embedder
 from facesr.identity.recognition import identity_split
-from facesr.identity.stability import identity_scores, stability
+from facesr.identity.stability import identity_scores, judges_agree, stability
 from facesr.errors import FacesrError, InputError
 from facesr.io.images import atomic_write_text, read_image, to_tensor, to_uint8
 from facesr.metrics.stats import proportion_interval
@@ -116,8 +117,9 @@ def joint_table(records: list[dict], judges: list[str], threshold: float = 0.9) 
     """Rank-1 correctness of each judge's top identity when every judge is stable (>= threshold) on the same
     identity, and otherwise: the verdict `facesr report` gives (identity.stability.judges_agree)."""
     def agreed(r):
-        tops = {r["judges"][j]["top"] for j in judges}
-        return len(tops) == 1 and all(r["judges"][j]["stability"] >= threshold for j in judges)
+        results = {j: SimpleNamespace(top_identity=r["judges"][j]["top"], stability=r["judges"][j]["stability"])
+                   for j in judges}
+        return judges_agree(results, threshold) is not None
 
     lines = [f"| every judge stable (>= {threshold:g}) on the same identity | probes | "
              + " | ".join(f"rank-1 correct ({j}) [95 % interval]" for j in judges) + " |", "|---|---|" + "---|" * len(judges)]
