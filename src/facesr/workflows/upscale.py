@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from facesr.engine.conditions import baseline_note, conditions_for, still_stack
-from facesr.engine.options import mean_estimates
+from facesr.engine.options import SamplingOptions, mean_estimates
 from facesr.engine.refs_gate import THRESHOLD as REFS_GATE
 from facesr.engine.run import check_input, check_memory, output_problem, super_resolve_tensors, warm_start_model
 from facesr.errors import InputError
@@ -62,9 +62,6 @@ def _settings(model, opts, refs=None, ref=None, refs_embedder=None, refs_gate=No
             "conditions": given if any(v is not None for v in given.values()) else None}
 
 
-OPTION_DEFAULTS = {"project": 0}  # sampling options newer than some manifests, with the value those runs had
-
-
 def _previous_outputs(out_dir: Path, settings: dict) -> tuple[set[str], str | None]:
     """(outputs previous runs in ``out_dir`` finished under ``settings``, why their outputs do not count).
     Every manifest counts: facesr-run.json, and those of the processes of a torchrun launch."""
@@ -75,7 +72,7 @@ def _previous_outputs(out_dir: Path, settings: dict) -> tuple[set[str], str | No
         except (OSError, ValueError):
             continue
         # an option added after that run was made had its default there (e.g. project: 0)
-        options = {**OPTION_DEFAULTS, **before.get("options", {})}
+        options = {**asdict(SamplingOptions()), **before.get("options", {})}
         theirs = {"model": before.get("model"), "options": {k: v for k, v in options.items() if k != "batch_size"},
                   "conditions": before.get("conditions")}
         if theirs != settings:
