@@ -67,6 +67,8 @@ def main() -> None:
     p.add_argument("--no-realign", action="store_true", help="one framing only (no second framing from the restored chip)")
     p.add_argument("--table")
     args = p.parse_args()
+    if min(args.divs) < 1:
+        p.error(f"--divs: each division must be 1 or more, got {min(args.divs)}")
     people = sorted(d for d in Path(args.photos).iterdir() if (d / f"{d.name}_0002.jpg").is_file())
     people = people[: 6 * args.scenes]
     dlib, models = load_dlib()
