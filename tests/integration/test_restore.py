@@ -189,3 +189,12 @@ def test_photos_of_one_name_in_two_folders_both_come_out(tmp_path):
     first, second = (json.loads((out / f"{s}.json").read_text()) for s in ("group", "group-2"))
     assert first["input"].endswith("a/group.png") and second["input"].endswith("b/group.png")
     assert second["restored"] == "group-2.png" and second["faces"][0]["chip"].startswith("group-2/")
+
+
+def test_an_option_the_default_models_refuse_stops_before_any_photo(tmp_path, capsys):
+    photo = tmp_path / "group.png"
+    Image.fromarray(scene(8)[0]).save(photo)
+    assert main(["restore", str(photo), "-o", str(tmp_path / "out"), "--project", "2"]) == 2
+    err = [l for l in capsys.readouterr().err.splitlines() if l]
+    assert len(err) == 1 and "project" in err[0] and "blind" in err[0]
+    assert not (tmp_path / "out" / "group.json").exists()

@@ -48,8 +48,9 @@ def run(args) -> int:
     overrides.update(seed=args.seed, batch_size=args.batch_size, precision=args.precision)
     share = Share()
     restorer = Restorer(model=args.model, device=share.device(args.device), overrides=overrides)
+    restorer.check()  # a bad model or option stops here, before any photo is read
     if args.model and args.model != "bicubic":
-        model, _ = restorer.load(args.model)  # a bad model or option stops here, before any photo is read
+        model, _ = restorer.load(args.model)
         if model.needs.vector_dim and paths:
             print(f"{model.name}: {NULL_CONDITION}")
     finder = FaceFinder()

@@ -53,6 +53,13 @@ class Restorer:
                 self._loaded[name] = (model, SamplingOptions.for_model(model, **(self.overrides or {})))
         return self._loaded[name]
 
+    def check(self) -> None:
+        """Load every model faces may go to, so that a bad model name or an option none of them takes stops
+        here, once, before any photo is read (not as one failure per photo)."""
+        if self.model != "bicubic":
+            for name in [self.model] if self.model else (self.models or DEFAULT_MODELS).values():
+                self.load(name)
+
     def lr_sizes(self) -> set[int]:
         """The LR chip sizes faces may be cut at."""
         if self.model and self.model != "bicubic":
