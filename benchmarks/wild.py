@@ -81,7 +81,8 @@ def main() -> None:
     lines = [f"# In-the-wild restoration on LFW group scenes", "",
              f"{len(people) // 6} scenes of 6 people (3 x 2 probe photos of `{args.photos}`, 750x500), downscaled with "
              f"the bicubic operator. Judges: {', '.join(j.name for j in judges)}, against the 200 dev/lfw gallery "
-             "chips (dlib's ResNet also conditions FASR; the ArcFace judge enters no training). A model named in "
+             "chips (dlib's ResNet is in the training loss of msrresnet-x8 and msrresnet-x8-wild and conditions FASR; "
+             "the ArcFace judge enters no training). A model named in "
              "the method column restores only the scenes of its own scale; 'default' picks by face size.", "",
              "| scale | method | faces | recall | " + " | ".join(f"rank-1 end to end ({j.name})" for j in judges)
              + " | face PSNR (dB) | photo PSNR (dB) | s / photo |",
