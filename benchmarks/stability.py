@@ -148,7 +148,7 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model = load_model(args.model, "cpu")
-    opts = SamplingOptions.for_model(model, samples=args.samples, seed=0, batch_size=args.batch_size,
+    opts = SamplingOptions.for_model(model, draws=True, samples=args.samples, seed=0, batch_size=args.batch_size,
                                      precision=args.precision)
     judges = [make_embedder(s) for s in args.identity]
     cache = Path("outputs/embeddings")

@@ -1,7 +1,8 @@
 """The Python API: every bundled model, with what it needs, from paths or uint8 RGB arrays.
 
     import facesr
-    sr = facesr.upscale(["face_16.png"], model="sr3-x8", steps=50)            # list of uint8 (H, W, 3)
+    sr = facesr.upscale(["face_16.png"])                                      # sr3-x8-res; list of uint8 (H, W, 3)
+    sr = facesr.upscale(["face_16.png"], model="sr3-x8", steps=50)            # another model, another recipe
     sr = facesr.upscale([lr], model="fasr-x8", refs=["her_1.jpg", "her_2.jpg"])  # FASR: photos of the person
     sr = facesr.upscale([lr], model="refsr-vae-x8", ref="her_photo.png")         # RefSR: one aligned HR photo
     frames = facesr.upscale_frames(lr_frames, model="mfsr3-x8")                  # one SR frame per input frame
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from facesr.engine.refs_gate import THRESHOLD as REFS_GATE
+from facesr.methods.hub import DEFAULT_MODEL
 
 
 class BaselineWarning(UserWarning):
@@ -35,7 +37,7 @@ def _warn(note: str | None, kind=BaselineWarning) -> None:
         warnings.warn(note, kind, stacklevel=3)
 
 
-def load_model(name_or_path: str = "sr3-x8", device: str = "auto", use_ema: bool = True):
+def load_model(name_or_path: str = DEFAULT_MODEL, device: str = "auto", use_ema: bool = True):
     """A bundled model by name, or a folder written by ``save_pretrained`` / a training checkpoint."""
     from facesr.methods.hub import load_model as load
     from facesr.runtime import resolve_device
@@ -69,7 +71,7 @@ def _prepare(images, model, device, options: dict):
     return model, tensors, keys, SamplingOptions.for_model(model, **options), dev
 
 
-def upscale(images, model="sr3-x8", *, refs=None, refs_embedder=None, refs_gate=REFS_GATE, ref=None, init=None, guidance=None, sampler=None, steps=None,
+def upscale(images, model=DEFAULT_MODEL, *, refs=None, refs_embedder=None, refs_gate=REFS_GATE, ref=None, init=None, guidance=None, sampler=None, steps=None,
             strength=None, samples=None, eta=None, project=None, seed=0, batch_size=16, precision="bf16", device="auto",
             check_outputs=True, **sde_options) -> list[np.ndarray]:
     """Super-resolve face chips (paths or uint8 RGB (h, w, 3) arrays); returns uint8 RGB arrays in order.

@@ -120,6 +120,8 @@ def test_models_lists_bundled(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "sr3-x8" in out and "16x16" in out and "128x128" in out
+    assert "default of upscale, report and the Python API: sr3-x8-res" in out
+    assert "sr3-x8-res" in out.split("report's draws: steps 8")[0].splitlines()[-1]
 
 
 def test_prepared_folder_is_a_dataset_and_a_training_root(tmp_path, sample_faces):

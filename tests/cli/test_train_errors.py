@@ -201,6 +201,11 @@ def test_export_errors_are_one_line(tiny_config, tmp_path, capsys):
     line = run_error(capsys, ["export", str(ckpt), str(ckpt)])
     assert line == f"facesr export: error: {ckpt}: is the checkpoint itself; export to another folder"
     assert (ckpt / "model.safetensors").is_file()
+    line = run_error(capsys, ["export", str(ckpt), str(tmp_path / "m1"), "--draw-steps", "1"])
+    assert line == "facesr export: error: --draw-steps must be 2 or more (one step estimates the mean), got 1"
+    assert main(["export", str(ckpt), str(tmp_path / "m8"), "--steps", "1", "--samples", "4", "--draw-steps", "8"]) == 0
+    sampling = json.loads((tmp_path / "m8" / "config.json").read_text())["sampling"]
+    assert sampling == {"steps": 1, "samples": 4, "draws": {"steps": 8}}
     (ckpt / "state.json").write_text("{cut")
     line = run_error(capsys, ["export", str(ckpt), str(tmp_path / "m")])
     assert line == f"facesr export: error: {ckpt / 'state.json'}: damaged checkpoint state (not valid JSON)"

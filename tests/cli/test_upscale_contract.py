@@ -88,14 +88,15 @@ def test_a_projection_is_a_setting_and_old_manifests_had_none(tmp_path, capsys):
     assert "other settings (project)" in line
 
 
-def test_an_uncertainty_map_from_one_step_samples_is_flagged(tmp_path, capsys):
+def test_an_uncertainty_map_is_drawn_and_one_from_one_step_samples_is_flagged(tmp_path, capsys):
     src = tmp_path / "in"
     _faces(src, 1)
-    one_step = ["--model", "sr3-x8-res", "--precision", "fp32", "--samples", "2", "--uncertainty"]
-    assert main(["upscale", str(src), "-o", str(tmp_path / "a"), *one_step]) == 0  # its recipe: one step a sample
+    args = ["--model", "sr3-x8-res", "--precision", "fp32", "--samples", "2", "--uncertainty"]
+    assert main(["upscale", str(src), "-o", str(tmp_path / "a"), *args]) == 0  # the recipe's draws: 8 steps
+    out = capsys.readouterr().out
+    assert "understates" not in out and _manifest(tmp_path / "a")["options"]["steps"] == 8
+    assert main(["upscale", str(src), "-o", str(tmp_path / "b"), *args, "--steps", "1"]) == 0  # mean estimates
     assert "understates the uncertainty" in capsys.readouterr().out
-    assert main(["upscale", str(src), "-o", str(tmp_path / "b"), *one_step, "--steps", "2"]) == 0  # real draws
-    assert "understates" not in capsys.readouterr().out
 
 
 def test_other_references_in_the_folder_need_overwrite(tmp_path, capsys):
@@ -333,3 +334,12 @@ def test_a_killed_evaluate_run_resumes_and_scores_as_an_uninterrupted_one(tmp_pa
         return [",".join(c for i, c in enumerate(line.split(",")) if i != seconds) for line in lines]
 
     assert scores(killed) == scores(whole)
+
+
+def test_without_model_upscale_runs_the_default_diffusion_model(tmp_path, capsys):
+    src = tmp_path / "in"
+    _faces(src, 1)
+    out = tmp_path / "out"
+    assert main(["upscale", str(src), "-o", str(out), "--precision", "fp32"]) == 0
+    assert Path(_manifest(out)["model"]).name == "sr3-x8-res"
+    assert "8 network evaluation(s) per face" in capsys.readouterr().out

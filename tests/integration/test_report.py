@@ -180,15 +180,16 @@ def test_bad_input_is_one_line(probe_and_gallery, tmp_path, capsys, case, messag
     assert not (tmp_path / "o" / "report.html").exists()
 
 
-def test_one_step_samples_give_no_stability_verdict(probe_and_gallery, tmp_path):
-    """sr3-x8-res's recipe averages one-step estimates of the mean: their agreement is not a stability."""
+def test_the_report_draws_samples_where_the_recipe_averages_one_step_estimates(probe_and_gallery, tmp_path):
+    """sr3-x8-res's recipe averages one-step estimates of the mean, whose agreement is not a stability: the report
+    draws its samples with the model's "draws" steps instead, and one-step samples asked for get no verdict."""
     probe, gallery, _ = probe_and_gallery
-    assert main(["report", str(probe), "--gallery", str(gallery), "--model", "sr3-x8-res", "--samples", "2",
-                 "--identity", "faceplugin", "-o", str(tmp_path / "o")]) == 0
+    args = [str(probe), "--gallery", str(gallery), "--model", "sr3-x8-res", "--samples", "2", "--identity", "faceplugin"]
+    assert main(["report", *args, "-o", str(tmp_path / "o")]) == 0
     rep = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert rep["sampling"]["steps"] == 8 and not rep["verdict"].startswith("No stability")
+    assert rep["model"]["identity_networks"] == ["dlib"]  # its regression base was trained with dlib's loss
+    assert main(["report", *args, "--steps", "1", "-o", str(tmp_path / "o1")]) == 0
+    rep = json.loads((tmp_path / "o1" / "report.json").read_text())
     assert rep["sampling"]["steps"] == 1 and rep["verdict"].startswith("No stability: with one step per sample")
     assert rep["judges"][0]["verdict"] == rep["verdict"]  # no judge calls such samples stable either
-    assert main(["report", str(probe), "--gallery", str(gallery), "--model", "sr3-x8-res", "--samples", "2",
-                 "--steps", "2", "--identity", "faceplugin", "-o", str(tmp_path / "o2")]) == 0
-    rep = json.loads((tmp_path / "o2" / "report.json").read_text())
-    assert not rep["verdict"].startswith("No stability")

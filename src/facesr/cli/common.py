@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from facesr.errors import FacesrError
+from facesr.methods.hub import DEFAULT_MODEL
 
 # the library names what a model lacks by its API parameter; the CLI by its flag
 def gate_threshold(text: str) -> float | None:
@@ -114,7 +115,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_sampling_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="sr3-x8", help="bundled model name or a folder made by save_pretrained (default: sr3-x8)")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"bundled model name or a folder made by save_pretrained (default: {DEFAULT_MODEL})")
     add_recipe_options(p, "(default: the model's recommended setting, see 'facesr models')")
     add_run_options(p)
 
@@ -125,17 +127,20 @@ def recipe(args) -> dict:
     return {k: getattr(args, k) for k in RECIPE_KEYS}
 
 
-def sampling(args, model, **overrides):
+def sampling(args, model, draws: bool = False, **overrides):
+    """The options of this run: the model's recipe (``draws``: for samples that are draws) under the flags given."""
     from facesr.engine.options import SamplingOptions
 
-    return SamplingOptions.for_model(model, **{**recipe(args), **overrides}, seed=args.seed,
+    return SamplingOptions.for_model(model, draws, **{**recipe(args), **overrides}, seed=args.seed,
                                      batch_size=args.batch_size, precision=args.precision)
 
 
-def recipe_note(args, model) -> str | None:
+def recipe_note(args, model, draws: bool = False) -> str | None:
     """Which options come from the model's recipe because they were not given (they multiply the ones
     that were: --steps 50 on an 8-sample recipe is 400 evaluations a face)."""
-    taken = {k: v for k, v in model.sampling.items() if getattr(args, k, None) is None}
+    from facesr.engine.options import model_recipe
+
+    taken = {k: v for k, v in model_recipe(model, draws).items() if getattr(args, k, None) is None}
     given = [k for k in recipe(args) if getattr(args, k) is not None]
     if not taken or not given:
         return None

@@ -9,6 +9,9 @@ def add_arguments(p) -> None:
     p.add_argument("checkpoint")
     p.add_argument("out")
     add_recipe_options(p, "(recorded as the model's recommended setting)")
+    p.add_argument("--draw-steps", type=int, metavar="N",
+                   help="for a recipe of one-step samples (estimates of the mean): the steps that make a sample a draw, "
+                        "which the report and uncertainty maps use (recorded as the recipe's \"draws\")")
 
 
 def run(args) -> int:
@@ -34,6 +37,10 @@ def run(args) -> int:
     if not isinstance(state, dict):
         raise FacesrError(f"{state_file}: damaged checkpoint state (not a JSON object)")
     given = {k: v for k, v in recipe(args).items() if v is not None}
+    if args.draw_steps is not None:
+        if args.draw_steps < 2:
+            raise FacesrError(f"--draw-steps must be 2 or more (one step estimates the mean), got {args.draw_steps}")
+        given["draws"] = {"steps": args.draw_steps}
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

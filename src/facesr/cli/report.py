@@ -5,11 +5,12 @@ HELP = "a forensic report on one face: K restorations, who they say it is by two
 
 def add_arguments(p) -> None:
     from facesr.cli.benchmark import DEFAULT_JUDGES
+    from facesr.methods.hub import DEFAULT_MODEL
     from facesr.cli.common import add_recipe_options, add_refs_options, add_run_options
 
     p.add_argument("probe", help="an LR face chip (e.g. 16x16 for an x8 model), or a photo: its largest face (or --face N)")
     p.add_argument("--gallery", required=True, help="<gallery>/<identity>/<images>, or a folder of images each its own identity")
-    p.add_argument("--model", default="sr3-x8", help="bundled model name or folder (default: sr3-x8)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"bundled model name or folder (default: {DEFAULT_MODEL})")
     p.add_argument("--face", type=int, help="in a photo: the face to report, 0 = the largest (default)")
     p.add_argument("--refs", nargs="+", metavar="REF", help="FASR: other images of the person (adds the reference control)")
     add_refs_options(p)

@@ -47,7 +47,7 @@ def run(args) -> int:
     overrides = {k: v for k, v in recipe(args).items() if v is not None}
     overrides.update(seed=args.seed, batch_size=args.batch_size, precision=args.precision)
     share = Share()
-    restorer = Restorer(model=args.model, device=share.device(args.device), overrides=overrides)
+    restorer = Restorer(model=args.model, device=share.device(args.device), overrides=overrides, draws=args.uncertainty)
     restorer.check()  # a bad model or option stops here, before any photo is read
     if args.model and args.model != "bicubic":
         model, _ = restorer.load(args.model)

@@ -57,8 +57,9 @@ def _images(args) -> int:
         raise FacesrError("--no-neighbours goes with --frames K (videos or frame folders)")
     if args.uncertainty and (args.samples or model.sampling.get("samples", 1)) < 2:
         raise FacesrError("--uncertainty needs --samples 2 or more")
-    opts = sampling(args, model)  # a bad option stops here, before anything is printed or read
-    note = recipe_note(args, model)
+    # a bad option stops here, before anything is printed or read; an uncertainty map is the spread of draws
+    opts = sampling(args, model, draws=args.uncertainty)
+    note = recipe_note(args, model, draws=args.uncertainty)
     if note:
         print(note)
     with progress_bar("faces") as bar:

@@ -85,9 +85,12 @@ class SamplingOptions:
                 raise FacesrError(f"{f.name} must be {want}, got {value!r}")
 
     @classmethod
-    def for_model(cls, model, **given) -> "SamplingOptions":
-        """The model's recommended recipe (config.json "sampling"), overridden by ``given`` values that are not None."""
-        values = {k: v for k, v in model.sampling.items() if k in RECIPE_KEYS}
+    def for_model(cls, model, draws: bool = False, **given) -> "SamplingOptions":
+        """The model's recommended recipe (config.json "sampling"), overridden by ``given`` values that are not None.
+        ``draws``: samples that are draws from the faces the LR allows (the report's stability): a recipe whose
+        samples are one-step estimates of the mean names what makes them draws in its "draws" entry (e.g.
+        {"steps": 8}), which then comes over the recipe."""
+        values = model_recipe(model, draws)
         values.update({k: v for k, v in given.items() if v is not None})
         unknown = sorted(set(values) - set(FIELDS))
         if unknown:
@@ -103,6 +106,12 @@ FIELDS = {f.name: f for f in dataclasses.fields(SamplingOptions)}
 RUN_KEYS = ("seed", "batch_size", "precision")  # how a run is done, not part of a model's recipe
 RECIPE_KEYS = tuple(k for k in FIELDS if k not in RUN_KEYS)
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
+
+
+def model_recipe(model, draws: bool = False) -> dict:
+    """The options of the model's recipe (config.json "sampling"; with ``draws``, its "draws" entry over it)."""
+    recipe = {**model.sampling, **(model.sampling.get("draws", {}) if draws else {})}
+    return {k: v for k, v in recipe.items() if k in RECIPE_KEYS}
 
 
 def mean_estimates(model, opts: SamplingOptions) -> bool:

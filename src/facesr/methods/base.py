@@ -211,6 +211,10 @@ class SRMethod(nn.Module):
         from another model; returns lines for the log."""
         return []
 
+    def resume_training(self, saved: dict) -> None:
+        """Called when a run resumes from a checkpoint whose config.json is ``saved``: takes back what
+        ``prepare_training`` recorded in the config at step 0 (the run's own config does not hold it)."""
+
     def adapt_init_state(self, state: dict) -> dict:
         """Weights of another model made to fit this one (``init_from``); unchanged by default."""
         return state

@@ -48,6 +48,9 @@ class SR3Config:
     per_batch_t: bool = False  # SR3 parity: one timestep per batch
     base: RegressionNetConfig | None = None  # residual over this frozen regression network's output
     base_from: str | None = None  # the regression model (name or folder) whose weights fill base at step 0
+    # the face networks base_from was trained with (its identity_networks), recorded at step 0: the model's outputs
+    # carry them, so a judge built on one is not independent of this model either
+    base_identity_networks: tuple[str, ...] = ()
     identity_weight: float = 0.0  # x gamma x the identity loss of the denoised estimate against the HR
     # init_from a single-frame model into k frames: "middle" (its condition weights on the middle frame, the
     # others at 0: exactly that model at step 0) or "spread" (1/k of them on every frame: it starts by averaging)
@@ -104,7 +107,12 @@ class SR3(DiffusionSR):
             raise FacesrError(f"base_from {self.cfg.base_from}: not a x{self.scale} regression model with the network "
                               f"of base ({self.cfg.base})")
         self.base.load_state_dict(src.net.state_dict())
-        return [f"base: the network of {self.cfg.base_from}, frozen"]
+        self.cfg.base_identity_networks = tuple(src.identity_networks)
+        trained = f"; trained with {', '.join(src.identity_networks)}" if src.identity_networks else ""
+        return [f"base: the network of {self.cfg.base_from}, frozen{trained}"]
+
+    def resume_training(self, saved: dict) -> None:
+        self.cfg.base_identity_networks = tuple(saved.get("config", {}).get("base_identity_networks", ()))
 
     # --- data <-> diffusion variable -------------------------------------------------
     def clip_fn(self, up: torch.Tensor):
@@ -126,7 +134,7 @@ class SR3(DiffusionSR):
         from facesr.identity.loss import NETWORK
 
         trained = (NETWORK,) if self.cfg.identity_weight > 0 else ()
-        return tuple(dict.fromkeys(super().identity_networks + trained))
+        return tuple(dict.fromkeys(super().identity_networks + trained + tuple(self.cfg.base_identity_networks)))
 
     def training_loss(self, batch: dict, generator=None):
         """The loss of a batch {"hr", "up", ...} (``forward`` calls it, so DDP synchronises gradients)."""

@@ -19,6 +19,7 @@ import torch
 from facesr.data.datasets import EpochSampler, HRFolderDataset
 from facesr.errors import FacesrError
 from facesr.io.images import atomic_write_text
+from facesr.methods.base import read_config
 from facesr.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from facesr.train.config import ExperimentConfig, learning_rate, param_groups
 
@@ -129,6 +130,7 @@ def restore(cfg: ExperimentConfig, run_dir: Path, resume: bool, model, optimizer
         log(f"{run_dir}: no checkpoint to resume from; starting at step 0")
     if ckpt is not None:
         state, ema_tensors = load_checkpoint(ckpt, model, optimizer, generator)
+        model.resume_training(read_config(ckpt))
         ema.shadow_params = [ema_tensors[n].clone() for n, _ in model.named_parameters()]
         ema.optimization_step = state["ema_step"]
         log(f"resumed from {ckpt} at step {state['step']}")

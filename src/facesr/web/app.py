@@ -24,6 +24,7 @@ from fastapi import FastAPI, File, Form, Request, UploadFile  # module level: Fa
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from facesr.errors import FacesrError, InputError
+from facesr.methods.hub import DEFAULT_MODEL
 from facesr.web.jobs import JobQueue, QueueFull, new_id
 
 PAGE = Path(__file__).resolve().parent / "page.html"
@@ -275,7 +276,7 @@ class Service:
         job.report(0.1, "sampling and identifying")
         overrides = {"precision": self.config.precision, **({"sampler": sampler} if sampler else {})}
         try:
-            report, images = make_report(upload, self.config.gallery, "sr3-x8" if model in ("default", "bicubic") else model,
+            report, images = make_report(upload, self.config.gallery, DEFAULT_MODEL if model in ("default", "bicubic") else model,
                                          samples=samples, overrides=overrides, judges=self.config.judges,
                                          device=self.config.device, on_error=lambda m: None,
                                          cache_dir=self.embeddings, finder=self.finder())
@@ -349,7 +350,7 @@ def create_app(config: ServeConfig):
                          sampler=sampler or None)
 
     @app.post("/api/report")
-    async def report(image: UploadFile = File(...), model: str = Form("sr3-x8"), samples: int = Form(8),
+    async def report(image: UploadFile = File(...), model: str = Form(DEFAULT_MODEL), samples: int = Form(8),
                      sampler: str = Form(""), wait: bool = True):
         if config.gallery is None:
             raise UserError("this server has no gallery (start it with --gallery DIR)", 409)

@@ -24,6 +24,7 @@ import numpy as np
 from facesr.engine.refs_gate import THRESHOLD as REFS_GATE
 from facesr.errors import FacesrError, InputError
 from facesr.io.images import atomic_write_text, list_images, read_image, to_tensor, to_uint8
+from facesr.methods.hub import DEFAULT_MODEL
 
 TOP = 5
 STABLE = 0.9  # the stability the verdict calls stable
@@ -94,7 +95,7 @@ def _identify(embedder, images, gallery, labels, calibration) -> tuple[dict, obj
     return result, found
 
 
-def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0, refs=None, ref=None,
+def make_report(probe, gallery, model=DEFAULT_MODEL, samples: int = 16, seed: int = 0, refs=None, ref=None,
                 judges=("dlib", "faceplugin"), face: int | None = None, overrides: dict | None = None,
                 device="cpu", on_error=print, finder=None, cache_dir=None, progress=None,
                 refs_embedder: str | None = None, refs_gate: float | None = REFS_GATE) -> tuple[dict, dict]:
@@ -125,7 +126,7 @@ def make_report(probe, gallery, model="sr3-x8", samples: int = 16, seed: int = 0
     model = load_model(model, device, flag="--model") if isinstance(model, str) else model
     probe = Path(probe)
     lr, where = probe_chip(model, probe, face, finder)
-    opts = SamplingOptions.for_model(model, **{**(overrides or {}), "samples": samples, "seed": seed})
+    opts = SamplingOptions.for_model(model, draws=True, **{**(overrides or {}), "samples": samples, "seed": seed})
     one_step = mean_estimates(model, opts)
     conditions = conditions_for(model, 1, refs=refs, ref=ref, refs_embedder=refs_embedder)  # no refs: null identity
     lr_t = to_tensor(lr)

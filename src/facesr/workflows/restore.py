@@ -37,6 +37,7 @@ class Restorer:
     models: dict | None = None
     device: str = "cpu"
     overrides: dict | None = None  # sampling options given by the user (the recipe gives the rest)
+    draws: bool = False  # samples that are draws (uncertainty maps): the recipe's "draws" entry over it
 
     def __post_init__(self):
         self._loaded = {}
@@ -50,7 +51,7 @@ class Restorer:
                 self._loaded[name] = (BicubicModel(int(name.split("-x")[1])), None)
             else:
                 model = load_model(name, self.device)
-                self._loaded[name] = (model, SamplingOptions.for_model(model, **(self.overrides or {})))
+                self._loaded[name] = (model, SamplingOptions.for_model(model, self.draws, **(self.overrides or {})))
         return self._loaded[name]
 
     def check(self) -> None:

@@ -229,7 +229,8 @@ def test_training_keeps_the_base_frozen_and_exports_it(tmp_path, sample_faces):
     from facesr.nets.regression import RegressionNetConfig
 
     torch.manual_seed(1)
-    reg = RegressionSR(RegressionConfig(net=RegressionNetConfig(num_feat=8, num_blocks=1), scale=8, hr_size=128))
+    reg = RegressionSR(RegressionConfig(net=RegressionNetConfig(num_feat=8, num_blocks=1), scale=8, hr_size=128,
+                                        identity_weight=0.1))  # as if trained with dlib's identity loss
     reg.save_pretrained(tmp_path / "reg")
     cfg = {"name": "res", "method": "sr3",
            "model": {"unet": {"block_out_channels": [32, 32], "attention_levels": []},
@@ -243,6 +244,12 @@ def test_training_keeps_the_base_frozen_and_exports_it(tmp_path, sample_faces):
     m = load_model(str(tmp_path / "m"))
     for a, b in zip(m.base.state_dict().values(), reg.net.state_dict().values()):
         assert torch.equal(a, b)
+    # the base's outputs carry what it was trained with: dlib is no independent judge of this model, after a resume too
+    assert m.identity_networks == ("dlib",)
+    assert main(["train", str(tmp_path / "res.json"), "--out", str(tmp_path / "run"), "--resume", "--max-steps", "4",
+                 "--no-progress"]) == 0
+    assert main(["export", str(tmp_path / "run" / "checkpoints" / "step-00000004"), str(tmp_path / "m4")]) == 0
+    assert load_model(str(tmp_path / "m4")).identity_networks == ("dlib",)
 
 
 def test_identity_weight_adds_the_weighted_identity_loss_and_marks_dlib(sample_faces):
