@@ -211,9 +211,9 @@ class SRMethod(nn.Module):
         from another model; returns lines for the log."""
         return []
 
-    def resume_training(self, saved: dict) -> None:
-        """Called when a run resumes from a checkpoint whose config.json is ``saved``: takes back what
-        ``prepare_training`` recorded in the config at step 0 (the run's own config does not hold it)."""
+    def carry_records(self, saved: dict) -> None:
+        """Takes what ``prepare_training`` recorded in the config (``saved``, a config.json) of the model whose
+        weights a run resumes (a checkpoint) or starts from (``init_from``): the run's own config does not hold it."""
 
     def adapt_init_state(self, state: dict) -> dict:
         """Weights of another model made to fit this one (``init_from``); unchanged by default."""

@@ -111,7 +111,7 @@ class SR3(DiffusionSR):
         trained = f"; trained with {', '.join(src.identity_networks)}" if src.identity_networks else ""
         return [f"base: the network of {self.cfg.base_from}, frozen{trained}"]
 
-    def resume_training(self, saved: dict) -> None:
+    def carry_records(self, saved: dict) -> None:
         self.cfg.base_identity_networks = tuple(saved.get("config", {}).get("base_identity_networks", ()))
 
     # --- data <-> diffusion variable -------------------------------------------------

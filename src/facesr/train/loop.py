@@ -89,6 +89,7 @@ def init_weights(model, source: str) -> list[str]:
     from facesr.methods.hub import load_model
 
     src = load_model(source, flag="init_from")
+    model.carry_records(src.config_dict())
     state = model.adapt_init_state(src.state_dict())
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -130,7 +131,7 @@ def restore(cfg: ExperimentConfig, run_dir: Path, resume: bool, model, optimizer
         log(f"{run_dir}: no checkpoint to resume from; starting at step 0")
     if ckpt is not None:
         state, ema_tensors = load_checkpoint(ckpt, model, optimizer, generator)
-        model.resume_training(read_config(ckpt))
+        model.carry_records(read_config(ckpt))
         ema.shadow_params = [ema_tensors[n].clone() for n, _ in model.named_parameters()]
         ema.optimization_step = state["ema_step"]
         log(f"resumed from {ckpt} at step {state['step']}")

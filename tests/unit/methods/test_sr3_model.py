@@ -250,6 +250,13 @@ def test_training_keeps_the_base_frozen_and_exports_it(tmp_path, sample_faces):
                  "--no-progress"]) == 0
     assert main(["export", str(tmp_path / "run" / "checkpoints" / "step-00000004"), str(tmp_path / "m4")]) == 0
     assert load_model(str(tmp_path / "m4")).identity_networks == ("dlib",)
+    # ... and after a fine-tune that starts from its weights (init_from) with no base_from of its own
+    cfg["init_from"] = str(tmp_path / "m")
+    del cfg["model"]["base_from"]
+    (tmp_path / "ft.json").write_text(json.dumps(cfg))
+    assert main(["train", str(tmp_path / "ft.json"), "--out", str(tmp_path / "ft"), "--no-progress"]) == 0
+    assert main(["export", str(tmp_path / "ft" / "checkpoints" / "step-00000002"), str(tmp_path / "mft")]) == 0
+    assert load_model(str(tmp_path / "mft")).identity_networks == ("dlib",)
 
 
 def test_identity_weight_adds_the_weighted_identity_loss_and_marks_dlib(sample_faces):
