@@ -10,11 +10,16 @@ gallery chips; faces not found count as failures), face-region PSNR against the 
 scene (each reference chip's box), whole-photo PSNR, and seconds per photo.
 
     python benchmarks/wild.py --scenes 20 --table benchmarks/results/wild-lfw.md
+
+A killed run started again with the same settings keeps the scenes it finished: each (division, method,
+scene) is appended to `--state` (default: the table's name + `.partial.jsonl`) as it ends, with the
+settings it was measured under; `--overwrite` starts afresh.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -45,6 +50,64 @@ def psnr(a, b):
     return 10 * math.log10(255**2 / max(np.mean((a.astype(float) - b.astype(float)) ** 2), 1e-12))
 
 
+class SceneState:
+    """Finished (division, method, scene) records, one JSON line each, kept only under the same settings."""
+
+    def __init__(self, path: Path | None, settings: dict, overwrite: bool):
+        self.path, self.settings, self.done = path, settings, {}
+        if path is None:
+            return
+        if overwrite:
+            path.unlink(missing_ok=True)
+        elif path.is_file():
+            for line in path.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:  # a line cut by a kill
+                    continue
+                if rec.get("settings") == settings:
+                    self.done[(rec["div"], rec["method"], rec["scene"])] = rec["result"]
+
+    def get(self, div: int, method: str, scene: int) -> dict | None:
+        return self.done.get((div, method, scene))
+
+    def add(self, div: int, method: str, scene: int, result: dict) -> None:
+        self.done[(div, method, scene)] = result
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            cut = self.path.is_file() and self.path.stat().st_size and not self.path.read_bytes().endswith(b"\n")
+            with open(self.path, "a") as f:  # one line per record: a kill loses at most the line being written
+                f.write(("\n" if cut else "") + json.dumps({"settings": self.settings, "div": div, "method": method, "scene": scene,
+                                    "result": result}) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+
+
+def weights_fingerprint(method: str) -> str:
+    """What a method's numbers depend on beyond the settings: the sha256 of its models' config and weights."""
+    import hashlib
+
+    from facesr.methods.hub import resolve_model_dir
+    from facesr.workflows.restore import DEFAULT_MODELS
+
+    if method == "bicubic":
+        return "bicubic"
+    digest = hashlib.sha256()
+    for name in DEFAULT_MODELS.values() if method == "default" else [method]:
+        folder = resolve_model_dir(name)
+        for f in sorted([folder / "config.json", *folder.glob("*.safetensors")]):
+            digest.update(f.name.encode() + f.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def merge(total: dict, scene: dict) -> None:
+    """Add one scene's record to a method's totals."""
+    total["found"] += scene["found"]
+    total["right"] = [a + b for a, b in zip(total["right"], scene["right"])]
+    for key in ("face_psnr", "photo_psnr", "seconds"):
+        total[key] += scene[key]
+
+
 def main() -> None:
     from PIL import Image
 
@@ -66,11 +129,19 @@ def main() -> None:
                         "the aligned chips' own LR size at x8")
     p.add_argument("--no-realign", action="store_true", help="one framing only (no second framing from the restored chip)")
     p.add_argument("--table")
+    p.add_argument("--state", help="finished scenes, kept across runs (default: TABLE.partial.jsonl; none without --table)")
+    p.add_argument("--overwrite", action="store_true", help="forget finished scenes and measure every one again")
     args = p.parse_args()
     if min(args.divs) < 1:
         p.error(f"--divs: each division must be 1 or more, got {min(args.divs)}")
+    if not Path(args.photos).is_dir():
+        p.error(f"--photos {args.photos}: not a folder")
     people = sorted(d for d in Path(args.photos).iterdir() if (d / f"{d.name}_0002.jpg").is_file())
     people = people[: 6 * args.scenes]
+    state_path = Path(args.state) if args.state else Path(args.table + ".partial.jsonl") if args.table else None
+    state = SceneState(state_path, {"photos": str(Path(args.photos).resolve()), "gallery": str(Path(args.gallery).resolve()),
+                                    "identity": args.identity, "realign": not args.no_realign},
+                       args.overwrite)
     dlib, models = load_dlib()
     hog, predictor = dlib.get_frontal_face_detector(), dlib.shape_predictor(models.pose_predictor_five_point_model_location())
     judges = [make_embedder(spec) for spec in args.identity]
@@ -87,6 +158,7 @@ def main() -> None:
              "| scale | method | faces | recall | " + " | ".join(f"rank-1 end to end ({j.name})" for j in judges)
              + " | face PSNR (dB) | photo PSNR (dB) | s / photo |",
              "|---|---|---|---|" + "---|" * len(judges) + "---|---|---|"]
+    weights = {m: weights_fingerprint(m) for m in args.methods}
     for div in args.divs:
         scale = min((8, 4), key=lambda k: abs(k - div))  # the model scale this division is nearest to
         methods = [m for m in args.methods if m in ("bicubic", "default") or Restorer().load(m)[0].scale == scale]
@@ -95,6 +167,17 @@ def main() -> None:
         n_faces = 0
         for s in range(len(people) // 6):
             group = people[6 * s : 6 * s + 6]
+            n_faces += 6
+            todo = []
+            for method in methods:
+                rec = state.get(div, method, s)
+                if rec is not None and rec["people"] == [d.name for d in group] and rec.get("weights") == weights[method]:
+                    merge(results[method], rec)
+                else:
+                    todo.append(method)
+            if not todo:
+                print(f"x{div} scene {s + 1}: kept from {state.path}", file=sys.stderr)
+                continue
             photos = [read_image(d / f"{d.name}_0002.jpg") for d in group]
             refs = reference_frames(photos, dlib, hog, predictor)
             full = np.concatenate([np.concatenate(photos[:3], 1), np.concatenate(photos[3:], 1)], 0)
@@ -102,15 +185,15 @@ def main() -> None:
             h, w = full.shape[0] // div * div, full.shape[1] // div * div
             full = full[:h, :w]
             lr = np.asarray(Image.fromarray(full).resize((w // div, h // div), Image.BICUBIC))
-            n_faces += 6
-            for method in methods:
+            for method in todo:
                 restorer = Restorer(model=None if method == "default" else method,
                                     overrides={"precision": "fp32"})
                 t0 = time.time()
                 res = restore_photo(lr, finder, restorer, upscale=div, key=f"scene{s}")
-                r = results[method]
-                r["seconds"].append(time.time() - t0)
-                r["photo_psnr"].append(psnr(res["image"], full))
+                seconds = time.time() - t0
+                r = {"people": [d.name for d in group], "weights": weights[method], "found": 0,
+                     "right": [0] * len(judges), "face_psnr": [], "photo_psnr": [psnr(res["image"], full)],
+                     "seconds": [seconds]}
                 found = {i: f for i, f in enumerate(res["faces"]) if i in res["chips"]}
                 for k, ((ox, oy), ref, who) in enumerate(zip(offsets, refs, group)):
                     cx, cy = ref.cx + ox, ref.cy + oy
@@ -126,7 +209,9 @@ def main() -> None:
                     r["found"] += 1
                     for i, (judge, gallery) in enumerate(zip(judges, galleries)):
                         emb = judge.embed([res["chips"][match[0]]])[0]
-                        r["right"][i] += names[int(np.argmax(gallery @ emb))] == who.name
+                        r["right"][i] += int(names[int(np.argmax(gallery @ emb))] == who.name)
+                state.add(div, method, s, r)
+                merge(results[method], r)
             print(f"x{div} scene {s + 1}", file=sys.stderr)
         for method, r in results.items():
             rank1 = " | ".join(f"{right / n_faces:.3f}" for right in r["right"])
@@ -134,7 +219,7 @@ def main() -> None:
                          f"{np.mean(r['face_psnr']):.2f} | {np.mean(r['photo_psnr']):.2f} | {np.median(r['seconds']):.2f} |")
     methods = f" --methods {' '.join(args.methods)}" if args.methods != ["bicubic", "default"] else ""
     divs = f" --divs {' '.join(map(str, args.divs))}" if args.divs != [8, 4] else ""
-    table = f" --table {args.table}" if args.table else ""
+    table = (f" --table {args.table}" if args.table else "") + (f" --state {args.state}" if args.state else "")
     realign = " --no-realign" if args.no_realign else ""
     lines += ["", f"Command: `python benchmarks/wild.py --scenes {args.scenes}{methods}{divs}{realign}{table}`"]
     print("\n".join(lines))

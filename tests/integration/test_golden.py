@@ -36,25 +36,26 @@ def _same_pixels(got: np.ndarray, want: np.ndarray, case: dict) -> None:
         assert diff.max() <= 3 and (diff == 0).mean() >= 0.95, (diff.max(), (diff == 0).mean())
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
-def test_same_pixels_as_before_the_redesign(case, golden, faces):
-    key = case["id"]
+def run_case(case: dict, lr: np.ndarray, faces: list[np.ndarray]) -> np.ndarray:
+    """A case's SR output through today's Python API (tests/data/write_golden.py writes new cases with it)."""
     # the cheap cases sample from noise in few steps: pixels to compare, not restorations
     options = {k: v for k, v in case.items() if k not in ("id", "model", "recipe")} | {"check_outputs": False}
-    lr = golden[f"{key}/lr"]
     model = facesr.load_model(case["model"], device="cpu")
     extra = {}
     if model.needs.vector_dim:  # the pixels of the condition itself: no reference gate
         extra.update(refs=[faces[1], faces[2]], refs_gate=None)
     if model.needs.reference:
         extra["ref"] = faces[1]
+    if model.needs.frames > 1:
+        return np.stack(facesr.upscale_frames(list(lr), model=model, seed=0, **options))
+    return np.stack(facesr.upscale([lr[0]], model=model, seed=0, **options, **extra))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_same_pixels_as_before_the_redesign(case, golden, faces):
+    key = case["id"]
     if f"{key}/error" in golden:
         with pytest.raises(facesr.errors.FacesrError, match="N > beta_max"):
-            run = facesr.upscale_frames if model.needs.frames > 1 else facesr.upscale
-            run(list(lr), model=model, seed=0, **options, **extra)
+            run_case(case, golden[f"{key}/lr"], faces)
         return
-    if model.needs.frames > 1:
-        got = np.stack(facesr.upscale_frames(list(lr), model=model, seed=0, **options))
-    else:
-        got = np.stack(facesr.upscale([lr[0]], model=model, seed=0, **options, **extra))
-    _same_pixels(got, golden[f"{key}/sr"], case)
+    _same_pixels(run_case(case, golden[f"{key}/lr"], faces), golden[f"{key}/sr"], case)

@@ -213,6 +213,16 @@ def test_a_face_chip_is_restored_as_it_is(server):
     assert restored.size == (128, 128)
 
 
+def test_one_sample_is_the_recipe_and_more_are_draws(server):
+    """As `facesr restore` and `restore --uncertainty`: the form's 1 sample runs the model's recipe unchanged (8 one-step
+    estimates of the mean for sr3-x8-res), 2 or more run that many draws (the recipe's "draws" steps)."""
+    service = server.app.state.service
+    model, one = service.restorer("sr3-x8-res", None, 1).load("sr3-x8-res")
+    _, two = service.restorer("sr3-x8-res", None, 2).load("sr3-x8-res")
+    assert (one.samples, one.steps) == (model.sampling["samples"], model.sampling["steps"]) and one.samples > 1
+    assert two.samples == 2 and two.steps == model.sampling["draws"]["steps"] > one.steps
+
+
 def test_a_short_video(server, tmp_path):
     import sys
 

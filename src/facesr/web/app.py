@@ -134,11 +134,13 @@ class Service:
 
         key = (model, sampler, samples)
         if key not in self._restorers:
-            overrides = {"precision": self.config.precision, "samples": samples}
+            # 1 sample: each model's recipe as it is (as `facesr restore` runs it); 2 or more: that many draws, the
+            # recipe's "draws" entry over it, for the spread maps (as `facesr restore --uncertainty`)
+            overrides = {"precision": self.config.precision, **({"samples": samples} if samples > 1 else {})}
             if sampler:
                 overrides["sampler"] = sampler
             self._restorers[key] = Restorer(model=None if model == "default" else model, device=self.config.device,
-                                            overrides=overrides)
+                                            overrides=overrides, draws=samples > 1)
         return self._restorers[key]
 
     def check_form(self, model: str, samples: int, sampler: str | None) -> None:
@@ -237,7 +239,7 @@ class Service:
                 "chip": "upload/face_00.png", "lr_chip": "upload/face_00_lr.png"}
         write_image(out / face["chip"], to_uint8(sr.clamp(0, 1)))
         write_image(out / face["lr_chip"], img)
-        if opts is not None and opts.samples > 1:
+        if opts is not None and restorer.draws:
             face["std"] = "upload/face_00_std.png"
             write_image(out / face["std"], std_heatmap(std))
         write_image(out / "upload.png", to_uint8(sr.clamp(0, 1)))
