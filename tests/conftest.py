@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -90,3 +91,17 @@ def chromium():
             yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture
+def benchmark_script():
+    """A script of benchmarks/ loaded as a module, by its stem (its main() is not run)."""
+
+    def load(stem: str):
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{stem}.py"
+        spec = importlib.util.spec_from_file_location(f"benchmark_{stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -1,25 +1,13 @@
 """The LR-to-HR embedding map of benchmarks/condition_identity.py against a known affine map."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from facesr.errors import FacesrError
 from facesr.identity.features import FeatureTable
 
-SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "condition_identity.py"
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("condition_identity", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_map_recovers_an_affine_relation(tmp_path):
+def test_map_recovers_an_affine_relation(tmp_path, benchmark_script):
     rng = np.random.default_rng(0)
     names = [f"img{i}.jpg" for i in range(300)]
     a, b = rng.normal(size=(16, 16)), rng.normal(size=16)
@@ -29,14 +17,14 @@ def test_map_recovers_an_affine_relation(tmp_path):
     order = rng.permutation(300)
     FeatureTable([names[i] for i in order] + ["extra.jpg"], np.vstack([(x @ a + b)[order], np.ones(16)])).save(
         tmp_path / "hr.safetensors")
-    lr_to_hr = load_script().fit_lr_to_hr(tmp_path / "hr.safetensors", tmp_path / "lr.safetensors", ridge=1e-6)
+    lr_to_hr = benchmark_script("condition_identity").fit_lr_to_hr(tmp_path / "hr.safetensors", tmp_path / "lr.safetensors", ridge=1e-6)
     probe = rng.normal(size=(5, 16))
     want = probe @ a + b
     want /= np.linalg.norm(want, axis=1, keepdims=True)
     np.testing.assert_allclose(lr_to_hr(probe), want, atol=1e-4)
 
 
-def test_map_needs_more_pairs_than_dimensions(tmp_path):
+def test_map_needs_more_pairs_than_dimensions(tmp_path, benchmark_script):
     FeatureTable(["a.jpg", "b.jpg"], np.eye(2, 16)).save(tmp_path / "t.safetensors")
     with pytest.raises(FacesrError, match="only 2 images in common"):
-        load_script().fit_lr_to_hr(tmp_path / "t.safetensors", tmp_path / "t.safetensors")
+        benchmark_script("condition_identity").fit_lr_to_hr(tmp_path / "t.safetensors", tmp_path / "t.safetensors")

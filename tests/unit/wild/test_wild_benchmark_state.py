@@ -1,26 +1,14 @@
 """The resume state of benchmarks/wild.py: finished scenes come back only under the same settings, and a line cut
 by a kill neither loses the records before it nor swallows the next one."""
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "wild.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("wild_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def record(found):
     return {"people": ["A", "B"], "weights": "w", "found": found, "right": [found, 0], "face_psnr": [25.0],
             "photo_psnr": [23.0], "seconds": [1.0]}
 
 
-def test_records_come_back_under_the_same_settings_only(tmp_path):
-    wild = load_script()
+def test_records_come_back_under_the_same_settings_only(tmp_path, benchmark_script):
+    wild = benchmark_script("wild")
     path = tmp_path / "state.jsonl"
     state = wild.SceneState(path, {"identity": ["dlib"]}, overwrite=False)
     state.add(8, "bicubic", 0, record(3))
@@ -34,8 +22,8 @@ def test_records_come_back_under_the_same_settings_only(tmp_path):
     assert not path.exists()
 
 
-def test_a_line_cut_by_a_kill_costs_only_itself(tmp_path):
-    wild = load_script()
+def test_a_line_cut_by_a_kill_costs_only_itself(tmp_path, benchmark_script):
+    wild = benchmark_script("wild")
     path = tmp_path / "state.jsonl"
     state = wild.SceneState(path, {}, overwrite=False)
     state.add(8, "bicubic", 0, record(1))
@@ -47,8 +35,8 @@ def test_a_line_cut_by_a_kill_costs_only_itself(tmp_path):
     assert again.get(8, "bicubic", 1) == record(2)
 
 
-def test_merge_adds_a_scene_to_the_totals():
-    wild = load_script()
+def test_merge_adds_a_scene_to_the_totals(benchmark_script):
+    wild = benchmark_script("wild")
     total = {"found": 0, "right": [0, 0], "face_psnr": [], "photo_psnr": [], "seconds": []}
     wild.merge(total, record(3))
     wild.merge(total, record(2))
