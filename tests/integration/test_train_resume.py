@@ -132,7 +132,14 @@ def test_upscale_evaluate_demo_from_checkpoint(tiny_config, tmp_path, sample_fac
     model = tmp_path / "exported"
     assert main(["export", str(ckpt), str(model), "--steps", "3", "--samples", "2", "--strength", "0.5"]) == 0
     assert not (model / "model.safetensors").exists() and (model / "ema.safetensors").exists()
-    assert json.loads((model / "config.json").read_text())["sampling"] == {"steps": 3, "strength": 0.5, "samples": 2}
+    config = json.loads((model / "config.json").read_text())
+    assert config["sampling"] == {"steps": 3, "strength": 0.5, "samples": 2} and config["card"]["trained_steps"] == 2
+    # a new recipe for exported weights: the same weights, the card kept
+    again = tmp_path / "again"
+    assert main(["export", str(model), str(again), "--steps", "1", "--samples", "4", "--strength", "0.5"]) == 0
+    config = json.loads((again / "config.json").read_text())
+    assert config["sampling"] == {"steps": 1, "strength": 0.5, "samples": 4} and config["card"]["trained_steps"] == 2
+    assert (again / "ema.safetensors").read_bytes() == (model / "ema.safetensors").read_bytes()
 
     # evaluate --run: LR made with the model's operator, SR saved, bicubic measured alongside;
     # the sampling recipe recorded at export is the default

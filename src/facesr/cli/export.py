@@ -46,6 +46,7 @@ def run(args) -> int:
     except OSError as exc:
         raise FacesrError(f"{out}: cannot make the folder ({exc.strerror})") from None
     model.save_pretrained(out, ema_state=model.state_dict(), include_raw=False,
-                          card={"trained_steps": state.get("step")}, sampling=given or None)
+                          card={"trained_steps": state.get("step", model.card.get("trained_steps"))},  # a model
+                          sampling=given or None)  # folder (a new recipe for exported weights) has no state.json
     print(f"wrote {out} (EMA weights)")
     return 0
