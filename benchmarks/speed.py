@@ -6,7 +6,8 @@ idle machine, since two threads stall whenever another process holds a core.
 
 Regression models: one forward pass per face. Diffusion models: the time of one network evaluation
 per face, and the faces per second of the model's recommended recipe (network evaluations of the recipe
-times that time, plus the warm-start model's pass when the recipe names one).
+times that time, plus the warm-start model's pass when the recipe names one). The default model's recipe is also
+timed end to end, as `facesr upscale` runs it: 16 faces, all their samples in one batch, through the engine.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch  # noqa: E402
 
 from facesr.engine.options import SamplingOptions  # noqa: E402
 from facesr.methods.base import Conditions  # noqa: E402
-from facesr.methods.hub import bundled_models, load_model  # noqa: E402
+from facesr.methods.hub import DEFAULT_MODEL, bundled_models, load_model  # noqa: E402
 
 
 def median_time(fn, repeats: int) -> float:
@@ -56,6 +57,18 @@ def forward_seconds(model, batch: int, precision: str, steps: int, repeats: int)
     opts = SamplingOptions(sampler="ddim", steps=steps, precision=precision)
     g = torch.Generator().manual_seed(0)
     return median_time(lambda: model.super_resolve(lr, cond, opts, generator=g), repeats) / batch / steps
+
+
+def recipe_seconds(model, faces: int, precision: str, repeats: int) -> float:
+    """Seconds per face of the model's recipe end to end through the engine, every sample of ``faces`` faces in one
+    batch (the K samples of a face share what they can, e.g. a base network's pass)."""
+    from facesr.engine.run import super_resolve_tensors
+
+    opts = SamplingOptions.for_model(model, precision=precision)
+    opts = SamplingOptions.for_model(model, precision=precision, batch_size=faces * opts.samples)
+    lrs = [torch.rand(3 * model.needs.frames, model.lr_size, model.lr_size) for _ in range(faces)]
+    keys = [f"face{i}" for i in range(faces)]
+    return median_time(lambda: super_resolve_tensors(model, lrs, keys, opts, "cpu"), repeats) / faces
 
 
 def train_step_seconds(model, batch: int, patch: int, repeats: int) -> float:
@@ -91,9 +104,12 @@ def main() -> None:
     args = parser.parse_args()
     names = args.models or [m["name"] for m in bundled_models()]
     models = {name: load_model(name) for name in names}
-    infer, train = [], []
+    infer, train, recipe = [], [], []
     for threads in args.threads:
         torch.set_num_threads(threads)
+        if DEFAULT_MODEL in models:
+            for precision in ("bf16", "fp32"):
+                recipe.append((threads, precision, recipe_seconds(models[DEFAULT_MODEL], 16, precision, args.repeats)))
         for name, model in models.items():
             opts = SamplingOptions.for_model(model)
             nfe = model.network_evaluations(opts)
@@ -128,6 +144,14 @@ def main() -> None:
     ]
     for threads, name, method, prec, batch, t, nfe, fps in infer:
         lines.append(f"| {threads} | {name} | {method} | {prec} | {batch} | {t:.4f} | {nfe} | {fps:.2f} |")
+    if recipe:
+        opts = SamplingOptions.for_model(models[DEFAULT_MODEL])
+        lines += ["", f"### The default model's recipe end to end ({DEFAULT_MODEL})", "",
+                  f"{opts.samples} samples x {opts.steps} step(s) a face ({models[DEFAULT_MODEL].network_evaluations(opts)} "
+                  "evaluations), 16 faces with all their samples in one batch, through the engine as `facesr upscale` "
+                  "runs it (the per-evaluation table above times separate steps; the samples of one face share its "
+                  "base network pass here).", "", "| threads | precision | faces | s / face | faces / s |", "|---|---|---|---|---|"]
+        lines += [f"| {threads} | {prec} | 16 | {t:.3f} | {1 / t:.2f} |" for threads, prec, t in recipe]
     if train:
         lines += ["", "## Training (bf16 autocast)", "", "| threads | model | batch | patch | s / step | steps / hour |",
                   "|---|---|---|---|---|---|"]

@@ -214,7 +214,7 @@ def test_a_face_chip_is_restored_as_it_is(server):
 
 
 def test_one_sample_is_the_recipe_and_more_are_draws(server):
-    """As `facesr restore` and `restore --uncertainty`: the form's 1 sample runs the model's recipe unchanged (8 one-step
+    """As `facesr restore` and `restore --uncertainty`: the form's 1 sample runs the model's recipe unchanged (6 one-step
     estimates of the mean for sr3-x8-res), 2 or more run that many draws (the recipe's "draws" steps)."""
     service = server.app.state.service
     model, one = service.restorer("sr3-x8-res", None, 1).load("sr3-x8-res")

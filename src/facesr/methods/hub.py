@@ -10,7 +10,7 @@ from facesr.errors import FacesrError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 # The model `upscale`, `report` and the API use unless told otherwise: the diffusion model over the regression
-# model, at least the regression's PSNR and identity with 8 evaluations (benchmarks/results/sr3-x8-res.md).
+# model, at least the regression's PSNR and identity with 6 evaluations (benchmarks/results/sr3-x8-res.md).
 DEFAULT_MODEL = "sr3-x8-res"
 
 

@@ -89,11 +89,13 @@ class SR3(DiffusionSR):
             self.base.requires_grad_(False)
 
     def condition_image(self, lr: torch.Tensor) -> torch.Tensor:
-        """up(LR): bicubic, or the frozen base network's output (fp32, in [0, 1])."""
+        """up(LR): bicubic, or the frozen base network's output (fp32, in [0, 1]). The base runs once per distinct
+        LR of the batch: the K samples of a face share its pass."""
         if self.base is None:
             return self.upsample(lr)
+        distinct, index = torch.unique(lr, dim=0, return_inverse=True)
         with torch.no_grad(), torch.autocast(lr.device.type, enabled=False):
-            return self.base(lr.float()).clamp(0, 1)
+            return self.base(distinct.float()).clamp(0, 1)[index]
 
     def prepare_training(self) -> list[str]:
         """At step 0: copy ``base_from``'s network weights into ``base`` (checked to be the same network)."""

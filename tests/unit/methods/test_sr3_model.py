@@ -198,6 +198,19 @@ def test_a_base_network_is_the_condition_and_the_frame_of_the_residual():
     assert not any(p.requires_grad for p in m.base.parameters())
 
 
+def test_the_samples_of_a_face_share_one_base_pass():
+    """The engine puts a face's K samples in one batch: the base runs once per distinct LR, with each row's output."""
+    m = with_base()
+    faces = torch.rand(3, 3, 4, 4)
+    batch = faces[[0, 0, 0, 1, 2, 2, 1]]  # three faces, 3 + 2 + 2 samples, interleaved
+    rows = []
+    hook = m.base.register_forward_hook(lambda module, args, out: rows.append(args[0].shape[0]))
+    got = m.condition_image(batch)
+    hook.remove()
+    assert rows == [3]
+    torch.testing.assert_close(got, m.base(batch).clamp(0, 1))
+
+
 def test_base_weights_come_from_base_from_and_travel_with_the_model(tmp_path):
     from facesr.methods.regression import RegressionConfig, RegressionSR
     from facesr.nets.regression import RegressionNetConfig
