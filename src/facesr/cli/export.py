@@ -45,8 +45,9 @@ def run(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise FacesrError(f"{out}: cannot make the folder ({exc.strerror})") from None
-    model.save_pretrained(out, ema_state=model.state_dict(), include_raw=False,
-                          card={"trained_steps": state.get("step", model.card.get("trained_steps"))},  # a model
-                          sampling=given or None)  # folder (a new recipe for exported weights) has no state.json
+    # a model folder (a new recipe for exported weights) has no state.json: its card's step count is kept
+    steps = state.get("step", model.card.get("trained_steps"))
+    model.save_pretrained(out, ema_state=model.state_dict(), include_raw=False, card={"trained_steps": steps},
+                          sampling=given or None)
     print(f"wrote {out} (EMA weights)")
     return 0
