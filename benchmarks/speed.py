@@ -13,6 +13,7 @@ timed end to end, as `facesr upscale` runs it: 16 faces, all their samples in on
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import statistics
@@ -65,7 +66,7 @@ def recipe_seconds(model, faces: int, precision: str, repeats: int) -> float:
     from facesr.engine.run import super_resolve_tensors
 
     opts = SamplingOptions.for_model(model, precision=precision)
-    opts = SamplingOptions.for_model(model, precision=precision, batch_size=faces * opts.samples)
+    opts = dataclasses.replace(opts, batch_size=faces * opts.samples)
     lrs = [torch.rand(3 * model.needs.frames, model.lr_size, model.lr_size) for _ in range(faces)]
     keys = [f"face{i}" for i in range(faces)]
     return median_time(lambda: super_resolve_tensors(model, lrs, keys, opts, "cpu"), repeats) / faces

@@ -60,13 +60,17 @@ class SceneState:
         if overwrite:
             path.unlink(missing_ok=True)
         elif path.is_file():
-            for line in path.read_text().splitlines():
+            text = path.read_text()
+            for line in text.splitlines():
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError:  # a line cut by a kill
                     continue
                 if rec.get("settings") == settings:
                     self.done[(rec["div"], rec["method"], rec["scene"])] = rec["result"]
+            if text and not text.endswith("\n"):  # end the cut line, so that the next record starts a line of its own
+                with open(path, "a") as f:
+                    f.write("\n")
 
     def get(self, div: int, method: str, scene: int) -> dict | None:
         return self.done.get((div, method, scene))
@@ -75,10 +79,9 @@ class SceneState:
         self.done[(div, method, scene)] = result
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            cut = self.path.is_file() and self.path.stat().st_size and not self.path.read_bytes().endswith(b"\n")
+            record = {"settings": self.settings, "div": div, "method": method, "scene": scene, "result": result}
             with open(self.path, "a") as f:  # one line per record: a kill loses at most the line being written
-                f.write(("\n" if cut else "") + json.dumps({"settings": self.settings, "div": div, "method": method, "scene": scene,
-                                    "result": result}) + "\n")
+                f.write(json.dumps(record) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
 
