@@ -17,6 +17,7 @@ import dataclasses
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -120,12 +121,14 @@ def main() -> None:
                     t = forward_seconds(model, batch, precision, args.steps, args.repeats)
                     t_init = forward_seconds(init, batch, precision, 1, args.repeats) if init is not None else 0.0
                     infer.append((threads, name, model.method, precision, batch, t, nfe, 1 / (t * nfe + t_init)))
+            print(f"{threads} thread(s): {name} timed", file=sys.stderr)  # progress: the table is written at the end
         if not args.no_train:
             for name, model in models.items():
                 patches = (64, model.hr_size) if model.uses_sampler else (model.hr_size,)
                 batch = 16 if model.method == "regression" else 8
                 for patch in patches:
                     train.append((threads, name, batch, patch, train_step_seconds(model, batch, patch, args.repeats)))
+                print(f"{threads} thread(s): {name} training step timed", file=sys.stderr)
     lines = [
         "# Speed benchmark",
         "",

@@ -141,10 +141,17 @@ def main() -> None:
         p.error(f"--photos {args.photos}: not a folder")
     people = sorted(d for d in Path(args.photos).iterdir() if (d / f"{d.name}_0002.jpg").is_file())
     people = people[: 6 * args.scenes]
+    if args.table and Path(args.table).is_dir():
+        p.error(f"--table {args.table}: is a folder; give the Markdown file to write")
     state_path = Path(args.state) if args.state else Path(args.table + ".partial.jsonl") if args.table else None
-    state = SceneState(state_path, {"photos": str(Path(args.photos).resolve()), "gallery": str(Path(args.gallery).resolve()),
-                                    "identity": args.identity, "realign": not args.no_realign},
-                       args.overwrite)
+    if state_path is not None and state_path.exists() and not state_path.is_file():
+        p.error(f"--state {state_path}: not a file")
+    try:
+        state = SceneState(state_path, {"photos": str(Path(args.photos).resolve()),
+                                        "gallery": str(Path(args.gallery).resolve()),
+                                        "identity": args.identity, "realign": not args.no_realign}, args.overwrite)
+    except UnicodeDecodeError:
+        p.error(f"--state {state_path}: not a state file of this script (not text)")
     dlib, models = load_dlib()
     hog, predictor = dlib.get_frontal_face_detector(), dlib.shape_predictor(models.pose_predictor_five_point_model_location())
     judges = [make_embedder(spec) for spec in args.identity]

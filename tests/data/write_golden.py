@@ -33,6 +33,9 @@ def main(ids: list[str]) -> None:
         arrays = {k: f[k] for k in f.files}
     faces = [read_image(p) for p in list_images(golden_test.SAMPLES)]
     scale = {m["name"]: m["scale"] for m in bundled_models()}  # from config.json alone, no weights loaded
+    unbundled = sorted({cases[i]["model"] for i in ids} - set(scale))
+    if unbundled:
+        sys.exit(f"golden_cases.json: {', '.join(unbundled)}: not a bundled model")
     for key in ids:
         case = cases[key]
         if f"{key}/lr" not in arrays:
