@@ -11,7 +11,8 @@ without references is the same fraction for the unconditioned run (how often the
 ``--embedder dlib-lq``: FASR's references embedded by that network (a student of the model's own) instead.
 ``--view hr``: FASR's references are the aux photos as they are, not their LR faces; ``--guidance W --samples K``:
 identity guidance toward the (wrong) condition, the setting most likely to be hijacked. FASR's references pass
-the reference gate (``facesr.engine.refs_gate``) as they do in ``facesr upscale``; ``--gate off`` runs without it.
+the reference gate (``facesr.engine.refs_gate``) as they do in ``facesr upscale``, and so do the references of a
+RefSR-VAE with ``ref_identity``; ``--gate off`` runs without it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from facesr.engine.conditions import protocol_conditions, source_folder
 from facesr.engine.options import SamplingOptions
-from facesr.engine.refs_gate import THRESHOLD as REFS_GATE, parse_threshold
+from facesr.engine.refs_gate import THRESHOLD as REFS_GATE, gated, parse_threshold
 from facesr.identity.embedders import make_embedder
 from facesr.identity.recognition import identity_split
 from facesr.io.images import atomic_write_text
@@ -53,7 +54,7 @@ def main() -> int:
     ap.add_argument("--view", choices=["lr", "hr"], default="lr", help="FASR: the aux images' LR faces or the photos")
     ap.add_argument("--guidance", type=float, help="FASR: identity guidance weight")
     ap.add_argument("--samples", type=int, help="samples per face (the model's recipe if not given)")
-    ap.add_argument("--gate", default=str(REFS_GATE), help=f"FASR: the reference gate's cosine, or off (default {REFS_GATE})")
+    ap.add_argument("--gate", default=str(REFS_GATE), help=f"FASR, RefSR-VAE with ref_identity: the reference gate's cosine, or off (default {REFS_GATE})")
     ap.add_argument("-o", "--out", default="outputs/hijack")
     ap.add_argument("--results", default="benchmarks/results/hijack-lfw.md")
     args = ap.parse_args()
@@ -81,6 +82,7 @@ def main() -> int:
         folders = sorted({p.parent for p in probes})
         other = {p.stem: source_folder(p, folders, "other").name for p in probes}
         fasr = bool(model.needs.vector_dim)
+        checked = gated(model)  # its references pull toward an identity: they pass the gate
         opts = SamplingOptions.for_model(model, seed=0, precision=args.precision, samples=args.samples,
                                          guidance=args.guidance if fasr else None)
         embedder = args.embedder if fasr else None
@@ -89,10 +91,10 @@ def main() -> int:
         setting = "".join([f"-{embedder.replace(':', '_').replace('/', '_')}" if embedder else "",
                            f"-{view}" if view != "lr" else "", f"-g{args.guidance:g}" if fasr and args.guidance else "",
                            f"-s{args.samples}" if args.samples else "",
-                           f"-gate{gate:g}" if fasr and gate is not None else ""])
+                           f"-gate{gate:g}" if checked and gate is not None else ""])
         out_other = Path(args.out) / name / f"other{setting}"
         run_and_evaluate(model, hr, opts, "cpu", out_other, judge=judges, conditions=conditions, extra=extra,
-                         refs_gate=gate if fasr else None)
+                         refs_gate=gate if checked else None)
         plain = MODELS[name]
         if plain == "none":
             hr0, cond0, extra0 = protocol_conditions(model, hr, "all", "none")
@@ -105,7 +107,7 @@ def main() -> int:
         run_and_evaluate(base_model, hr0, base_opts, "cpu", out_none, judge=judges, conditions=cond0, extra=extra0)
         cells = []
         for i, judge in enumerate(names):
-            star = "*" if model.needs.vector_embedder and judge.startswith(model.needs.vector_embedder) else ""
+            star = "*" if any(judge.startswith(spec) for spec in model.identity_networks) else ""
             for out in (out_other, out_none):
                 pred = predicted(out, judge, i == 0)
                 hits = sum(pred[n] == other[n] for n in pred)
@@ -114,7 +116,7 @@ def main() -> int:
         label = ", ".join([name] + ([f"references by {embedder}"] if embedder else [])
                           + (["the aux photos (HR view)"] if view == "hr" else [])
                           + ([f"guidance w = {args.guidance:g}, {opts.samples} samples"] if fasr and args.guidance else [])
-                          + ([f"reference gate {gate:g}" if gate is not None else "no reference gate"] if fasr else []))
+                          + ([f"reference gate {gate:g}" if gate is not None else "no reference gate"] if checked else []))
         lines.append(f"| {label} | {len(hr)} | " + " | ".join(cells) + " |")
         print(lines[-1], file=sys.stderr)
     atomic_write_text(Path(args.results), "\n".join(lines) + "\n")

@@ -92,7 +92,7 @@ def upscale(images, model=DEFAULT_MODEL, *, refs=None, refs_embedder=None, refs_
     of the samplers). The same seed gives the same pixels for an input whatever the batch (noise keyed by file name).
     """
     from facesr.engine.conditions import baseline_note, conditions_for, still_stack
-    from facesr.engine.refs_gate import gate_conditions, parse_threshold
+    from facesr.engine.refs_gate import gate_conditions, gated, parse_threshold
     from facesr.engine.run import super_resolve_tensors
     from facesr.io.images import to_uint8
 
@@ -106,7 +106,7 @@ def upscale(images, model=DEFAULT_MODEL, *, refs=None, refs_embedder=None, refs_
     identities = [Path(x).parent.name if isinstance(x, (str, Path)) else None for x in images]
     conds = conditions_for(model, len(lrs), refs=refs, ref=ref, refs_embedder=refs_embedder,
                            identities=None if None in identities else identities)
-    if refs is not None:
+    if (refs is not None or ref is not None) and gated(model):
         conds, verdicts = gate_conditions(model, lrs, conds, refs_gate)
         for i, verdict in enumerate(verdicts):
             if not verdict.used:

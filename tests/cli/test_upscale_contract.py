@@ -176,7 +176,7 @@ def test_noise_from_too_few_steps_is_reported_not_written(tmp_path, capsys):
     (["--snr", "0.2"], "snr is an option of the pc sampler, not of ddim"),
     (["--sampler", "heun", "--eta", "0.5"], "eta is an option of the ddim sampler, not of heun"),
     (["--init", "msrresnet-x8", "--strength", "1"], "init msrresnet-x8 warm-starts only with strength < 1"),
-    (["--guidance", "1"], "guidance is for FASR models"),
+    (["--guidance", "1"], "guidance is for FASR models and RefSR-VAE with ref_identity"),
 ])
 def test_bad_options_are_refused_before_any_work(flags, problem, tmp_path, capsys):
     src = tmp_path / "in"
@@ -256,6 +256,46 @@ def test_the_reference_gate_names_each_input_run_without_its_refs(tmp_path, caps
         main(["upscale", str(src), "-o", str(tmp_path / "b"), *fast, "--refs", str(ref), "--refs-gate", "high"])
     assert exit_.value.code == 2
     assert _err_lines(capsys)[-1:] == ["facesr upscale: error: argument --refs-gate: must be a cosine in [-1, 1] or 'off', got 'high'"]
+
+
+def test_a_refsr_model_that_reads_who_the_reference_is_passes_the_gate_too(tmp_path, capsys):
+    """A RefSR-VAE with ref_identity: --refs-gate 1 refuses its reference's identity for every input (named in one
+    line, listed in the manifest) and keeps its pixels: the outputs of the same weights without the identity path."""
+    import torch
+
+    from facesr.methods.refsr_vae import RefSRVAE, RefSRVAEConfig
+
+    widths = dict(trunk_channels=(4, 8, 8, 8), skip_channels=(8, 4), encoder_channels=(8, 4, 4), encoder_fc=(16, 16),
+                  latent=8, noise_fc=8, decoder_fc=(16, 16), decoder_map_channels=4, upproj_channels=4)
+    cfg = dict(variant="refsr", scale=4, hr_size=32, fusion="gated", **widths)
+    torch.manual_seed(0)
+    with_id = RefSRVAE(RefSRVAEConfig(**cfg, ref_identity=True))
+    with torch.no_grad():
+        with_id.ref_film[2].weight.normal_(0, 0.05)
+    plain = RefSRVAE(RefSRVAEConfig(**cfg))
+    plain.load_state_dict({k: v for k, v in with_id.state_dict().items() if not k.startswith("ref_film")})
+    with_id.save_pretrained(tmp_path / "with_id")
+    plain.save_pretrained(tmp_path / "plain")
+    src = tmp_path / "in"
+    paths = _faces(src, 2, size=8)
+    ref = _faces(tmp_path / "ref", 1, size=32)[0]
+    fast = ["--ref", str(ref), "--precision", "fp32"]
+    assert main(["upscale", str(src), "-o", str(tmp_path / "g"), "--model", str(tmp_path / "with_id"), *fast,
+                 "--refs-gate", "1"]) == 0
+    gate = _manifest(tmp_path / "g")["refs_gate"]
+    said = [line for line in capsys.readouterr().out.splitlines() if "identity not used" in line]
+    assert sorted(said) == sorted(f"{p}: the reference's identity not used (the face does not match it; its pixels only): "
+                                  f"score {gate['scores'][str(p)]:.3f} against the gate 1.000" for p in paths)
+    assert sorted(gate["not_used"]) == sorted(map(str, paths))
+    assert main(["upscale", str(src), "-o", str(tmp_path / "p"), "--model", str(tmp_path / "plain"), *fast]) == 0
+    assert "refs_gate" not in _manifest(tmp_path / "p")  # nothing to gate: the pixels carry no identity vector
+    assert main(["upscale", str(src), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "with_id"), *fast,
+                 "--refs-gate", "off"]) == 0
+    assert _manifest(tmp_path / "o")["refs_gate"]["not_used"] == []
+    for p in paths:
+        gated, without = read_image(tmp_path / "g" / f"{p.stem}.png"), read_image(tmp_path / "p" / f"{p.stem}.png")
+        assert np.array_equal(gated, without)
+        assert not np.array_equal(read_image(tmp_path / "o" / f"{p.stem}.png"), without)
 
 
 def test_the_api_and_the_cli_give_the_same_pixels_whatever_the_spelling(tmp_path, monkeypatch):

@@ -32,7 +32,8 @@ def add_refs_options(p) -> None:
     p.add_argument("--refs-embedder", metavar="EMBEDDER",
                    help="the network that embeds --refs, if not the model's own: 'dlib-lq' (dlib fine-tuned to read tiny "
                         "faces, bundled) for LR refs with a dlib-conditioned model")
-    add_refs_gate(p, "an input whose LR face scores below this against its --refs")
+    add_refs_gate(p, "an input whose LR face scores below this against its --refs (or the --ref of a RefSR-VAE that reads "
+                     "who the reference is)")
 
 
 FLAGS = {"refs": "--refs", "refs_embedder": "--refs-embedder", "refs_gate": "--refs-gate", "ref": "--ref",

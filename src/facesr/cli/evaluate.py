@@ -33,8 +33,8 @@ def add_arguments(p) -> None:
                         "come from the probe's identity ('same'), or from the next identity ('other', the control); "
                         "FASR also 'none': the zero vector, the null identity of a model trained with vector dropout; "
                         "default: same")
-    add_refs_gate(p, "FASR (--run --protocol second), as upscale --refs: a probe whose LR face scores below this "
-                     "against its aux images")
+    add_refs_gate(p, "FASR and a RefSR-VAE that reads who the reference is (--run --protocol second), as upscale "
+                     "--refs: a probe whose LR face scores below this against its aux images or reference")
     p.add_argument("-o", "--out", default="outputs/eval", help="writes per_image.csv and summary.json here")
     p.add_argument("--overwrite", action="store_true",
                    help="--run: redo every probe; by default a killed run started again keeps the probes it finished")
@@ -65,6 +65,7 @@ def _conditions(args, model, hr):
 
 def _run(args):
     from facesr.cli.common import judge, load, progress_bar, sampling, stderr
+    from facesr.engine.refs_gate import gated
     from facesr.errors import FacesrError
     from facesr.workflows import evaluate
 
@@ -74,7 +75,7 @@ def _run(args):
     hr = evaluate.select_hr(args.hr, args.protocol, args.limit)
     who = judge(args.identity, args.hr, args.protocol)
     hr, conditions, extra = _conditions(args, model, hr)
-    gate = args.refs_gate if model.needs.vector_dim and args.ref_from != "none" else None
+    gate = args.refs_gate if gated(model) and args.ref_from != "none" else None
     with progress_bar("faces") as bar:
         return evaluate.run_and_evaluate(model, hr, sampling(args, model), device, args.out, args.y, args.crop, stderr,
                                          bar, judge=who, conditions=conditions, extra=extra, overwrite=args.overwrite,

@@ -23,7 +23,8 @@ class SamplingOptions:
     strength: float = 1.0  # < 1: warm start from the noised fast estimate (bicubic, or ``init``)
     samples: int = 1  # > 1: average that many samples (posterior-mean estimate), K x steps evaluations
     init: str | None = None  # regression model (name or folder) whose output is the warm start; None: bicubic
-    guidance: float = 0.0  # FASR: classifier-free guidance weight on the identity vector (2 x evaluations)
+    # FASR, RefSR-VAE with ref_identity: classifier-free guidance weight on the identity (2 x evaluations)
+    guidance: float = 0.0
     # FASR with dlib vectors: gradient guidance toward the identity vector through the differentiable dlib
     # ResNet: D + w sigma g / rms(g), g = grad cos(dlib(D), v); one backward pass of that network a step
     identity_gradient: float = 0.0

@@ -1,7 +1,9 @@
 """The reference gate (issue 22): references of the wrong person must not rewrite a face.
 
-A FASR condition made from references pulls the output toward the references' person. When the references show
-someone else, that pull is the hijack the trust issue measures. The gate compares the LR face itself with the
+A condition made from references pulls the output toward the references' person: FASR's identity vector, and the
+reference photo's descriptor in a RefSR-VAE with ``ref_identity`` (the model says which: ``identity_space``,
+``identity_condition``, ``null_condition``). When the references show someone else, that pull is the hijack the
+trust issue measures. The gate compares the LR face itself with the
 references before any sampling: the face is embedded by the bundled student of the model's network (it reads
 16-px faces into the space the references' vector lives in) and scored by cosine against that vector. Below the
 threshold the input runs on the null identity (the model's fair baseline, what it gives without references),
@@ -14,7 +16,7 @@ check. The gate uses the conditioning family (dlib and its student), never the A
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -28,20 +30,26 @@ class GateVerdict:
 
     score: float | None
     used: bool
+    refused: str = field(default="", compare=False)  # what a refusal means for the model (``SRMethod.gate_refusal``)
 
     def describe(self, threshold: float | None) -> str:
         if self.score is None:
             return "references not checked"
-        verb = "used" if self.used else "not used (the face does not match them; null identity instead)"
+        what = "references used" if self.used else self.refused
         gate = "no gate" if threshold is None else f"the gate {threshold:.3f}"
-        return f"references {verb}: score {self.score:.3f} against {gate}"
+        return f"{what}: score {self.score:.3f} against {gate}"
 
 
 def gate_embedder_spec(model) -> str | None:
     """The student that reads the model's LR faces into its condition space, or None (no gate possible)."""
     from facesr.identity.student import student_for
 
-    return student_for(model.needs.vector_embedder, 8) if model.needs.vector_dim else None
+    return student_for(model.identity_space, 8) if model.identity_space else None
+
+
+def gated(model) -> bool:
+    """Whether the model's references pull toward an identity that the gate can check."""
+    return gate_embedder_spec(model) is not None
 
 
 def student_lr(img: np.ndarray, side: int = 16) -> np.ndarray:
@@ -66,20 +74,21 @@ def lr_embeddings(model, lrs: list) -> np.ndarray | None:
 
 
 def gate_scores(model, lrs: list, conditions: list) -> list[float | None]:
-    """Cosine of each LR face (3, h, w) in [0, 1], embedded by the student, with its condition's vector; None
-    for inputs without a vector or with the null identity (all zeros), and for a model without a student."""
+    """Cosine of each LR face (3, h, w) in [0, 1], embedded by the student, with the identity its condition
+    pulls toward; None for inputs without one or with the null identity (all zeros), and for a model
+    without a student."""
     import torch
 
     from facesr.identity.recognition import cosine_similarity
 
-    todo = [i for i, c in enumerate(conditions)
-            if c is not None and c.vector is not None and bool(torch.any(c.vector != 0))]
+    vectors = [None if c is None else model.identity_condition(c) for c in conditions]
+    todo = [i for i, v in enumerate(vectors) if v is not None and bool(torch.any(v != 0))]
     scores: list[float | None] = [None] * len(lrs)
     embs = lr_embeddings(model, [lrs[i] for i in todo])
     if embs is None:
         return scores
     for i, e in zip(todo, embs):
-        scores[i] = float(cosine_similarity(e, conditions[i].vector.double().numpy())[0])
+        scores[i] = float(cosine_similarity(e, vectors[i].double().cpu().numpy())[0])
     return scores
 
 
@@ -87,17 +96,16 @@ def gate_conditions(model, lrs: list, conditions: list | None,
                     threshold: float | None = THRESHOLD) -> tuple[list | None, list[GateVerdict]]:
     """(conditions with the null identity where the LR face does not match its references, one verdict per
     input). ``threshold`` None keeps every condition (verdicts still carry the scores)."""
-    from facesr.engine.conditions import null_identity
-    from facesr.methods.base import Conditions
-
     if conditions is None:
         return None, [GateVerdict(None, True) for _ in lrs]
     scores = gate_scores(model, lrs, conditions)
     out, verdicts = [], []
     for cond, score in zip(conditions, scores):
         used = threshold is None or score is None or score >= threshold
-        verdicts.append(GateVerdict(score, used))
-        out.append(cond if used else Conditions(null_identity(model), cond.ref))
+        verdicts.append(GateVerdict(score, used, model.gate_refusal))
+        vector = model.identity_condition(cond) if cond is not None else None
+        # the vector the gate read goes with the condition, so used and refused inputs batch alike
+        out.append(model.null_condition(cond) if not used else cond if vector is None else replace(cond, vector=vector))
     return out, verdicts
 
 

@@ -131,6 +131,24 @@ class SRMethod(nn.Module):
 
         return networks_of(self.needs.vector_embedder)
 
+    # --- the identity its conditions pull toward (the reference gate reads these) ----------------
+    @property
+    def identity_space(self) -> str | None:
+        """The embedder spec whose space holds the identity a condition pulls the output toward (FASR: its
+        vector's embedder); None when no condition pulls toward an identity."""
+        return self.needs.vector_embedder if self.needs.vector_dim else None
+
+    def identity_condition(self, cond: Conditions) -> torch.Tensor | None:
+        """The identity vector one input's ``cond`` pulls toward (FASR: ``cond.vector``), None for none."""
+        return cond.vector if self.needs.vector_dim else None
+
+    # what the reference gate's refusal of an input's condition means, in one phrase
+    gate_refusal: ClassVar[str] = "references not used (the face does not match them; null identity instead)"
+
+    def null_condition(self, cond: Conditions) -> Conditions:
+        """``cond`` without its identity (FASR: the zero vector, which vector dropout shows it in training)."""
+        return Conditions(torch.zeros(self.needs.vector_dim), cond.ref)
+
     @property
     def operator(self):
         return self.lr_protocol.operator
@@ -197,8 +215,9 @@ class SRMethod(nn.Module):
             raise ConditionError(f"{{param}}: {self.name} takes no reference photo (only RefSR-VAE models do)", "ref")
 
     def check_options(self, options) -> None:
-        if getattr(options, "guidance", 0) and not self.needs.vector_dim:
-            raise FacesrError(f"guidance is for FASR models (an identity vector to guide by); {self.name} has none")
+        if getattr(options, "guidance", 0) and not self.identity_space:
+            raise FacesrError(f"guidance is for FASR models and RefSR-VAE with ref_identity (an identity to guide by); "
+                              f"{self.name} has none")
         if getattr(options, "project", 0) and not self.lr_protocol.deterministic:
             raise FacesrError(f"project makes the output consistent with a known LR operator; {self.name}'s LR is blind "
                               f"({self.lr_protocol.degradation})")

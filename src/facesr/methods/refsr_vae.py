@@ -13,10 +13,16 @@ bicubic up(LR) at HR size and, for RefSR, a reference photo of the same person, 
   decoder joins the skip by concatenation (then PReLU) instead of PReLU-then-addition.
 - Losses: pixel L1, KL(N(mu, sigma^2) || N(0, 0.1^2)) per latent dimension and, when
   ``vgg_weights`` names a VGG-19 file, L1 between VGG-19 conv5_4 pre-ReLU features (average
-  pooling, Caffe preprocessing).
+  pooling, Caffe preprocessing). Not in the paper: ``identity_weight`` x the identity loss of SR
+  against HR (``facesr.identity.loss``, dlib's descriptors).
 - ``fusion = "gated"`` (not in the paper): the trunk reads up(LR) and the reference apart, the
   encoder reads both, the skip adds a zero-initialised 1x1 convolution of the reference's trunk
   features, and the decoder joins the skip by concatenation; SISR's weights fit it (``init_from``).
+- ``ref_identity`` (not in the paper): the reference's dlib descriptor (the frozen PyTorch port,
+  128-d) scales and shifts the trunk features of up(LR) before the skip, through a two-layer MLP
+  whose last layer starts at zero (so the model starts as it was). The reference then reaches
+  the output through who the person is, not only through its pixels, which rarely share the
+  probe's pose. The model is then conditioned on dlib: dlib cannot judge it (README, "two judges").
 - x8 self-ensemble at inference (``self_ensemble``): 4 rotations x {identity, horizontal
   flip} of up(LR) and the reference alike, outputs transformed back and averaged.
 
@@ -52,6 +58,8 @@ from facesr.io.weights import load_safetensors
 from facesr.methods.base import Conditions, Needs, SRMethod, register_method
 from facesr.runtime import autocast
 
+IDENTITY_DIM = 128  # dlib's descriptor
+IDENTITY_SCALE = math.sqrt(IDENTITY_DIM)  # a unit descriptor x this: components of about unit size for the MLP
 KL_PRIOR_STD = 0.1  # the prior N(0, 0.1^2): Caffe's "50 mu^2 + 50 sigma^2 - ln(10 sigma) - 1/2"
 MVN_EPS = 1e-9  # Caffe MVN: (x - mean) / (std + eps)
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -102,12 +110,30 @@ class RefSRVAEConfig:
     # joins the skip as SISR does: SISR's weights fit it, and from them it starts exactly as SISR
     # with the reference's latent). SISR ignores it.
     fusion: str = "sum"
+    # RefSR only: the reference's dlib descriptor modulates trunk(up) (FiLM, zero-initialised)
+    ref_identity: bool = False
+    # the fraction of training faces with that path off, so that the model also runs without it
+    # (its null identity, used when the reference gate refuses a reference)
+    identity_dropout: float = 0.0
+    # whose descriptor training feeds that path: "ref" (the reference photo's, as at test time) or "hr"
+    # (the face's own, as FASR trains on its own HR embedding: the strongest signal to follow)
+    identity_from: str = "ref"
+    # x the identity loss (1 - cos of dlib's descriptors of SR and HR, GFPGAN-style); the model then names dlib
+    identity_weight: float = 0.0
 
     def __post_init__(self):
         if self.variant not in ("refsr", "sisr"):
             raise FacesrError(f"variant must be 'refsr' or 'sisr', got {self.variant!r}")
         if self.fusion not in ("sum", "gated"):
             raise FacesrError(f"fusion must be 'sum' or 'gated', got {self.fusion!r}")
+        if self.ref_identity and self.variant != "refsr":
+            raise FacesrError("ref_identity needs variant 'refsr' (SISR has no reference)")
+        if self.identity_from not in ("ref", "hr"):
+            raise FacesrError(f"identity_from must be 'ref' or 'hr', got {self.identity_from!r}")
+        if not 0 <= self.identity_dropout < 1:
+            raise FacesrError(f"identity_dropout must be in [0, 1), got {self.identity_dropout}")
+        if self.ref_identity and self.fusion != "gated":
+            raise FacesrError("ref_identity needs fusion 'gated' (it modulates trunk(up), which 'sum' does not keep apart)")
         make_operator(self.operator, self.scale)
         if self.hr_size < 8 or self.hr_size % 8:
             raise FacesrError(f"hr_size must be a positive multiple of 8 (three stride-2 stages), got {self.hr_size}")
@@ -122,7 +148,7 @@ class RefSRVAEConfig:
         for name in ("latent", "noise_fc", "decoder_map_channels", "upproj_channels"):
             if not _positive_int(getattr(self, name)):
                 raise FacesrError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        for name in ("kl_weight", "perceptual_weight"):
+        for name in ("kl_weight", "perceptual_weight", "identity_weight"):
             if getattr(self, name) < 0:
                 raise FacesrError(f"{name} must be >= 0, got {getattr(self, name)}")
 
@@ -329,6 +355,13 @@ class RefSRVAE(SRMethod):
         if self.ref_gate is not None:
             nn.init.zeros_(self.ref_gate.weight)
             nn.init.zeros_(self.ref_gate.bias)
+        # the reference's identity: descriptor -> (scale, shift) of trunk(up), starting at (0, 0)
+        self.ref_film = None
+        if cfg.ref_identity:
+            self.ref_film = nn.Sequential(nn.Linear(IDENTITY_DIM, 2 * trunk_out), nn.ReLU(),
+                                          nn.Linear(2 * trunk_out, 2 * trunk_out))
+            nn.init.zeros_(self.ref_film[2].weight)
+            nn.init.zeros_(self.ref_film[2].bias)
         self.last_losses: dict[str, float] = {}
         # Frozen and not saved with the model, so not a submodule; loaded on first use.
         object.__setattr__(self, "_vgg", None)
@@ -338,14 +371,23 @@ class RefSRVAE(SRMethod):
         """The deterministic "noise" g = MVN(MLP(flatten(up))), (B, latent)."""
         return mvn(self.noise_mlp(up.flatten(1)))
 
-    def posterior(self, up: torch.Tensor, other: torch.Tensor):
+    def posterior(self, up: torch.Tensor, other: torch.Tensor, identity: torch.Tensor | None = None,
+                  keep: torch.Tensor | None = None):
         """(skip features, mu, log sigma). RefSR "sum" encodes trunk(up + ref); two streams
         encode [trunk(up), trunk(other)], other = HR (SISR training) or ref (RefSR "gated").
-        The skip reads trunk(up + ref), trunk(up) (SISR) or trunk(up) + ref_gate(trunk(ref))."""
+        The skip reads trunk(up + ref), trunk(up) (SISR) or trunk(up) + ref_gate(trunk(ref)).
+        ``identity`` (B, 128): the reference's unit descriptor, for ``ref_identity`` models (None: the
+        path off, the null identity); ``keep`` (B,) bool: per face, whether the path is on (training)."""
         if not self.two_stream:
             features = encoded = self.trunk(up + other)
             return (self.skip(features), *self.encoder(encoded).chunk(2, dim=1))
         features, other_features = self.trunk(torch.cat([up, other])).chunk(2)
+        if self.ref_film is not None and identity is not None:
+            film = self.ref_film(identity.to(features.dtype) * IDENTITY_SCALE)
+            if keep is not None:
+                film = film * keep[:, None].to(film.dtype)
+            scale, shift = film[:, :, None, None].chunk(2, dim=1)
+            features = features * (1 + scale) + shift
         mu, log_sigma = self.encoder(torch.cat([features, other_features], 1)).chunk(2, dim=1)
         if self.ref_gate is not None:
             features = features + self.ref_gate(other_features)
@@ -360,11 +402,12 @@ class RefSRVAE(SRMethod):
             x = unit(x)
         return up + self.output_conv(x)
 
-    def predict(self, up: torch.Tensor, ref: torch.Tensor | None = None, sigma: torch.Tensor | None = None):
+    def predict(self, up: torch.Tensor, ref: torch.Tensor | None = None, sigma: torch.Tensor | None = None,
+                identity: torch.Tensor | None = None, keep: torch.Tensor | None = None):
         """The test-time graph, unclamped. RefSR: z = mu + sigma * g from the encoder on
         up + ref. SISR: z = sigma * g(up) with ``sigma`` the caller's N(0, 1) draw (B, latent)."""
         if self.is_refsr:
-            skip, mu, log_sigma = self.posterior(up, ref)
+            skip, mu, log_sigma = self.posterior(up, ref, identity, keep)
             z = mu + log_sigma.exp() * self.noise(up)
         else:
             skip = self.skip(self.trunk(up))
@@ -377,8 +420,9 @@ class RefSRVAE(SRMethod):
         return Needs(reference=self.is_refsr)
 
     def training_loss(self, batch: dict, generator=None):
-        """Training loss of {"hr", "up", "ref" (RefSR)}: pixel L1 + KL (+ perceptual), all means.
-        The components go to ``self.last_losses``. Training draws nothing: ``generator`` is unused."""
+        """Training loss of {"hr", "up", "ref" (RefSR)}: pixel L1 + KL (+ identity, + perceptual), all means.
+        The components go to ``self.last_losses``. ``generator`` draws only the faces whose reference
+        identity is dropped (``identity_dropout``)."""
         hr, up = batch["hr"], batch["up"]
         size = self.cfg.hr_size
         if tuple(up.shape[-2:]) != (size, size):
@@ -386,12 +430,22 @@ class RefSRVAE(SRMethod):
                               f"got {up.shape[-1]}x{up.shape[-2]} crops: set data.patch_size to {size}")
         if self.is_refsr and batch.get("ref") is None:
             raise FacesrError("RefSR-VAE training needs a reference face per image (batch key 'ref')")
-        skip, mu, log_sigma = self.posterior(up, batch["ref"] if self.is_refsr else hr)
+        identity = keep = None
+        if self.ref_film is not None:
+            identity = self.reference_identity(batch["ref"] if self.cfg.identity_from == "ref" else hr)
+            keep = (torch.rand(up.shape[0], generator=generator) >= self.cfg.identity_dropout).to(up.device)
+        skip, mu, log_sigma = self.posterior(up, batch["ref"] if self.is_refsr else hr, identity, keep)
         sr = self.decode(mu + log_sigma.exp() * self.noise(up), skip, up).float()
         pixel = (sr - hr).abs().mean()
         kl = kl_to_prior(mu.float(), log_sigma.float()).mean()
         loss = pixel + self.cfg.kl_weight * kl
         self.last_losses = {"pixel": pixel.item(), "kl": kl.item()}
+        if self.cfg.identity_weight > 0:
+            from facesr.identity.loss import identity_loss
+
+            identity = identity_loss(sr, hr)
+            loss = loss + self.cfg.identity_weight * identity
+            self.last_losses["identity"] = identity.item()
         if self.cfg.vgg_weights is not None and self.cfg.perceptual_weight > 0:
             vgg = self._perceptual_net(sr.device)
             with torch.no_grad():
@@ -401,6 +455,40 @@ class RefSRVAE(SRMethod):
             self.last_losses["perceptual"] = perceptual.item()
         return loss
 
+    @property
+    def identity_networks(self) -> tuple[str, ...]:
+        from facesr.identity.loss import NETWORK
+
+        return (NETWORK,) if self.ref_film is not None or self.cfg.identity_weight > 0 else ()
+
+    @property
+    def identity_space(self) -> str | None:
+        from facesr.identity.loss import NETWORK
+
+        return NETWORK if self.ref_film is not None else None
+
+    def identity_condition(self, cond: Conditions) -> torch.Tensor | None:
+        """``cond.vector`` when given, else the reference's descriptor; None without the identity path."""
+        if self.ref_film is None or cond.ref is None:
+            return None
+        if cond.vector is not None:
+            return cond.vector
+        ref = cond.ref[None] if cond.ref.dim() == 3 else cond.ref
+        return self.reference_identity(ref.float())[0]
+
+    gate_refusal = "the reference's identity not used (the face does not match it; its pixels only)"
+
+    def null_condition(self, cond: Conditions) -> Conditions:
+        """The reference's pixels without its identity: the path off, as identity dropout trains it."""
+        return Conditions(torch.zeros(IDENTITY_DIM), cond.ref)
+
+    def reference_identity(self, ref: torch.Tensor) -> torch.Tensor:
+        """The reference faces' unit dlib descriptors (B, 128), by the frozen port in fp32, no gradient."""
+        from facesr.identity.loss import identity_network
+
+        with torch.no_grad(), torch.autocast(ref.device.type, enabled=False):
+            return identity_network(ref.device).embed_chips(ref.float())
+
     def _perceptual_net(self, device) -> VGG19Conv54:
         if self._vgg is None:
             object.__setattr__(self, "_vgg", load_vgg19_conv5_4(self.cfg.vgg_weights))
@@ -409,9 +497,12 @@ class RefSRVAE(SRMethod):
     @torch.no_grad()
     def super_resolve(self, lr, conditions: Conditions | None = None, options=None, generator=None, init=None):
         """LR (B, 3, h, w) in [0, 1] to SR (B, 3, hr_size, hr_size) in [0, 1]; of the options only
-        ``precision`` applies.
+        ``precision`` and (``ref_identity``) ``guidance`` apply: w > 0 gives classifier-free guidance on the
+        reference's identity, f(id) + w (f(id) - f(null)), two passes a view, as FASR's.
 
         ``conditions.ref``: RefSR's reference face, (B or 1, 3, hr_size, hr_size) in [0, 1].
+        ``conditions.vector`` (``ref_identity`` models): the reference's descriptor (B or 1, 128) if already
+        made (the reference gate's), a zero row for the null identity; None: made here from ``ref``.
         ``generator``: SISR's draw of sigma ~ N(0, 1), one torch.Generator or a list with one
         per image; one draw per image serves all self-ensemble views.
         """
@@ -422,13 +513,28 @@ class RefSRVAE(SRMethod):
         ref = self._reference(conditions.ref if conditions is not None else None, up) if self.is_refsr else None
         precision = options.precision if options is not None else "fp32"
         sigma = None if self.is_refsr else self._draw_sigma(generator, up.shape[0], up.device)
+        # who the reference is does not change with the view: one descriptor serves them all. Given
+        # vectors (the reference gate's) stand in for it; a zero row is the null identity (path off).
+        identity = keep = None
+        if self.ref_film is not None:
+            vector = conditions.vector if conditions is not None else None
+            if vector is None:  # one reference for the whole batch (expanded, stride 0) is read once
+                identity = self.reference_identity(ref[:1] if ref.stride(0) == 0 else ref)
+            else:
+                identity = vector.to(up)
+            identity = identity.expand(up.shape[0], -1)
+            keep = identity.abs().sum(1) > 0
         views = ENSEMBLE_VIEWS if self.cfg.self_ensemble else ENSEMBLE_VIEWS[:1]
         outputs = []
+        guidance = options.guidance if options is not None and identity is not None else 0.0
         with autocast(lr.device, precision):
             for turns, flip in views:
-                view_ref = None if ref is None else _view(ref, turns, flip)
-                sr = self.predict(_view(up, turns, flip), view_ref, sigma)
-                outputs.append(_unview(sr.float(), turns, flip))
+                view_up, view_ref = _view(up, turns, flip), None if ref is None else _view(ref, turns, flip)
+                sr = self.predict(view_up, view_ref, sigma, identity, keep).float()
+                if guidance:
+                    null = self.predict(view_up, view_ref, sigma, identity, torch.zeros_like(keep)).float()
+                    sr = sr + guidance * (sr - null)
+                outputs.append(_unview(sr, turns, flip))
         return _pairwise_mean(outputs).clamp(0, 1)
 
     def _reference(self, ref, up: torch.Tensor) -> torch.Tensor:
@@ -451,7 +557,8 @@ class RefSRVAE(SRMethod):
         return torch.randn(batch, latent, generator=generator, device=where).to(device)
 
     def network_evaluations(self, options) -> int:
-        return len(ENSEMBLE_VIEWS) if self.cfg.self_ensemble else 1
+        passes = 2 if getattr(options, "guidance", 0) and self.ref_film is not None else 1
+        return passes * (len(ENSEMBLE_VIEWS) if self.cfg.self_ensemble else 1)
 
     def input_problem(self, h: int, w: int) -> str | None:
         size, scale = self.cfg.hr_size, self.cfg.scale

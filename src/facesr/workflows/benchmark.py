@@ -33,7 +33,7 @@ class Method:
     view: str | None = None
     ref: str | None = None
     embedder: str | None = None
-    gate: str | None = None  # FASR with references: the reference gate's threshold, or 'off' (default: the gate's)
+    gate: str | None = None  # references that pull toward an identity: the gate's threshold, or 'off' (default: the gate's)
     recipe: dict = field(default_factory=dict)
 
 
@@ -89,11 +89,12 @@ def check_methods(methods: list[Method], baseline: str | None = None) -> list[Me
 
 
 def method_gate(m: Method, model) -> float | None:
-    """The reference gate's threshold for a FASR method conditioned on references (the default gate unless
-    ``gate=`` says otherwise); None for everything else (the null identity is never gated)."""
-    from facesr.engine.refs_gate import THRESHOLD, parse_threshold
+    """The reference gate's threshold for a method whose references pull toward an identity (FASR; RefSR-VAE with
+    ``ref_identity``): the default gate unless ``gate=`` says otherwise; None for everything else (the null
+    identity is never gated)."""
+    from facesr.engine.refs_gate import THRESHOLD, gated, parse_threshold
 
-    if not model.needs.vector_dim or (m.ref or "same") == "none":
+    if not gated(model) or (m.ref or "same") == "none":
         return None
     return THRESHOLD if m.gate is None else parse_threshold(m.gate, "gate")
 
@@ -120,6 +121,7 @@ def run_benchmark(hr_root, methods: list[Method], out, judges, device, limit: in
     from facesr.io.images import check_output_folder
     from facesr.engine.conditions import protocol_conditions
     from facesr.engine.options import SamplingOptions
+    from facesr.engine.refs_gate import gated
     from facesr.identity.recognition import identity_split
     from facesr.methods.hub import load_model
     from facesr.identity.embedders import networks_of
@@ -134,9 +136,11 @@ def run_benchmark(hr_root, methods: list[Method], out, judges, device, limit: in
         raise FacesrError(f"the methods use different LR protocols ({', '.join(sorted(p.describe() for p in protocols))}); "
                           "one table needs one protocol")
     for m in methods:
-        if (m.aux is not None or m.view is not None or m.embedder is not None or m.gate is not None) \
-                and m.model not in fasr:
-            raise FacesrError(f"method {m.label}: aux, view, embedder and gate are only for FASR models")
+        if (m.aux is not None or m.view is not None or m.embedder is not None) and m.model not in fasr:
+            raise FacesrError(f"method {m.label}: aux, view and embedder are only for FASR models")
+        if m.gate is not None and not gated(models[m.model]):
+            raise FacesrError(f"method {m.label}: gate is only for models whose references pull toward an identity "
+                              "(FASR, RefSR-VAE with ref_identity)")
         if m.ref is not None and m.model not in refsr | fasr:
             raise FacesrError(f"method {m.label}: ref is only for RefSR-VAE and FASR models")
     split = identity_split(hr_root)

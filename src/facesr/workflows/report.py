@@ -107,15 +107,14 @@ def make_report(probe, gallery, model=DEFAULT_MODEL, samples: int = 16, seed: in
     ``progress(done, total)``: after each batch of samples."""
 
     from facesr._version import __version__
-    from facesr.engine.conditions import baseline_note, condition_spec, conditions_for, null_identity
+    from facesr.engine.conditions import baseline_note, condition_spec, conditions_for
     from facesr.engine.options import SamplingOptions, mean_estimates
-    from facesr.engine.refs_gate import gate_conditions
+    from facesr.engine.refs_gate import gate_conditions, gated
     from facesr.engine.run import super_resolve_tensors
     from facesr.identity.calibration import bundled_calibration
     from facesr.identity.embedders import make_embedder
     from facesr.identity.stability import joint_verdict, verdict
     from facesr.io.weights import file_sha256
-    from facesr.methods.base import Conditions
     from facesr.methods.hub import load_model
     from facesr.metrics import lr_consistency
     from facesr.workflows.upscale import std_heatmap
@@ -131,7 +130,7 @@ def make_report(probe, gallery, model=DEFAULT_MODEL, samples: int = 16, seed: in
     conditions = conditions_for(model, 1, refs=refs, ref=ref, refs_embedder=refs_embedder)  # no refs: null identity
     lr_t = to_tensor(lr)
     gate = None
-    if model.needs.vector_dim and refs is not None:
+    if gated(model) and (refs is not None or ref is not None):
         conditions, (verdict_,) = gate_conditions(model, [lr_t], conditions, refs_gate)
         gate = {"threshold": refs_gate, "score": verdict_.score, "used": verdict_.used,
                 "text": verdict_.describe(refs_gate)}
@@ -144,8 +143,8 @@ def make_report(probe, gallery, model=DEFAULT_MODEL, samples: int = 16, seed: in
     consistency = [lr_consistency(s, lr, model.operator) if deterministic else None for s in sample_images]
 
     control = None
-    if model.needs.vector_dim and refs is not None and gate["used"]:  # FASR without its references: the null identity
-        null = [Conditions(vector=null_identity(model))]
+    if gate is not None and gate["used"]:  # the face without the references' identity: the null identity
+        null = [model.null_condition(conditions[0])]
         _, _, without = super_resolve_tensors(model, [lr_t], [probe.name], opts, device, conditions=null, keep_samples=True)
         control = [to_uint8(s) for s in without[0]]
 
@@ -207,8 +206,8 @@ def _hijack(embedder, refs, gallery, labels, entry, control, calibration, gated:
     top = entry["samples"]["top_identity"]
     if gated:
         out.update(warning=False, gated=True, text=(f"The references' best match is {out['references_identity']}, but the "
-                                                     f"face does not match them, so they were not used: the face matches {top} "
-                                                     "without them."))
+                                                     f"face does not match them, so their identity was not used: the face matches "
+                                                     f"{top} without it."))
         return out
     if control is not None:
         without, _ = _identify(embedder, control, gallery, labels, calibration)

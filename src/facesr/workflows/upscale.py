@@ -12,7 +12,7 @@ import numpy as np
 
 from facesr.engine.conditions import baseline_note, conditions_for, still_stack
 from facesr.engine.options import SamplingOptions, mean_estimates
-from facesr.engine.refs_gate import THRESHOLD as REFS_GATE
+from facesr.engine.refs_gate import THRESHOLD as REFS_GATE, gated
 from facesr.engine.run import check_input, check_memory, output_problem, super_resolve_tensors, warm_start_model
 from facesr.errors import InputError
 from facesr.io.images import atomic_write_text, read_image, to_tensor, to_uint8, write_image
@@ -152,7 +152,7 @@ def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=prin
                 f"({describe_recipe(model, opts)}), {nfe * len(jobs)} in all")
     manifest = {**settings, "options": asdict(opts), "network_evaluations_per_face": nfe, "device": str(device),
                 "outputs": list(kept), "failures": failures, "complete": False}
-    if refs is not None and model.needs.vector_dim:
+    if (refs is not None or ref is not None) and gated(model):
         manifest["refs_gate"] = {"threshold": refs_gate, "scores": {}, "not_used": []}
     t0 = time.time()
     for start in range(0, len(jobs), opts.batch_size):

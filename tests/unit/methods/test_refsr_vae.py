@@ -237,6 +237,135 @@ def test_gated_fusion_starts_from_sisr_and_opens_a_spatial_path_for_the_referenc
     assert (restore(gated, lr, ref=ref) - restore(gated, lr, ref=ref2)).abs().max() > 1e-5
 
 
+def test_reference_identity_starts_shut_and_then_modulates_the_trunk_by_who_the_reference_is():
+    from facesr.identity.loss import identity_network
+
+    gated = tiny_model("refsr", seed=1, fusion="gated")
+    with_id = tiny_model("refsr", seed=2, fusion="gated", ref_identity=True)
+    missing, unexpected = with_id.load_state_dict(gated.state_dict(), strict=False)  # init_from the gated model fits
+    assert sorted(missing) == ["ref_film.0.bias", "ref_film.0.weight", "ref_film.2.bias", "ref_film.2.weight"]
+    assert not unexpected
+    assert gated.identity_networks == () and with_id.identity_networks == ("dlib",)
+    lr, ref, ref2 = rand(2, 3, 8, 8, seed=1), rand(2, 3, 32, 32, seed=2), rand(2, 3, 32, 32, seed=3)
+    torch.testing.assert_close(with_id.reference_identity(ref), identity_network("cpu").embed_chips(ref))
+    assert torch.equal(restore(with_id, lr, ref=ref), restore(gated, lr, ref=ref))  # the last layer starts at zero
+    with torch.no_grad():
+        with_id.ref_film[2].weight.normal_(0, 0.05)
+        with_id.ref_film[2].bias.normal_(0, 0.1)
+
+    def by_hand(identity):  # trunk(up) x (1 + scale) + shift, then the gated graph
+        up = with_id.upsample(lr)
+        with torch.no_grad():
+            scale, shift = with_id.ref_film(identity * 128**0.5).chunk(2, 1)
+            features = with_id.trunk(up) * (1 + scale[..., None, None]) + shift[..., None, None]
+            ref_features = with_id.trunk(ref)
+            mu, log_sigma = with_id.encoder(torch.cat([features, ref_features], 1)).chunk(2, 1)
+            skip = with_id.skip(features + with_id.ref_gate(ref_features))
+            return with_id.decode(mu + log_sigma.exp() * with_id.noise(up), skip, up).clamp(0, 1)
+
+    torch.testing.assert_close(restore(with_id, lr, ref=ref), by_hand(with_id.reference_identity(ref)))
+    # the descriptor of another face changes the output with the reference's pixels unchanged
+    moved = by_hand(with_id.reference_identity(ref2))
+    assert (moved - restore(with_id, lr, ref=ref)).abs().max() > 1e-4
+    # one reference for the whole batch is read once and serves every input as it would alone
+    shared = restore(with_id, lr, ref=ref[0])
+    for i in range(2):
+        torch.testing.assert_close(shared[i : i + 1], restore(with_id, lr[i : i + 1], ref=ref[:1]), atol=1e-6, rtol=0)
+    # the self-ensemble reads one descriptor for every view
+    ensemble = tiny_model("refsr", seed=2, fusion="gated", ref_identity=True, self_ensemble=True)
+    ensemble.load_state_dict(with_id.state_dict())
+    out = restore(ensemble, lr, ref=ref)
+    assert out.shape == (2, 3, 32, 32) and torch.isfinite(out).all()
+
+
+def test_reference_identity_trains_its_film_layers():
+    model = tiny_model("refsr", fusion="gated", ref_identity=True).train()
+    loss = model(training_batch(model))
+    loss.backward()
+    assert model.ref_film[2].weight.grad.abs().sum() > 0  # the zero layer receives a gradient
+    assert model.ref_film[0].weight.grad.abs().sum() == 0  # and, its output weights being zero, the first none yet
+
+
+def test_guidance_extrapolates_from_the_null_identity_to_the_reference_s():
+    model = tiny_model("refsr", fusion="gated", ref_identity=True)
+    with torch.no_grad():
+        model.ref_film[2].weight.normal_(0, 0.05)
+    lr, ref = rand(2, 3, 8, 8, seed=1), rand(2, 3, 32, 32, seed=2)
+    guided_opts = SamplingOptions(precision="fp32", guidance=2.0)
+    assert model.network_evaluations(guided_opts) == 2 and model.network_evaluations(SamplingOptions()) == 1
+    with torch.no_grad():
+        up, identity = model.upsample(lr), model.reference_identity(ref)
+        cond = model.predict(up, ref, identity=identity, keep=torch.ones(2, dtype=torch.bool))
+        null = model.predict(up, ref, identity=identity, keep=torch.zeros(2, dtype=torch.bool))
+        want = (cond + 2.0 * (cond - null)).clamp(0, 1)
+        guided = model.super_resolve(lr, Conditions(ref=ref), guided_opts)
+        torch.testing.assert_close(guided, want)
+        assert (guided - restore(model, lr, ref=ref)).abs().max() > 1e-4
+        # a face on the null identity (the gate's refusal) is the same guided or not
+        nulls = Conditions(ref=ref, vector=torch.zeros(2, 128))
+        torch.testing.assert_close(model.super_resolve(lr, nulls, guided_opts),
+                                   model.super_resolve(lr, nulls, SamplingOptions(precision="fp32")))
+    with pytest.raises(FacesrError, match="guidance is for FASR models and RefSR-VAE with ref_identity"):
+        tiny_model("refsr", fusion="gated").check_options(guided_opts)
+
+
+def test_identity_weight_adds_the_identity_loss_of_sr_against_hr():
+    from facesr.identity.loss import identity_loss
+
+    plain = tiny_model("refsr", fusion="gated")
+    weighted = tiny_model("refsr", fusion="gated", identity_weight=0.5)
+    weighted.load_state_dict(plain.state_dict())
+    assert weighted.identity_networks == ("dlib",) and plain.identity_networks == ()
+    batch = training_batch(plain)
+    with torch.no_grad():
+        base = plain(batch).item()
+        total = weighted(batch).item()
+        skip, mu, log_sigma = plain.posterior(batch["up"], batch["ref"])
+        sr = plain.decode(mu + log_sigma.exp() * plain.noise(batch["up"]), skip, batch["up"])
+        want = identity_loss(sr, batch["hr"]).item()
+    assert weighted.last_losses["identity"] == pytest.approx(want, rel=1e-5)
+    assert total == pytest.approx(base + 0.5 * want, rel=1e-5)
+
+
+def test_identity_from_hr_trains_on_the_face_s_own_descriptor():
+    from_ref = tiny_model("refsr", fusion="gated", ref_identity=True)
+    from_hr = tiny_model("refsr", fusion="gated", ref_identity=True, identity_from="hr")
+    with torch.no_grad():
+        from_ref.ref_film[2].weight.normal_(0, 0.5)
+    from_hr.load_state_dict(from_ref.state_dict())
+    batch = training_batch(from_ref)
+    with torch.no_grad():
+        own = from_ref({**batch, "ref": batch["hr"]}, gen(0))  # the pixels' reference unchanged below
+        skip, mu, log_sigma = from_ref.posterior(batch["up"], batch["ref"], from_ref.reference_identity(batch["hr"]))
+        sr = from_ref.decode(mu + log_sigma.exp() * from_ref.noise(batch["up"]), skip, batch["up"])
+        from_hr(batch, gen(0))
+        assert from_hr.last_losses["pixel"] == pytest.approx((sr - batch["hr"]).abs().mean().item(), rel=1e-5)
+        assert abs(from_hr.last_losses["pixel"] - own.item()) > 1e-6  # not the HR as the pixels' reference too
+
+
+def test_identity_dropout_turns_the_path_off_for_the_drawn_faces():
+    model = tiny_model("refsr", fusion="gated", ref_identity=True, identity_dropout=0.5)
+    with torch.no_grad():
+        model.ref_film[2].weight.normal_(0, 0.5)
+    batch = {k: v.repeat(4, 1, 1, 1) for k, v in training_batch(model).items()}  # 8 faces, 4 copies of 2
+    keep = torch.rand(8, generator=gen(5)) >= 0.5
+    assert 0 < keep.sum() < 8
+
+    def per_face(identity, keep_mask):  # L1 of each face by the graph with the given path
+        skip, mu, log_sigma = model.posterior(batch["up"], batch["ref"], identity, keep_mask)
+        sr = model.decode(mu + log_sigma.exp() * model.noise(batch["up"]), skip, batch["up"])
+        return (sr - batch["hr"]).abs().mean((1, 2, 3))
+
+    with torch.no_grad():
+        identity = model.reference_identity(batch["ref"])
+        on, off = per_face(identity, None), per_face(None, None)
+        mixed = per_face(identity, keep)
+        assert (on - off).abs().min() > 0
+        torch.testing.assert_close(mixed, torch.where(keep, on, off))
+        model(batch, gen(5))
+        assert model.last_losses["pixel"] == pytest.approx(mixed.mean().item(), rel=1e-5)
+
+
 def test_sisr_draw_follows_the_generator_and_ignores_the_reference():
     model = tiny_model("sisr")
     lr = rand(2, 3, 8, 8, seed=1)
@@ -300,6 +429,11 @@ def test_bad_inputs_raise_clear_errors():
     ({"latent": 0}, "latent"),
     ({"kl_weight": -1.0}, "kl_weight"),
     ({"fusion": "concat"}, "fusion"),
+    ({"variant": "sisr", "ref_identity": True}, "ref_identity needs variant"),
+    ({"fusion": "sum", "ref_identity": True}, "ref_identity needs fusion"),
+    ({"identity_dropout": 1.0}, "identity_dropout"),
+    ({"identity_weight": -0.1}, "identity_weight"),
+    ({"identity_from": "aux"}, "identity_from"),
 ])
 def test_config_validation(overrides, message):
     with pytest.raises(FacesrError, match=message):

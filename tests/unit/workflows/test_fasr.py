@@ -282,4 +282,6 @@ def test_benchmark_table_over_methods(tmp_path, sample_faces, tiny_model, capsys
     assert main(["benchmark", "--hr", str(root), "--method", f"x={tiny_model},aux=2"]) == 2
     assert main(["benchmark", "--hr", str(root), "--method", "nolabel"]) == 2
     err = capsys.readouterr().err
-    assert "aux, view, embedder and gate are only for FASR models" in err and "expected LABEL=MODEL" in err
+    assert "aux, view and embedder are only for FASR models" in err and "expected LABEL=MODEL" in err
+    assert main(["benchmark", "--hr", str(root), "--method", f"x={tiny_model},gate=0.5"]) == 2
+    assert "method x: gate is only for models whose references pull toward an identity" in capsys.readouterr().err
