@@ -121,7 +121,7 @@ def test_fasr_references_add_the_hijack_control(probe_and_gallery, tmp_path):
     rep = json.loads((tmp_path / "g" / "report.json").read_text())
     assert rep["references"]["gate"]["used"] is False and "references not used" in rep["condition_note"]
     h = rep["judges"][0]["hijack"]
-    assert h["gated"] is True and h["warning"] is False and "were not used" in h["text"]
+    assert h["gated"] is True and h["warning"] is False and "their identity was not used" in h["text"]
     assert "references not used" in (tmp_path / "g" / "report.html").read_text()
     # without references: the model's null identity, said in the report; no reference control
     assert main(["report", str(probe), "--gallery", str(gallery), "--model", "fasr-x8", "--samples", "2",
