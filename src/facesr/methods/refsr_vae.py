@@ -315,6 +315,7 @@ def load_vgg19_conv5_4(path: str | Path) -> VGG19Conv54:
 @register_method("refsr-vae")
 class RefSRVAE(SRMethod):
     config_class = RefSRVAEConfig
+    gate_refusal = "the reference's identity not used (the face does not match it; its pixels only)"
 
     def __init__(self, cfg: RefSRVAEConfig):
         super().__init__(cfg)
@@ -443,9 +444,9 @@ class RefSRVAE(SRMethod):
         if self.cfg.identity_weight > 0:
             from facesr.identity.loss import identity_loss
 
-            identity = identity_loss(sr, hr)
-            loss = loss + self.cfg.identity_weight * identity
-            self.last_losses["identity"] = identity.item()
+            id_loss = identity_loss(sr, hr)
+            loss = loss + self.cfg.identity_weight * id_loss
+            self.last_losses["identity"] = id_loss.item()
         if self.cfg.vgg_weights is not None and self.cfg.perceptual_weight > 0:
             vgg = self._perceptual_net(sr.device)
             with torch.no_grad():
@@ -475,8 +476,6 @@ class RefSRVAE(SRMethod):
             return cond.vector
         ref = cond.ref[None] if cond.ref.dim() == 3 else cond.ref
         return self.reference_identity(ref.float())[0]
-
-    gate_refusal = "the reference's identity not used (the face does not match it; its pixels only)"
 
     def null_condition(self, cond: Conditions) -> Conditions:
         """The reference's pixels without its identity: the path off, as identity dropout trains it."""
