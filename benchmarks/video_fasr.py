@@ -67,6 +67,10 @@ def main() -> None:
     ap.add_argument("--precision", default="bf16")
     ap.add_argument("--table", default="benchmarks/results/fasr-video-x8.md")
     args = ap.parse_args()
+    if not Path(args.clips).is_dir():
+        raise SystemExit(f"video_fasr.py: --clips {args.clips}: not a folder of clip folders")
+    if args.frames < 1:
+        raise SystemExit(f"video_fasr.py: --frames must be at least 1, got {args.frames}")
     device = resolve_device("auto")
     model = load_model(args.model, device)
     if not model.needs.vector_dim:
@@ -75,6 +79,8 @@ def main() -> None:
     judges = [make_embedder(s) for s in args.identity]
     dependent = set(model.identity_networks)
     clips = sorted(p for p in Path(args.clips).iterdir() if p.is_dir())
+    if not clips:
+        raise SystemExit(f"video_fasr.py: --clips {args.clips}: no clip folders in it")
     rows = {}
     for clip in clips:
         rows[clip.name] = clip_scores(model, clip, args.frames, opts, device, judges)
@@ -112,4 +118,9 @@ def track_embedder_name(model) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    from facesr.errors import FacesrError
+
+    try:
+        main()
+    except FacesrError as exc:
+        raise SystemExit(f"video_fasr.py: {exc}") from None
