@@ -77,11 +77,20 @@ def gate_scores(model, lrs: list, conditions: list) -> list[float | None]:
     """Cosine of each LR face (3, h, w) in [0, 1], embedded by the student, with the identity its condition
     pulls toward; None for inputs without one or with the null identity (all zeros), and for a model
     without a student."""
+    return _scores(model, lrs, _identities(model, conditions))
+
+
+def _identities(model, conditions: list) -> list:
+    """The identity each condition pulls toward (``SRMethod.identity_condition``; a RefSR reference's descriptor
+    is a network pass, so it is made once here), None for none."""
+    return [None if c is None else model.identity_condition(c) for c in conditions]
+
+
+def _scores(model, lrs: list, vectors: list) -> list[float | None]:
     import torch
 
     from facesr.identity.recognition import cosine_similarity
 
-    vectors = [None if c is None else model.identity_condition(c) for c in conditions]
     todo = [i for i, v in enumerate(vectors) if v is not None and bool(torch.any(v != 0))]
     scores: list[float | None] = [None] * len(lrs)
     embs = lr_embeddings(model, [lrs[i] for i in todo])
@@ -98,12 +107,11 @@ def gate_conditions(model, lrs: list, conditions: list | None,
     input). ``threshold`` None keeps every condition (verdicts still carry the scores)."""
     if conditions is None:
         return None, [GateVerdict(None, True) for _ in lrs]
-    scores = gate_scores(model, lrs, conditions)
+    vectors = _identities(model, conditions)
     out, verdicts = [], []
-    for cond, score in zip(conditions, scores):
+    for cond, vector, score in zip(conditions, vectors, _scores(model, lrs, vectors)):
         used = threshold is None or score is None or score >= threshold
         verdicts.append(GateVerdict(score, used, model.gate_refusal))
-        vector = model.identity_condition(cond) if cond is not None else None
         # the vector the gate read goes with the condition, so used and refused inputs batch alike
         out.append(model.null_condition(cond) if not used else cond if vector is None else replace(cond, vector=vector))
     return out, verdicts
