@@ -19,7 +19,6 @@ settings it was measured under; `--overwrite` starts afresh.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -48,42 +47,6 @@ def reference_frames(photos, dlib, hog, predictor):
 
 def psnr(a, b):
     return 10 * math.log10(255**2 / max(np.mean((a.astype(float) - b.astype(float)) ** 2), 1e-12))
-
-
-class SceneState:
-    """Finished (division, method, scene) records, one JSON line each, kept only under the same settings."""
-
-    def __init__(self, path: Path | None, settings: dict, overwrite: bool):
-        self.path, self.settings, self.done = path, settings, {}
-        if path is None:
-            return
-        if overwrite:
-            path.unlink(missing_ok=True)
-        elif path.is_file():
-            text = path.read_text()
-            for line in text.splitlines():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:  # a line cut by a kill
-                    continue
-                if rec.get("settings") == settings:
-                    self.done[(rec["div"], rec["method"], rec["scene"])] = rec["result"]
-            if text and not text.endswith("\n"):  # end the cut line, so that the next record starts a line of its own
-                with open(path, "a") as f:
-                    f.write("\n")
-
-    def get(self, div: int, method: str, scene: int) -> dict | None:
-        return self.done.get((div, method, scene))
-
-    def add(self, div: int, method: str, scene: int, result: dict) -> None:
-        self.done[(div, method, scene)] = result
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            record = {"settings": self.settings, "div": div, "method": method, "scene": scene, "result": result}
-            with open(self.path, "a") as f:  # one line per record: a kill loses at most the line being written
-                f.write(json.dumps(record) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
 
 
 def weights_fingerprint(method: str) -> str:
@@ -117,6 +80,7 @@ def main() -> None:
     from facesr.identity.embedders import load_dlib, make_embedder
     from facesr.identity.recognition import identity_split
     from facesr.io.images import atomic_write_text, read_image
+    from facesr.io.records import ResultLog
     from facesr.wild.faces import FaceFinder
     from facesr.workflows.restore import Restorer, restore_photo
 
@@ -147,7 +111,7 @@ def main() -> None:
     if state_path is not None and state_path.exists() and not state_path.is_file():
         p.error(f"--state {state_path}: not a file")
     try:
-        state = SceneState(state_path, {"photos": str(Path(args.photos).resolve()),
+        state = ResultLog(state_path, {"photos": str(Path(args.photos).resolve()),
                                         "gallery": str(Path(args.gallery).resolve()),
                                         "identity": args.identity, "realign": not args.no_realign}, args.overwrite)
     except UnicodeDecodeError:
@@ -180,7 +144,7 @@ def main() -> None:
             n_faces += 6
             todo = []
             for method in methods:
-                rec = state.get(div, method, s)
+                rec = state.get((div, method, s))
                 if rec is not None and rec["people"] == [d.name for d in group] and rec.get("weights") == weights[method]:
                     merge(results[method], rec)
                 else:
@@ -220,7 +184,7 @@ def main() -> None:
                     for i, (judge, gallery) in enumerate(zip(judges, galleries)):
                         emb = judge.embed([res["chips"][match[0]]])[0]
                         r["right"][i] += int(names[int(np.argmax(gallery @ emb))] == who.name)
-                state.add(div, method, s, r)
+                state.add((div, method, s), r)
                 merge(results[method], r)
             print(f"x{div} scene {s + 1}", file=sys.stderr)
         for method, r in results.items():
