@@ -7,6 +7,8 @@ model's network: ``restore_video.track_embedder``), and on its null identity (it
 scored against its HR frame: PSNR and identity CS by each judge. The clip is the unit: per-clip means, and the paired
 difference (track - null) with a bootstrap interval over clips. The clips have no gallery of other people, so there
 is no rank-1 here. A judge from the network of the condition (dlib) is marked *: it is not independent of the model.
+Each clip's scores are appended to `--state` (default: the table's name + `.partial.jsonl`) as they exist; a killed
+run started again with the same settings and weights keeps the clips it finished (`--overwrite`: afresh).
 
     python benchmarks/video_fasr.py --clips ../shared/data/video/dev --model fasr-x8 --frames 8 --precision fp32 \
         --table benchmarks/results/fasr-video-x8.md
@@ -27,6 +29,7 @@ def clip_scores(model, clip: Path, n_frames: int, opts, device, judges) -> dict:
     from facesr.engine.run import super_resolve_tensors
     from facesr.io.images import list_images, read_image, to_tensor, to_uint8
     from facesr.methods.base import Conditions
+    from facesr.identity.recognition import cosine_similarity
     from facesr.metrics import psnr
     from facesr.metrics.identity import embed_each
     from facesr.workflows.restore_video import track_embedder
@@ -45,8 +48,8 @@ def clip_scores(model, clip: Path, n_frames: int, opts, device, judges) -> dict:
         for judge in judges:
             a = embed_each(judge, srs, keys, on_error=print)
             b = embed_each(judge, hrs, keys, on_error=print)
-            cs = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-            row[judge.name] = float(np.nanmean(cs))
+            ok = np.isfinite(a).all(1) & np.isfinite(b).all(1)  # a face a judge cannot read has no CS
+            row[judge.name] = float(cosine_similarity(a[ok], b[ok]).mean()) if ok.any() else float("nan")
         out[name] = row
     return out
 
@@ -55,9 +58,12 @@ def main() -> None:
     from facesr.engine.options import SamplingOptions
     from facesr.identity.embedders import make_embedder
     from facesr.io.images import atomic_write_text
+    from facesr.io.records import ResultLog
+    from facesr.io.weights import file_sha256
     from facesr.methods.hub import load_model
     from facesr.metrics.stats import paired_difference
     from facesr.runtime import resolve_device
+    from facesr.workflows.restore_video import track_embedder
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", default="../shared/data/video/dev")
@@ -66,11 +72,16 @@ def main() -> None:
     ap.add_argument("--identity", nargs="+", default=["dlib", "faceplugin"])
     ap.add_argument("--precision", default="bf16")
     ap.add_argument("--table", default="benchmarks/results/fasr-video-x8.md")
+    ap.add_argument("--state", help="finished clips, kept across runs (default: TABLE.partial.jsonl)")
+    ap.add_argument("--overwrite", action="store_true", help="forget finished clips and measure every one again")
     args = ap.parse_args()
     if not Path(args.clips).is_dir():
         raise SystemExit(f"video_fasr.py: --clips {args.clips}: not a folder of clip folders")
     if args.frames < 1:
         raise SystemExit(f"video_fasr.py: --frames must be at least 1, got {args.frames}")
+    state_path = Path(args.state or args.table + ".partial.jsonl")
+    if state_path.exists() and not state_path.is_file():
+        raise SystemExit(f"video_fasr.py: --state {state_path}: not a file")
     device = resolve_device("auto")
     model = load_model(args.model, device)
     if not model.needs.vector_dim:
@@ -81,16 +92,28 @@ def main() -> None:
     clips = sorted(p for p in Path(args.clips).iterdir() if p.is_dir())
     if not clips:
         raise SystemExit(f"video_fasr.py: --clips {args.clips}: no clip folders in it")
+    settings = {"clips": str(Path(args.clips).resolve()), "model": args.model, "frames": args.frames,
+                "identity": args.identity, "precision": args.precision,
+                "weights": file_sha256(Path(model.source) / "ema.safetensors")}
+    try:
+        state = ResultLog(state_path, settings, args.overwrite)
+    except UnicodeDecodeError:
+        raise SystemExit(f"video_fasr.py: --state {state_path}: not a state file of this script (not text)") from None
     rows = {}
     for clip in clips:
+        rows[clip.name] = state.get((clip.name,))
+        if rows[clip.name] is not None:
+            print(f"{clip.name}: kept from {state_path}", flush=True)
+            continue
         rows[clip.name] = clip_scores(model, clip, args.frames, opts, device, judges)
+        state.add((clip.name,), rows[clip.name])
         print(clip.name, {k: {m: round(v, 4) for m, v in r.items()} for k, r in rows[clip.name].items()}, flush=True)
     metrics = ["psnr"] + [j.name for j in judges]
     star = {j.name: "*" if any(j.name.startswith(spec) for spec in dependent) else "" for j in judges}
     lines = [f"# FASR on a video track: `{args.model}`, the first {args.frames} frames of {len(clips)} clips", "",
              f"`python benchmarks/video_fasr.py --clips {args.clips} --model {args.model} --frames {args.frames} "
              f"--precision {args.precision}`", "",
-             f"Condition: the mean of the track's LR faces, embedded by `{track_embedder_name(model)}`, as `facesr "
+             f"Condition: the mean of the track's LR faces, embedded by `{track_embedder(model)}`, as `facesr "
              "restore` conditions a track; against the model's null identity. Per-clip means; differences paired over "
              "clips with 95 % bootstrap intervals. Recipe: the model's own, seed 0. * = a judge of the network the "
              "condition comes from (not independent).", "",
@@ -109,12 +132,6 @@ def main() -> None:
         lines.append(f"| {clip} | " + " | ".join(f"{r['track'][m]:.4f} / {r['null'][m]:.4f}" for m in metrics) + " |")
     atomic_write_text(Path(args.table), "\n".join(lines) + "\n")
     print("\n".join(lines))
-
-
-def track_embedder_name(model) -> str:
-    from facesr.workflows.restore_video import track_embedder
-
-    return track_embedder(model)
 
 
 if __name__ == "__main__":
