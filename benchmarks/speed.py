@@ -8,6 +8,9 @@ Regression models: one forward pass per face. Diffusion models: the time of one 
 per face, and the faces per second of the model's recommended recipe (network evaluations of the recipe
 times that time, plus the warm-start model's pass when the recipe names one). The default model's recipe is also
 timed end to end, as `facesr upscale` runs it: 16 faces, all their samples in one batch, through the engine.
+Each timing is appended to `--state` (default: the output's name + `.partial.jsonl`) as soon as it is measured; a
+killed run started again with the same settings keeps the timings it has (`--overwrite`: afresh); the state is
+deleted once the table is written, so a finished run's successor measures everything again.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 
 from facesr.engine.options import SamplingOptions  # noqa: E402
+from facesr.io.images import atomic_write_text  # noqa: E402
+from facesr.io.records import ResultLog  # noqa: E402
 from facesr.methods.base import Conditions  # noqa: E402
 from facesr.methods.hub import DEFAULT_MODEL, bundled_models, load_model  # noqa: E402
 
@@ -73,6 +78,15 @@ def recipe_seconds(model, faces: int, precision: str, repeats: int) -> float:
     return median_time(lambda: super_resolve_tensors(model, lrs, keys, opts, "cpu"), repeats) / faces
 
 
+def timed(state, key: tuple, measure) -> float:
+    """The seconds ``measure()`` returns, kept in ``state`` (a ResultLog) under ``key``: measured once across runs."""
+    kept = state.get(key)
+    if kept is None:
+        kept = {"seconds": measure()}
+        state.add(key, kept)
+    return kept["seconds"]
+
+
 def train_step_seconds(model, batch: int, patch: int, repeats: int) -> float:
     model.train()
     opt = torch.optim.Adam(model.parameters(), 1e-5)
@@ -103,31 +117,47 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-train", action="store_true", help="skip the training step timings")
     parser.add_argument("--out", default=str(Path(__file__).with_name("SPEED.md")))
+    parser.add_argument("--state", help="timings kept across runs (default: OUT.partial.jsonl)")
+    parser.add_argument("--overwrite", action="store_true", help="forget kept timings and measure every one again")
     args = parser.parse_args()
     names = args.models or [m["name"] for m in bundled_models()]
     models = {name: load_model(name) for name in names}
+    state_path = Path(args.state or args.out + ".partial.jsonl")
+    if state_path.exists() and not state_path.is_file():
+        parser.error(f"--state {state_path}: not a file")
+    settings = {"steps": args.steps, "repeats": args.repeats, "machine": platform.machine(), "torch": torch.__version__}
+    try:
+        state = ResultLog(state_path, settings, args.overwrite)
+    except UnicodeDecodeError:
+        parser.error(f"--state {state_path}: not a state file of this script (not text)")
     infer, train, recipe = [], [], []
     for threads in args.threads:
         torch.set_num_threads(threads)
         if DEFAULT_MODEL in models:
             for precision in ("bf16", "fp32"):
-                recipe.append((threads, precision, recipe_seconds(models[DEFAULT_MODEL], 16, precision, args.repeats)))
+                t = timed(state, ("recipe", threads, DEFAULT_MODEL, precision),
+                          lambda: recipe_seconds(models[DEFAULT_MODEL], 16, precision, args.repeats))
+                recipe.append((threads, precision, t))
         for name, model in models.items():
             opts = SamplingOptions.for_model(model)
             nfe = model.network_evaluations(opts)
             init = models.get(opts.init) or (load_model(opts.init) if opts.init and opts.strength < 1 else None)
             for precision in ("bf16", "fp32"):
                 for batch in (1, 16):
-                    t = forward_seconds(model, batch, precision, args.steps, args.repeats)
-                    t_init = forward_seconds(init, batch, precision, 1, args.repeats) if init is not None else 0.0
+                    t = timed(state, ("forward", threads, name, precision, batch),
+                              lambda: forward_seconds(model, batch, precision, args.steps, args.repeats))
+                    t_init = timed(state, ("forward", threads, opts.init, precision, batch, "init"),
+                                   lambda: forward_seconds(init, batch, precision, 1, args.repeats)) if init is not None else 0.0
                     infer.append((threads, name, model.method, precision, batch, t, nfe, 1 / (t * nfe + t_init)))
-            print(f"{threads} thread(s): {name} timed", file=sys.stderr)  # progress: the table is written at the end
+            print(f"{threads} thread(s): {name} timed", file=sys.stderr)  # progress; each timing is kept in --state
         if not args.no_train:
             for name, model in models.items():
                 patches = (64, model.hr_size) if model.uses_sampler else (model.hr_size,)
                 batch = 16 if model.method == "regression" else 8
                 for patch in patches:
-                    train.append((threads, name, batch, patch, train_step_seconds(model, batch, patch, args.repeats)))
+                    t = timed(state, ("train", threads, name, batch, patch),
+                              lambda: train_step_seconds(model, batch, patch, args.repeats))
+                    train.append((threads, name, batch, patch, t))
                 print(f"{threads} thread(s): {name} training step timed", file=sys.stderr)
     lines = [
         "# Speed benchmark",
@@ -161,7 +191,8 @@ def main() -> None:
                   "|---|---|---|---|---|---|"]
         for threads, name, batch, patch, t in train:
             lines.append(f"| {threads} | {name} | {batch} | {patch}px | {t:.3f} | {3600 / t:.0f} |")
-    Path(args.out).write_text("\n".join(lines) + "\n")
+    atomic_write_text(Path(args.out), "\n".join(lines) + "\n")
+    state_path.unlink(missing_ok=True)  # the table holds them now: the next run measures afresh
     print("\n".join(lines))
 
 

@@ -39,3 +39,19 @@ def test_without_a_path_results_stay_in_memory(tmp_path):
     state = ResultLog(None, {})
     state.add(("clip",), {"psnr": 1.0})
     assert state.get(("clip",)) == {"psnr": 1.0} and list(tmp_path.iterdir()) == []
+
+
+def test_speed_keeps_each_timing_across_runs(tmp_path, benchmark_script):
+    timed = benchmark_script("speed").timed
+    calls = []
+
+    def measure():
+        calls.append(1)
+        return 0.25
+
+    path = tmp_path / "SPEED.md.partial.jsonl"
+    assert timed(ResultLog(path, {"repeats": 3}), ("forward", 1, "m", "bf16", 16), measure) == 0.25
+    assert timed(ResultLog(path, {"repeats": 3}), ("forward", 1, "m", "bf16", 16), measure) == 0.25
+    assert len(calls) == 1  # the second run took the kept timing
+    assert timed(ResultLog(path, {"repeats": 5}), ("forward", 1, "m", "bf16", 16), measure) == 0.25
+    assert len(calls) == 2  # other settings: measured again
