@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -54,8 +55,9 @@ def clip_scores(model, clip: Path, n_frames: int, opts, device, judges) -> dict:
     return out
 
 
-def main() -> None:
+def main() -> int:
     from facesr.engine.options import SamplingOptions
+    from facesr.errors import FacesrError
     from facesr.identity.embedders import make_embedder
     from facesr.io.images import atomic_write_text
     from facesr.io.records import ResultLog
@@ -99,18 +101,26 @@ def main() -> None:
         state = ResultLog(state_path, settings, args.overwrite)
     except UnicodeDecodeError:
         raise SystemExit(f"video_fasr.py: --state {state_path}: not a state file of this script (not text)") from None
-    rows = {}
+    rows, failed = {}, []
     for clip in clips:
         rows[clip.name] = state.get((clip.name,))
         if rows[clip.name] is not None:
             print(f"{clip.name}: kept from {state_path}", flush=True)
             continue
-        rows[clip.name] = clip_scores(model, clip, args.frames, opts, device, judges)
+        try:
+            rows[clip.name] = clip_scores(model, clip, args.frames, opts, device, judges)
+        except FacesrError as exc:  # e.g. a frame that is not an image: this clip is left out, the others go on
+            del rows[clip.name]
+            failed.append(f"{clip}: {str(exc).strip()}")
+            print(failed[-1], file=sys.stderr, flush=True)
+            continue
         state.add((clip.name,), rows[clip.name])
         print(clip.name, {k: {m: round(v, 4) for m, v in r.items()} for k, r in rows[clip.name].items()}, flush=True)
+    if not rows:
+        raise SystemExit(f"video_fasr.py: no clip could be measured ({len(failed)} failed)")
     metrics = ["psnr"] + [j.name for j in judges]
     star = {j.name: "*" if any(j.name.startswith(spec) for spec in dependent) else "" for j in judges}
-    lines = [f"# FASR on a video track: `{args.model}`, the first {args.frames} frames of {len(clips)} clips", "",
+    lines = [f"# FASR on a video track: `{args.model}`, the first {args.frames} frames of {len(rows)} clips", "",
              f"`python benchmarks/video_fasr.py --clips {args.clips} --model {args.model} --frames {args.frames} "
              f"--precision {args.precision}`", "",
              f"Condition: the mean of the track's LR faces, embedded by `{track_embedder(model)}`, as `facesr "
@@ -130,14 +140,17 @@ def main() -> None:
     lines += ["", "Per clip (track / null):", "", "| clip | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
     for clip, r in rows.items():
         lines.append(f"| {clip} | " + " | ".join(f"{r['track'][m]:.4f} / {r['null'][m]:.4f}" for m in metrics) + " |")
+    if failed:
+        lines += ["", f"Left out ({len(failed)} clip(s)):", ""] + [f"- {line}" for line in failed]
     atomic_write_text(Path(args.table), "\n".join(lines) + "\n")
     print("\n".join(lines))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
     from facesr.errors import FacesrError
 
     try:
-        main()
+        sys.exit(main())
     except FacesrError as exc:
         raise SystemExit(f"video_fasr.py: {exc}") from None
