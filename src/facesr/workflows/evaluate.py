@@ -310,15 +310,26 @@ def run_summary(model, opts, device, rows: list[dict], seconds: float, scoring: 
 RUN_STATE = "facesr-run.json"  # rewritten after each batch of ``run_and_evaluate``: what a resumed run keeps
 
 
-def _finished_rows(out_dir: Path, settings: dict) -> dict[str, dict]:
-    """{probe name: its row} of a killed run in ``out_dir`` with the same settings, whose SR is on disk."""
+def _finished_rows(out_dir: Path, settings: dict, probes: dict[str, str], conditioned: bool) -> dict[str, dict]:
+    """{probe name: its row} of a killed run in ``out_dir`` with the same settings, for the probes of
+    ``probes`` ({name: HR path}) it scored from the same file and whose SR is on disk. Without conditions
+    the probe list may differ too (each probe's SR depends on its own LR and name only), so a run over more
+    probes (a larger ``--limit``) keeps what a run over fewer finished; a conditioned run's conditions can
+    depend on the whole list (another person's photo is the next identity's), so it must be the same."""
+    ignored = () if conditioned else ("probes",)
     try:
         before = json.loads((out_dir / RUN_STATE).read_text())
-    except (OSError, ValueError):
+        old = before["settings"]
+        same = ({k: v for k, v in old.items() if k not in ignored}
+                == {k: v for k, v in settings.items() if k not in ignored})
+        old_probes = set(old["probes"])
+        rows = before["rows"]
+    except (OSError, ValueError, KeyError, TypeError):
         return {}
-    if before.get("settings") != settings:
+    if not same:
         return {}
-    return {r["name"]: r for r in before.get("rows", []) if (out_dir / "sr" / f"{r['name']}.png").is_file()}
+    return {r["name"]: r for r in rows if isinstance(r, dict) and probes.get(r.get("name")) in old_probes
+            and (out_dir / "sr" / f"{r['name']}.png").is_file()}
 
 
 def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False, crop=0, on_error=print, progress=None,
@@ -337,8 +348,9 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
     when ``out_dir`` is a file.
 
     SR and LR images are written as each batch is done, and <out>/facesr-run.json after it: started
-    again with the same model, options, probes and conditions, a killed run resumes (the probes it
-    finished are read back, not redone); ``overwrite`` redoes them.
+    again with the same model, options and conditions, a killed run resumes (the probes it finished are
+    read back, not redone; without conditions, so does a run over more probes, e.g. a larger ``--limit``);
+    ``overwrite`` redoes them.
 
     ``judge``: one Judge or several (issue 19: every identity figure by two networks). The first is the
     summary's "identity" and the rows' unprefixed columns; every judge's report is in the summary's
@@ -373,7 +385,8 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
                 "probes": [str(p) for p, _, _ in items], "y": y, "crop": crop, "extra": extra or {}}
     if refs_gate is not None:
         settings["refs_gate"] = refs_gate
-    finished = {} if overwrite else _finished_rows(out_dir, settings)
+    finished = {} if overwrite else _finished_rows(out_dir, settings, {n: str(p) for n, (p, _, _) in zip(names, items)},
+                                                        conditions is not None)
     rows, t_total = [], 0.0
     kept = {"sr": [], "bicubic": [], "hr": []}
     chunk = max(1, opts.batch_size)
