@@ -53,7 +53,7 @@ def test_a_killed_run_resumes_and_ends_as_an_uninterrupted_one(tmp_path):
     (killed / f"{TEMP_PREFIX}f999.abc.png").write_bytes(b"")  # what a kill during a write leaves
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
-    assert f"{len(paths) - len(listed)} face(s) to restore, {len(listed)} done before" in again.stdout
+    assert f"{len(paths) - len(listed)} input(s) to restore, {len(listed)} done before" in again.stdout
     assert not list(killed.glob(f"{TEMP_PREFIX}*"))
     assert _manifest(killed)["complete"] and len(_manifest(killed)["outputs"]) == len(paths)
     for p in paths:
@@ -82,7 +82,7 @@ def test_a_projection_is_a_setting_and_old_manifests_had_none(tmp_path, capsys):
     (out / "facesr-run.json").write_text(json.dumps(manifest))
     capsys.readouterr()
     assert main(["upscale", str(src), "-o", str(out), *FAST]) == 0
-    assert "0 face(s) to restore, 2 done before" in capsys.readouterr().out
+    assert "0 input(s) to restore, 2 done before" in capsys.readouterr().out
     assert main(["upscale", str(src), "-o", str(out), *FAST, "--project", "3"]) == 2
     (line,) = _err_lines(capsys)
     assert "other settings (project)" in line
@@ -97,6 +97,11 @@ def test_an_uncertainty_map_is_drawn_and_one_from_one_step_samples_is_flagged(tm
     assert "understates" not in out and _manifest(tmp_path / "a")["options"]["steps"] == 8
     assert main(["upscale", str(src), "-o", str(tmp_path / "b"), *args, "--steps", "1"]) == 0  # mean estimates
     assert "understates the uncertainty" in capsys.readouterr().out
+    # a model whose samples are one image: the map would be blank, read as certain; refused before any work
+    assert main(["upscale", str(src), "-o", str(tmp_path / "c"), "--model", "msrresnet-x8", "--samples", "2",
+                 "--uncertainty"]) == 2
+    (line,) = _err_lines(capsys)
+    assert "msrresnet-x8 draws nothing at random" in line and not (tmp_path / "c").exists()
 
 
 def test_other_references_in_the_folder_need_overwrite(tmp_path, capsys):
@@ -109,7 +114,7 @@ def test_other_references_in_the_folder_need_overwrite(tmp_path, capsys):
     assert _manifest(out)["conditions"]["ref"] == str(ref_a.resolve())
     capsys.readouterr()
     assert main(["upscale", str(src), "-o", str(out), *refsr, "--ref", str(ref_a)]) == 0
-    assert "0 face(s) to restore, 2 done before" in capsys.readouterr().out
+    assert "0 input(s) to restore, 2 done before" in capsys.readouterr().out
     assert main(["upscale", str(src), "-o", str(out), *refsr, "--ref", str(ref_b)]) == 2
     (line,) = _err_lines(capsys)
     assert "2 output(s) already there" in line and "other settings (refs/ref)" in line
@@ -195,7 +200,7 @@ def test_the_cost_is_printed_before_the_work(tmp_path, capsys):
                  "--samples", "2", "--strength", "0.5", "--init", "msrresnet-x8", "--precision", "fp32"]) == 0
     note, cost = capsys.readouterr().out.splitlines()[:2]
     assert note == "from sr3-x8's recipe: --sampler ddim (give them to change)"
-    assert cost == ("2 face(s) to restore; 6 network evaluation(s) per face "
+    assert cost == ("2 input(s) to restore; 6 network evaluation(s) per face "
                     "(ddim x 3 steps x 2 samples strength 0.5 from msrresnet-x8), 12 in all")
 
 

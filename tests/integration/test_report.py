@@ -193,3 +193,9 @@ def test_the_report_draws_samples_where_the_recipe_averages_one_step_estimates(p
     rep = json.loads((tmp_path / "o1" / "report.json").read_text())
     assert rep["sampling"]["steps"] == 1 and rep["verdict"].startswith("No stability: with one step per sample")
     assert rep["judges"][0]["verdict"] == rep["verdict"]  # no judge calls such samples stable either
+
+    # a model that draws nothing: its samples are one image, which no judge may call stable
+    assert main(["report", *args[:3], "--model", "msrresnet-x8", *args[5:], "-o", str(tmp_path / "o2")]) == 0
+    rep = json.loads((tmp_path / "o2" / "report.json").read_text())
+    assert rep["verdict"].startswith("No stability: this model draws nothing")
+    assert [j["verdict"] for j in rep["judges"]] == [rep["verdict"]]

@@ -122,6 +122,12 @@ def test_uncertainty_maps_of_a_diffusion_model(tmp_path):
     assert len(faces) == 6 and all(f["model"] == "sr3-x8" for f in faces)
     maps = [read_image(out / f["std"]) for f in faces]
     assert all(m.shape == (128, 128, 3) for m in maps) and any(m.max() > 0 for m in maps)
+    # a regression model's samples are one image: no map that would read as certain, and the record says why
+    assert main(["restore", str(photo), "-o", str(tmp_path / "reg"), "--model", "msrresnet-x8", "--samples", "2",
+                 "--uncertainty"]) == 0
+    faces = json.loads((tmp_path / "reg" / "group.json").read_text())["faces"]
+    assert len(faces) == 6 and not any("std" in f for f in faces) and not list((tmp_path / "reg").rglob("*_std.png"))
+    assert all(f["uncertainty"] == "none: msrresnet-x8 draws no samples" for f in faces)
 
 
 def test_noise_from_too_few_steps_is_not_pasted(tmp_path, capsys):

@@ -34,7 +34,7 @@ def test_upscale_splits_the_inputs_across_two_processes(tmp_path, capsys):
     assert len(parts) == 2 and all(len(p) == 3 for p in parts) and not parts[0] & parts[1]
     assert {Path(p).name for p in parts[0] | parts[1]} == {f"f{i}.png" for i in range(6)}
     assert main(["upscale", str(src), "-o", str(out), "--model", "msrresnet-x8", "--precision", "fp32"]) == 0
-    assert "0 face(s) to restore, 6 done before" in capsys.readouterr().out
+    assert "0 input(s) to restore, 6 done before" in capsys.readouterr().out
 
 
 def test_restore_splits_the_photos_across_two_processes(tmp_path, capsys):

@@ -45,7 +45,7 @@ def _images(args) -> int:
     from facesr.cli.common import Reported, load, progress_bar, recipe_note, sampling, stderr
     from facesr.errors import FacesrError
     from facesr.io.images import expand_inputs
-    from facesr.workflows.upscale import upscale_files
+    from facesr.workflows.upscale import NO_MAP, upscale_files
 
     from facesr.runtime import Share
 
@@ -57,6 +57,8 @@ def _images(args) -> int:
         raise FacesrError("--no-neighbours goes with --frames K (videos or frame folders)")
     if args.uncertainty and (args.samples or model.sampling.get("samples", 1)) < 2:
         raise FacesrError("--uncertainty needs --samples 2 or more")
+    if args.uncertainty and not model.draws:
+        raise FacesrError(NO_MAP.format(model=model.name))
     # a bad option stops here, before anything is printed or read; an uncertainty map is the spread of draws
     opts = sampling(args, model, draws=args.uncertainty)
     note = recipe_note(args, model, draws=args.uncertainty)

@@ -9,6 +9,7 @@ that module. What a method declares:
 - ``super_resolve(lr, conditions, options, generator, init)``: LR plus conditions and options to SR;
 - ``training_loss(batch, generator)``: its loss (``forward`` calls it, so DDP can wrap the model);
 - ``network_evaluations(options)``: what a face costs;
+- ``draws``: whether samples with other seeds differ (the report's stability and the uncertainty map need it);
 - ``input_problem(h, w)``: why an LR size cannot be processed.
 
 ``save_pretrained`` / ``from_pretrained`` write and read a folder with config.json (method, typed
@@ -102,6 +103,7 @@ class SRMethod(nn.Module):
     method: ClassVar[str] = ""
     config_class: ClassVar[type]
     uses_sampler: ClassVar[bool] = False  # sampling options (sampler, steps, ...) apply
+    draws: ClassVar[bool] = True  # samples of other seeds differ; False: every "sample" is the same image
 
     def __init__(self, cfg):
         super().__init__()

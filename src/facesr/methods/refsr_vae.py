@@ -320,6 +320,7 @@ class RefSRVAE(SRMethod):
     def __init__(self, cfg: RefSRVAEConfig):
         super().__init__(cfg)
         self.is_refsr = cfg.variant == "refsr"
+        self.draws = not self.is_refsr  # RefSR's z = mu + sigma * g(up) is a function of its inputs; SISR draws sigma
         # trunk(up) and trunk(other) apart, the encoder reads both, the skip is concatenated
         self.two_stream = not self.is_refsr or cfg.fusion == "gated"
         f = cfg.hr_size // 8

@@ -50,6 +50,7 @@ class RegressionConfig:
 @register_method("regression")
 class RegressionSR(SRMethod):
     config_class = RegressionConfig
+    draws = False  # one deterministic forward pass
 
     def __init__(self, cfg: RegressionConfig):
         super().__init__(cfg)

@@ -239,7 +239,7 @@ class Service:
                 "chip": "upload/face_00.png", "lr_chip": "upload/face_00_lr.png"}
         write_image(out / face["chip"], to_uint8(sr.clamp(0, 1)))
         write_image(out / face["lr_chip"], img)
-        if opts is not None and restorer.draws:
+        if opts is not None and restorer.draws and model.draws:
             face["std"] = "upload/face_00_std.png"
             write_image(out / face["std"], std_heatmap(std))
         write_image(out / "upload.png", to_uint8(sr.clamp(0, 1)))

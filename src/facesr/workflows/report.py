@@ -30,6 +30,9 @@ TOP = 5
 STABLE = 0.9  # the stability the verdict calls stable
 ONE_STEP = ("No stability: with one step per sample, the samples are the model's estimates of the mean face, not draws "
             "from the faces the LR allows, so their agreement overstates it. Run the report with --steps 8 or more.")
+NO_DRAWS = ("No stability: this model draws nothing at random, so its samples are all the same image and their "
+            "agreement says nothing about the faces the LR allows. For a stability verdict use a model that draws "
+            "samples (a diffusion model such as sr3-x8-res, or sisr-vae-x8).")
 
 
 def gallery_entries(root) -> list[tuple[str, Path]]:
@@ -126,7 +129,7 @@ def make_report(probe, gallery, model=DEFAULT_MODEL, samples: int = 16, seed: in
     probe = Path(probe)
     lr, where = probe_chip(model, probe, face, finder)
     opts = SamplingOptions.for_model(model, draws=True, **{**(overrides or {}), "samples": samples, "seed": seed})
-    one_step = mean_estimates(model, opts)
+    no_stability = NO_DRAWS if not model.draws else ONE_STEP if mean_estimates(model, opts) else None
     conditions = conditions_for(model, 1, refs=refs, ref=ref, refs_embedder=refs_embedder)  # no refs: null identity
     lr_t = to_tensor(lr)
     gate = None
@@ -163,7 +166,7 @@ def make_report(probe, gallery, model=DEFAULT_MODEL, samples: int = 16, seed: in
                  "samples": samples_json,
                  "posterior_mean": _identify(embedder, [mean_img], g, labels, calibration)[0],
                  "bicubic": _identify(embedder, [bicubic], g, labels, calibration)[0],
-                 "verdict": ONE_STEP if one_step else verdict(samples_found, threshold=STABLE)}
+                 "verdict": no_stability or verdict(samples_found, threshold=STABLE)}
         if refs is not None or ref is not None:
             entry["hijack"] = _hijack(embedder, refs if refs is not None else [ref], g, labels, entry, control, calibration,
                                       gated=bool(gate and not gate["used"]))
@@ -185,7 +188,7 @@ def make_report(probe, gallery, model=DEFAULT_MODEL, samples: int = 16, seed: in
         "lr_consistency": consistency,
         "gallery": str(gallery),
         "judges": report_judges,
-        "verdict": ONE_STEP if one_step else joint_verdict(stabilities, threshold=STABLE) if samples > 1 else None,
+        "verdict": no_stability or (joint_verdict(stabilities, threshold=STABLE) if samples > 1 else None),
     }
     images = {"lr": lr, "bicubic": bicubic, "mean": mean_img, "uncertainty": std_heatmap(stds[0]),
               **{f"sample_{k:02d}": img for k, img in enumerate(sample_images)}}

@@ -144,8 +144,10 @@ def restore_photo(photo: np.ndarray, finder, restorer: Restorer, upscale: int | 
                 records[i]["skipped"] = problem
                 continue
             lrs[i], bics[i], chips[i] = lr_i, up_i, sr.float().clamp(0, 1)
-            if opts is not None and opts.samples > 1:
+            if opts is not None and opts.samples > 1 and model.draws:
                 stds[i] = std
+            elif opts is not None and opts.samples > 1:  # its samples are one image: a blank map would read as certain
+                records[i]["uncertainty"] = f"none: {name} draws no samples"
     scales = [restorer.load(records[i]["model"])[0].scale for i in chips]
     k = upscale or (max(scales) if scales else 1)
     h, w = photo.shape[:2]

@@ -37,6 +37,8 @@ def output_names(paths: list[Path]) -> list[str]:
 
 
 MANIFEST = "facesr-run.json"
+NO_MAP = ("{model} draws nothing at random: all its samples are the same image, so an uncertainty map would be blank "
+          "and read as certain; use a model that draws samples (a diffusion model, or sisr-vae-x8)")
 
 
 def _described(item):
@@ -116,6 +118,8 @@ def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=prin
     out_dir = Path(out_dir)
     if uncertainty and opts.samples < 2:
         raise FacesrError("uncertainty needs samples 2 or more")
+    if uncertainty and not model.draws:
+        raise FacesrError(NO_MAP.format(model=model.name))
     check_output_folder(out_dir, inputs=paths)
     warm_start_model(model, opts, device)  # a bad init stops here, before any input is read
     check_memory(model, min(opts.batch_size, len(paths) * opts.samples), model.lr_size, model.lr_size, device)
@@ -148,7 +152,7 @@ def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=prin
             on_info(f"the spread of {opts.samples} one-step samples (estimates of the mean face, not draws) understates "
                     "the uncertainty: for the map, give --steps 8 or more")
         resumed = f", {len(kept)} done before" if kept else ""
-        on_info(f"{len(jobs)} face(s) to restore{resumed}; {nfe} network evaluation(s) per face "
+        on_info(f"{len(jobs)} input(s) to restore{resumed}; {nfe} network evaluation(s) per face "
                 f"({describe_recipe(model, opts)}), {nfe * len(jobs)} in all")
     manifest = {**settings, "options": asdict(opts), "network_evaluations_per_face": nfe, "device": str(device),
                 "outputs": list(kept), "failures": failures, "complete": False}

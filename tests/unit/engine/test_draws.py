@@ -36,3 +36,25 @@ def test_the_default_model_draws_real_samples_where_its_recipe_estimates_the_mea
     assert not mean_estimates(model, SamplingOptions.for_model(model, draws=True))
     assert Restorer(model=DEFAULT_MODEL, draws=True).load(DEFAULT_MODEL)[1].steps == 8
     assert Restorer(model=DEFAULT_MODEL).load(DEFAULT_MODEL)[1].steps == 1
+
+
+
+@pytest.mark.parametrize("name", ["msrresnet-x8", "refsr-vae-x8", "sisr-vae-x8", "sr3-x8"])
+def test_a_model_declares_whether_its_samples_differ_as_they_do(name):
+    """``draws`` (the report's stability, uncertainty maps): against two samples of each kind of bundled model."""
+    from pathlib import Path
+
+    import torch
+
+    import facesr
+    from facesr.engine.conditions import conditions_for
+    from facesr.engine.run import super_resolve_tensors
+    from facesr.io.images import read_image, to_tensor
+
+    faces = sorted((Path(facesr.__file__).parent / "samples" / "faces").glob("*.png"))
+    model = load_model(name)
+    lr = model.lr_protocol.degrade(to_tensor(read_image(faces[0]))[None])[0][0]
+    opts = SamplingOptions.for_model(model, samples=2, precision="fp32", **({"steps": 2} if model.uses_sampler else {}))
+    conditions = conditions_for(model, 1, ref=faces[1] if model.needs.reference else None)
+    _, _, (samples,) = super_resolve_tensors(model, [lr], ["face"], opts, "cpu", keep_samples=True, conditions=conditions)
+    assert model.draws == (not torch.equal(samples[0], samples[1]))
