@@ -202,6 +202,11 @@ def test_the_cost_is_printed_before_the_work(tmp_path, capsys):
     assert note == "from sr3-x8's recipe: --sampler ddim (give them to change)"
     assert cost == ("2 input(s) to restore; 6 network evaluation(s) per face "
                     "(ddim x 3 steps x 2 samples strength 0.5 from msrresnet-x8), 12 in all")
+    assert main(["upscale", str(src), "-o", str(tmp_path / "reg"), "--model", "msrresnet-x8", "--samples", "2",
+                 "--flip"]) == 0
+    cost = capsys.readouterr().out.splitlines()[0]
+    assert cost == ("2 input(s) to restore; 2 network evaluation(s) per face "
+                    "(one forward pass x 2 samples, every second mirrored), 4 in all")
 
 
 def test_an_output_path_that_is_a_file_is_one_line(tmp_path, capsys):

@@ -99,6 +99,9 @@ def add_recipe_options(p: argparse.ArgumentParser, default_note: str) -> None:
     p.add_argument("--project", type=int, metavar="N",
                    help=f"N rounds of back-projection make each output consistent with its LR (0: off; models with a "
                         f"known LR operator) {default_note}")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction,
+                   help=f"every second sample runs on the mirrored face and is mirrored back: a self-ensemble within the "
+                        f"samples' cost (needs --samples 2 or more) {default_note}")
     pc = p.add_argument_group("SDE samplers (--sampler pc / ode)")
     pc.add_argument("--predictor", choices=sorted(PREDICTORS), help="PC predictor")
     pc.add_argument("--corrector", choices=sorted(CORRECTORS), help="PC corrector (runs before the predictor)")

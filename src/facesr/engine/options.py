@@ -31,6 +31,9 @@ class SamplingOptions:
     # > 0: rounds of back-projection that make each sample consistent with its LR (a known operator only):
     # x <- x + up(LR) - up(down(x)); no network evaluations
     project: int = 0
+    # samples 2, 4, ... run on the mirrored LR (and reference) and are mirrored back: a self-ensemble over the
+    # face's left-right symmetry within the samples' cost (needs samples >= 2)
+    flip: bool = False
     # the SDE samplers ("pc", "ode"); see facesr.diffusion.pc
     predictor: str = "reverse_diffusion"
     corrector: str = "langevin"
@@ -61,6 +64,8 @@ class SamplingOptions:
         for key in ("guidance", "identity_gradient", "project"):
             if getattr(self, key) < 0:
                 raise FacesrError(f"{key} must be 0 or more, got {getattr(self, key)}")
+        if self.flip and self.samples < 2:
+            raise FacesrError("flip mirrors every second sample: it needs samples 2 or more")
         if not 0 < self.strength <= 1:
             raise FacesrError(f"strength must be in (0, 1], got {self.strength}")
         if self.precision not in PRECISIONS:

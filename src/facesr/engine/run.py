@@ -100,12 +100,20 @@ def warm_start_model(model, opts, device):
     return init
 
 
+def mirror(x: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
+    """``x`` (B, C, H, W) with the images where ``which`` (B,) is True mirrored left to right."""
+    if not which.any():
+        return x
+    return torch.where(which.view(-1, 1, 1, 1), x.flip(-1), x)
+
+
 def super_resolve_tensors(model, lrs: list[torch.Tensor], keys: list[str], opts, device, with_std: bool = False,
                           conditions: list[Conditions] | None = None, progress=None, keep_samples: bool = False):
     """LR tensors (3k, h, w) to SR tensors (3, H, W); batches group images of equal size.
 
     ``conditions``: one per image (``facesr.engine.conditions``) for models that need them.
-    With ``opts.samples`` = K > 1 each image is the mean of K samples (seeds seed..seed+K-1);
+    With ``opts.samples`` = K > 1 each image is the mean of K samples (seeds seed..seed+K-1; ``opts.flip``:
+    samples k = 1, 3, ... from the mirrored input, mirrored back);
     ``with_std`` also returns the per-pixel standard deviation over the K samples.
     ``keep_samples``: returns (means, stds, samples), samples[i] the K samples of image i in seed order.
     ``progress(done, total)``: after each batch, in samples (images x K).
@@ -124,14 +132,17 @@ def super_resolve_tensors(model, lrs: list[torch.Tensor], keys: list[str], opts,
     for group in by_size.values():
         for start in range(0, len(group), opts.batch_size):
             chunk = group[start : start + opts.batch_size]
-            lr = torch.stack([lrs[i] for i, _ in chunk]).to(device)
+            mirrored = torch.tensor([opts.flip and k % 2 == 1 for _, k in chunk])
+            lr = mirror(torch.stack([lrs[i] for i, _ in chunk]), mirrored).to(device)
             gens = [image_generator(opts.seed + k, keys[i]) for i, k in chunk]
             init = init_model.super_resolve(middle_frame(lr), None, opts) if init_model else None
             cond = Conditions.stack([conditions[i] for i, _ in chunk], device) if conditions is not None else None
+            if cond is not None and cond.ref is not None:
+                cond = Conditions(cond.vector, mirror(cond.ref, mirrored.to(device)))
             sr = model.super_resolve(lr, cond, opts, gens, init)
             if opts.project:  # each sample, so that the spread is that of consistent samples
                 sr = model.lr_protocol.project(sr.float(), middle_frame(lr).float(), opts.project)
-            sr = sr.cpu().double()
+            sr = mirror(sr.cpu().double(), mirrored)
             for (i, k), img in zip(chunk, sr):
                 sums[i] = sums.get(i, 0) + img
                 squares[i] = squares.get(i, 0) + img**2

@@ -558,7 +558,7 @@ class RefSRVAE(SRMethod):
 
     def network_evaluations(self, options) -> int:
         passes = 2 if getattr(options, "guidance", 0) and self.ref_film is not None else 1
-        return passes * (len(ENSEMBLE_VIEWS) if self.cfg.self_ensemble else 1)
+        return passes * (len(ENSEMBLE_VIEWS) if self.cfg.self_ensemble else 1) * getattr(options, "samples", 1)
 
     def input_problem(self, h: int, w: int) -> str | None:
         size, scale = self.cfg.hr_size, self.cfg.scale

@@ -198,11 +198,13 @@ def _plan(paths, conds, out_dir: Path, done: set[str], share, failures: list[str
 
 
 def describe_recipe(model, opts) -> str:
-    if not model.uses_sampler:
-        return "one forward pass" if model.network_evaluations(opts) == 1 else "self-ensemble"
-    parts = [f"{opts.sampler} x {opts.steps} steps"]
+    if model.uses_sampler:
+        parts = [f"{opts.sampler} x {opts.steps} steps"]
+    else:
+        per_sample = model.network_evaluations(opts) // opts.samples
+        parts = ["one forward pass" if per_sample == 1 else f"{per_sample}-pass self-ensemble"]
     if opts.samples > 1:
-        parts.append(f"x {opts.samples} samples")
+        parts.append(f"x {opts.samples} samples" + (", every second mirrored" if opts.flip else ""))
     if opts.guidance:
         parts.append("x 2 (guidance)")
     if opts.strength < 1:
