@@ -72,7 +72,7 @@ def _prepare(images, model, device, options: dict):
 
 
 def upscale(images, model=DEFAULT_MODEL, *, refs=None, refs_embedder=None, refs_gate=REFS_GATE, ref=None, init=None, guidance=None, sampler=None, steps=None,
-            strength=None, samples=None, eta=None, project=None, seed=0, batch_size=16, precision="bf16", device="auto",
+            strength=None, samples=None, eta=None, project=None, flip=None, seed=0, batch_size=16, precision="bf16", device="auto",
             check_outputs=True, **sde_options) -> list[np.ndarray]:
     """Super-resolve face chips (paths or uint8 RGB (h, w, 3) arrays); returns uint8 RGB arrays in order.
 
@@ -85,7 +85,8 @@ def upscale(images, model=DEFAULT_MODEL, *, refs=None, refs_embedder=None, refs_
     in place of its neighbours (see ``upscale_frames`` for clips); both warn so. Sampling options left as
     None take the model's recommended recipe; ``strength`` < 1 warm-starts from noised bicubic (or from the
     regression model ``init``), ``samples`` > 1 averages that many samples, ``guidance`` w guides FASR towards the identity,
-    ``project`` N > 0 makes each sample consistent with its LR by N rounds of back-projection.
+    ``project`` N > 0 makes each sample consistent with its LR by N rounds of back-projection, ``flip`` runs every
+    second sample on the mirrored face (a self-ensemble within the samples' cost).
     ``sde_options``: predictor, corrector, snr, corrector_steps, probability_flow, ode_method.
     An output that is no restoration of its input (pure noise, from too few steps without a warm
     start) raises InputError naming the input; ``check_outputs=False`` returns it anyway (for studies
@@ -99,7 +100,8 @@ def upscale(images, model=DEFAULT_MODEL, *, refs=None, refs_embedder=None, refs_
     refs_gate = parse_threshold(refs_gate)
     images = images if isinstance(images, (str, Path, np.ndarray)) else list(images)  # a generator, once
     options = dict(sampler=sampler, steps=steps, eta=eta, strength=strength, samples=samples, init=init,
-                   guidance=guidance, project=project, seed=seed, batch_size=batch_size, precision=precision, **sde_options)
+                   guidance=guidance, project=project, flip=flip, seed=seed, batch_size=batch_size, precision=precision,
+                   **sde_options)
     model, lrs, keys, opts, dev = _prepare(images, model, device, options)
     _warn(baseline_note(model, refs, stills=True))
     lrs = [still_stack(model, lr) for lr in lrs]
@@ -130,8 +132,8 @@ def _check_outputs(model, images, lrs, srs) -> None:
 
 
 def upscale_frames(frames, model="mfsr3-x8", *, step=1, neighbours=True, name="clip", init=None, sampler=None, steps=None,
-                   strength=None, samples=None, eta=None, project=None, seed=0, batch_size=16, precision="bf16",
-                   device="auto", check_outputs=True, **sde_options) -> list[np.ndarray]:
+                   strength=None, samples=None, eta=None, project=None, flip=None, seed=0, batch_size=16,
+                   precision="bf16", device="auto", check_outputs=True, **sde_options) -> list[np.ndarray]:
     """Consecutive LR frames of one clip (paths or uint8 arrays) to one SR frame each: frame i from the
     model's window of k frames around it (``step`` apart, clamped at the ends). Every frame of the clip
     uses the noise of ``name`` (less flicker), as ``facesr upscale VIDEO --frames k`` does for a clip of
@@ -144,7 +146,7 @@ def upscale_frames(frames, model="mfsr3-x8", *, step=1, neighbours=True, name="c
 
     frames = frames if isinstance(frames, (str, Path, np.ndarray)) else list(frames)
     options = dict(sampler=sampler, steps=steps, eta=eta, strength=strength, samples=samples, init=init,
-                   project=project, seed=seed, batch_size=batch_size, precision=precision, **sde_options)
+                   project=project, flip=flip, seed=seed, batch_size=batch_size, precision=precision, **sde_options)
     model, lrs, _, opts, dev = _prepare(frames, model, device, options)
     if model.needs.vector_dim or model.needs.reference:
         raise FacesrError(f"{model.name} needs {model.needs.describe()}: use facesr.upscale")

@@ -53,3 +53,19 @@ def test_flip_needs_two_samples_and_a_diffusion_sample_keeps_its_seed(tiny_model
     _, _, (flipped,) = super_resolve_tensors(model, lr, ["a"], SamplingOptions(**common, flip=True), "cpu", keep_samples=True)
     torch.testing.assert_close(flipped[0], plain[0])  # the first sample is untouched
     assert not torch.allclose(flipped[1], plain[1])
+
+
+def test_the_python_api_takes_flip():
+    import numpy as np
+
+    import facesr
+
+    torch.manual_seed(0)
+    model = RegressionSR(RegressionConfig(net=RegressionNetConfig(num_feat=8, num_blocks=1), scale=4, hr_size=32)).eval()
+    for p in model.parameters():  # far from symmetric
+        torch.nn.init.normal_(p, std=0.3)
+    lr = (np.random.default_rng(0).random((8, 8, 3)) * 255).astype(np.uint8)
+    plain = facesr.upscale([lr], model=model, samples=2, precision="fp32", check_outputs=False)[0].astype(int)
+    mirrored = facesr.upscale([lr[:, ::-1].copy()], model=model, precision="fp32", check_outputs=False)[0][:, ::-1]
+    both = facesr.upscale([lr], model=model, samples=2, flip=True, precision="fp32", check_outputs=False)[0].astype(int)
+    assert np.abs(both - (plain + mirrored.astype(int)) / 2).max() <= 1 and np.abs(both - plain).max() > 1
