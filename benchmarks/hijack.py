@@ -12,7 +12,8 @@ without references is the same fraction for the unconditioned run (how often the
 ``--view hr``: FASR's references are the aux photos as they are, not their LR faces; ``--guidance W --samples K``:
 identity guidance toward the (wrong) condition, the setting most likely to be hijacked. FASR's references pass
 the reference gate (``facesr.engine.refs_gate``) as they do in ``facesr upscale``, and so do the references of a
-RefSR-VAE with ``ref_identity``; ``--gate off`` runs without it.
+RefSR-VAE that reads its reference's identity (``ref_identity``, ``identity_refine``, as the bundled one does);
+``--gate off`` runs without it.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def main() -> int:
     ap.add_argument("--view", choices=["lr", "hr"], default="lr", help="FASR: the aux images' LR faces or the photos")
     ap.add_argument("--guidance", type=float, help="FASR: identity guidance weight")
     ap.add_argument("--samples", type=int, help="samples per face (the model's recipe if not given)")
-    ap.add_argument("--gate", default=str(REFS_GATE), help=f"FASR, RefSR-VAE with ref_identity: the reference gate's cosine, or off (default {REFS_GATE})")
+    ap.add_argument("--gate", default=str(REFS_GATE), help=f"FASR, RefSR-VAE reading the reference's identity: the reference gate's cosine, or off (default {REFS_GATE})")
     ap.add_argument("-o", "--out", default="outputs/hijack")
     ap.add_argument("--results", default="benchmarks/results/hijack-lfw.md")
     args = ap.parse_args()

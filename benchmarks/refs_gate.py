@@ -6,7 +6,8 @@
 
 ``scores``: for every probe with aux images, the gate's score (``facesr.engine.refs_gate.gate_scores``: the
 probe's LR face, made by the model's LR protocol as the benchmark makes it, read by the bundled student, against
-the condition vector ``facesr benchmark`` gives it) for its own identity's aux images (genuine) and for every
+the condition vector ``facesr benchmark`` gives it; for a RefSR-VAE, ``--model refsr-vae-x8``, the identity of its
+one reference photo, the first aux image) for its own identity's aux images (genuine) and for every
 other identity's (impostors; the next identity in sorted order is the hijack control). Prints the threshold that
 a given share of impostor pairs reach (``--far``), and the share of genuine pairs and next-identity pairs that
 pass a threshold (``--threshold``).
@@ -31,18 +32,25 @@ from facesr.errors import FacesrError
 
 
 def scores(args) -> int:
-    from facesr.engine.conditions import aux_vectors
+    from facesr.engine.conditions import aux_vectors, protocol_references
     from facesr.engine.refs_gate import lr_embeddings
     from facesr.identity.recognition import similarity_matrix
     from facesr.identity.recognition import identity_split
     from facesr.io.images import atomic_write_text, to_tensor
+    from facesr.methods.base import Conditions
     from facesr.methods.hub import load_model
     from facesr.workflows.benchmark import probe_set
     from facesr.workflows.evaluate import read_probes
 
     model = load_model(args.model, "cpu")
     probes = probe_set(identity_split(args.hr), args.hr, args.limit, need_aux=True)
-    vectors = aux_vectors(model, probes, 0, "same", view=args.view, embedder=args.embedder)
+    if model.needs.reference:  # RefSR: the reference photo's identity (the first aux image), as the benchmark gives it
+        refs = protocol_references(model, probes, "same")
+        vectors = {p: model.identity_condition(Conditions(None, ref)) for p, ref in refs.items()}
+        if any(v is None for v in vectors.values()):
+            raise FacesrError(f"{args.model}: its reference pulls toward no identity (nothing for the gate to score)")
+    else:
+        vectors = aux_vectors(model, probes, 0, "same", view=args.view, embedder=args.embedder)
     probes = [p for p in probes if p in vectors]
     items, _ = read_probes(model, probes, print)
     lrs = [to_tensor(lr) for _, _, lr in items]
@@ -50,7 +58,8 @@ def scores(args) -> int:
     embs = lr_embeddings(model, lrs)  # what gate_scores computes, each LR face read once
     conds = np.stack([vectors[p].double().numpy() for p, _, _ in items])
     matrix = similarity_matrix(embs, conds)  # [probe, identity whose condition]
-    result = {"hr": args.hr, "model": args.model, "view": args.view, "embedder": args.embedder,
+    view = "reference photo" if model.needs.reference else args.view
+    result = {"hr": args.hr, "model": args.model, "view": view, "embedder": args.embedder,
               "probes": [p.stem for p, _, _ in items], "identities": names, "scores": matrix.round(5).tolist()}
     atomic_write_text(Path(args.out), json.dumps(result) + "\n")
     report(result, args.far, args.threshold)

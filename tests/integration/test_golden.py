@@ -44,8 +44,8 @@ def run_case(case: dict, lr: np.ndarray, faces: list[np.ndarray]) -> np.ndarray:
     extra = {}
     if model.needs.vector_dim:  # the pixels of the condition itself: no reference gate
         extra.update(refs=[faces[1], faces[2]], refs_gate=None)
-    if model.needs.reference:
-        extra["ref"] = faces[1]
+    if model.needs.reference:  # the same: a reference that pulls toward its identity is not gated here
+        extra.update(ref=faces[1], refs_gate=None)
     if model.needs.frames > 1:
         return np.stack(facesr.upscale_frames(list(lr), model=model, seed=0, **options))
     return np.stack(facesr.upscale([lr[0]], model=model, seed=0, **options, **extra))

@@ -14,7 +14,7 @@ def add_arguments(p) -> None:
                    help="e.g. sr3=sr3-x8  fasr-4=fasr-x8,aux=4  sr3-1step=sr3-x8,steps=1,samples=1  "
                         "refsr=refsr-vae-x8,ref=same; keys: aux (N or all), view (lr or hr), ref (same, other or none), "
                         "embedder (FASR: the network that embeds the aux images, e.g. dlib-lq), gate (FASR and "
-                        "RefSR-VAE with ref_identity: the reference gate's cosine, or off; default 0.92), and any sampling option (sampler, steps, strength, samples, init, eta, guidance, snr, ...)")
+                        "RefSR-VAE with ref_identity or identity_refine: the reference gate's cosine, or off; default 0.92), and any sampling option (sampler, steps, strength, samples, init, eta, guidance, snr, ...)")
     p.add_argument("--identity", nargs="+", default=list(DEFAULT_JUDGES), metavar="JUDGE",
                    help="judge networks, each reported in its own columns: 'dlib', 'dlib-detect', 'faceplugin' "
                         "(the independent ArcFace judge, `make judge`), 'onnx:PATH[:MEAN,STD]' or 'adaface:CKPT[:ARCH]' "

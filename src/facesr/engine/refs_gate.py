@@ -1,7 +1,7 @@
 """The reference gate (issue 22): references of the wrong person must not rewrite a face.
 
 A condition made from references pulls the output toward the references' person: FASR's identity vector, and the
-reference photo's descriptor in a RefSR-VAE with ``ref_identity`` (the model says which: ``identity_space``,
+reference photo's descriptor in a RefSR-VAE with ``ref_identity`` or ``identity_refine`` (the model says which: ``identity_space``,
 ``identity_condition``, ``null_condition``). When the references show someone else, that pull is the hijack the
 trust issue measures. The gate compares the LR face itself with the
 references before any sampling: the face is embedded by the bundled student of the model's network (it reads

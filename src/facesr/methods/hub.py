@@ -57,10 +57,20 @@ def bundled_models() -> list[dict]:
                 "input": f"{hr // scale}x{hr // scale}",
                 "output": f"{hr}x{hr}",
                 "operator": inner.get("degradation") or inner.get("operator"),
-                "identity": (f"{inner['unet']['vector_embedder']} {inner['unet']['vector_dim']}-d"
-                             if inner.get("unet", {}).get("vector_dim") else "-"),
+                "identity": _identity_column(inner),
                 "size_mb": round(size_mb, 1),
                 "sampling": config.get("sampling", {}),
             }
         )
     return rows
+
+
+def _identity_column(inner: dict) -> str:
+    """What the model's condition pulls toward, read from config.json alone: FASR's identity vector, or the
+    reference's dlib identity of a RefSR-VAE that reads it (``ref_identity``, ``identity_refine``)."""
+    unet = inner.get("unet", {})
+    if unet.get("vector_dim"):
+        return f"{unet['vector_embedder']} {unet['vector_dim']}-d"
+    if inner.get("ref_identity") or inner.get("identity_refine", {}).get("steps"):
+        return "dlib (ref)"
+    return "-"

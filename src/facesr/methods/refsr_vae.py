@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 import pickle
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -54,6 +54,7 @@ from torch import nn
 
 from facesr.degrade.resample import make_operator
 from facesr.errors import FacesrError
+from facesr.identity.guidance import IdentityRefine, toward_identity
 from facesr.io.weights import load_safetensors
 from facesr.methods.base import Conditions, Needs, SRMethod, register_method
 from facesr.runtime import autocast
@@ -120,6 +121,10 @@ class RefSRVAEConfig:
     identity_from: str = "ref"
     # x the identity loss (1 - cos of dlib's descriptors of SR and HR, GFPGAN-style); the model then names dlib
     identity_weight: float = 0.0
+    # RefSR only, at test time: the output moved toward the reference's dlib descriptor within the faces its LR
+    # allows (``facesr.identity.guidance``; steps 0: off). The reference then pulls toward its identity, so the
+    # reference gate checks it, and the model names dlib among its identity networks.
+    identity_refine: IdentityRefine = field(default_factory=IdentityRefine)
 
     def __post_init__(self):
         if self.variant not in ("refsr", "sisr"):
@@ -128,6 +133,10 @@ class RefSRVAEConfig:
             raise FacesrError(f"fusion must be 'sum' or 'gated', got {self.fusion!r}")
         if self.ref_identity and self.variant != "refsr":
             raise FacesrError("ref_identity needs variant 'refsr' (SISR has no reference)")
+        if isinstance(self.identity_refine, dict):
+            self.identity_refine = IdentityRefine(**self.identity_refine)
+        if self.identity_refine.steps and self.variant != "refsr":
+            raise FacesrError("identity_refine needs variant 'refsr' (SISR has no reference)")
         if self.identity_from not in ("ref", "hr"):
             raise FacesrError(f"identity_from must be 'ref' or 'hr', got {self.identity_from!r}")
         if not 0 <= self.identity_dropout < 1:
@@ -461,17 +470,22 @@ class RefSRVAE(SRMethod):
     def identity_networks(self) -> tuple[str, ...]:
         from facesr.identity.loss import NETWORK
 
-        return (NETWORK,) if self.ref_film is not None or self.cfg.identity_weight > 0 else ()
+        return (NETWORK,) if self.reads_identity or self.cfg.identity_weight > 0 else ()
+
+    @property
+    def reads_identity(self) -> bool:
+        """Whether the reference's identity (its dlib descriptor) enters: the FiLM path or the refinement."""
+        return self.ref_film is not None or bool(self.cfg.identity_refine.steps)
 
     @property
     def identity_space(self) -> str | None:
         from facesr.identity.loss import NETWORK
 
-        return NETWORK if self.ref_film is not None else None
+        return NETWORK if self.reads_identity else None
 
     def identity_condition(self, cond: Conditions) -> torch.Tensor | None:
         """``cond.vector`` when given, else the reference's descriptor; None without the identity path."""
-        if self.ref_film is None or cond.ref is None:
+        if not self.reads_identity or cond.ref is None:
             return None
         if cond.vector is not None:
             return cond.vector
@@ -516,7 +530,7 @@ class RefSRVAE(SRMethod):
         # who the reference is does not change with the view: one descriptor serves them all. Given
         # vectors (the reference gate's) stand in for it; a zero row is the null identity (path off).
         identity = keep = None
-        if self.ref_film is not None:
+        if self.reads_identity:
             vector = conditions.vector if conditions is not None else None
             if vector is None:  # one reference for the whole batch (expanded, stride 0) is read once
                 identity = self.reference_identity(ref[:1] if ref.stride(0) == 0 else ref)
@@ -526,7 +540,7 @@ class RefSRVAE(SRMethod):
             keep = identity.abs().sum(1) > 0
         views = ENSEMBLE_VIEWS if self.cfg.self_ensemble else ENSEMBLE_VIEWS[:1]
         outputs = []
-        guidance = options.guidance if options is not None and identity is not None else 0.0
+        guidance = options.guidance if options is not None and self.ref_film is not None else 0.0
         with autocast(lr.device, precision):
             for turns, flip in views:
                 view_up, view_ref = _view(up, turns, flip), None if ref is None else _view(ref, turns, flip)
@@ -535,7 +549,10 @@ class RefSRVAE(SRMethod):
                     null = self.predict(view_up, view_ref, sigma, identity, torch.zeros_like(keep)).float()
                     sr = sr + guidance * (sr - null)
                 outputs.append(_unview(sr, turns, flip))
-        return _pairwise_mean(outputs).clamp(0, 1)
+        sr = _pairwise_mean(outputs).clamp(0, 1)
+        if self.cfg.identity_refine.steps:  # toward the reference's descriptor; the null identity (zeros) stays
+            sr = toward_identity(sr, lr, identity, self.lr_protocol, self.cfg.identity_refine)
+        return sr
 
     def _reference(self, ref, up: torch.Tensor) -> torch.Tensor:
         if ref is None:

@@ -90,7 +90,7 @@ def check_methods(methods: list[Method], baseline: str | None = None) -> list[Me
 
 def method_gate(m: Method, model) -> float | None:
     """The reference gate's threshold for a method whose references pull toward an identity (FASR; RefSR-VAE with
-    ``ref_identity``): the default gate unless ``gate=`` says otherwise; None for everything else (the null
+    ``ref_identity`` or ``identity_refine``): the default gate unless ``gate=`` says otherwise; None for everything else (the null
     identity is never gated)."""
     from facesr.engine.refs_gate import THRESHOLD, gated, parse_threshold
 
@@ -140,7 +140,7 @@ def run_benchmark(hr_root, methods: list[Method], out, judges, device, limit: in
             raise FacesrError(f"method {m.label}: aux, view and embedder are only for FASR models")
         if m.gate is not None and not gated(models[m.model]):
             raise FacesrError(f"method {m.label}: gate is only for models whose references pull toward an identity "
-                              "(FASR, RefSR-VAE with ref_identity)")
+                              "(FASR, RefSR-VAE with ref_identity or identity_refine)")
         if m.ref is not None and m.model not in refsr | fasr:
             raise FacesrError(f"method {m.label}: ref is only for RefSR-VAE and FASR models")
     split = identity_split(hr_root)

@@ -278,6 +278,31 @@ def test_reference_identity_starts_shut_and_then_modulates_the_trunk_by_who_the_
     assert out.shape == (2, 3, 32, 32) and torch.isfinite(out).all()
 
 
+def test_identity_refinement_moves_the_output_toward_the_reference_s_descriptor():
+    """``identity_refine``: the plain output, then ``toward_identity`` with the reference's dlib descriptor; the
+    null identity (the reference gate's refusal) keeps the plain output; the gate and the judges see dlib."""
+    from facesr.engine.refs_gate import gated
+    from facesr.identity.guidance import IdentityRefine, toward_identity
+
+    plain = tiny_model("refsr", seed=1, fusion="gated")
+    refine = IdentityRefine(steps=2, step=0.01)
+    refined = tiny_model("refsr", seed=1, fusion="gated", identity_refine=refine)
+    assert plain.identity_networks == () and not gated(plain)
+    assert refined.identity_networks == ("dlib",) and refined.identity_space == "dlib" and gated(refined)
+    lr, ref = rand(2, 3, 8, 8, seed=1), rand(2, 3, 32, 32, seed=2)
+    base = restore(plain, lr, ref=ref)
+    want = toward_identity(base, lr, refined.reference_identity(ref), refined.lr_protocol, refine)
+    got = restore(refined, lr, ref=ref)
+    torch.testing.assert_close(got, want)
+    assert (got - base).abs().max() > 1e-3
+    vector = torch.stack([refined.reference_identity(ref[:1])[0], torch.zeros(128)])  # one used, one refused
+    mixed = refined.super_resolve(lr, Conditions(vector=vector, ref=ref), SamplingOptions(precision="fp32"))
+    torch.testing.assert_close(mixed[:1], got[:1])
+    torch.testing.assert_close(mixed[1:], base[1:])
+    with pytest.raises(FacesrError, match="identity_refine needs variant 'refsr'"):
+        tiny_config("sisr", identity_refine=refine)
+
+
 def test_reference_identity_trains_its_film_layers():
     model = tiny_model("refsr", fusion="gated", ref_identity=True).train()
     loss = model(training_batch(model))
