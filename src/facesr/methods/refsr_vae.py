@@ -519,6 +519,8 @@ class RefSRVAE(SRMethod):
         made (the reference gate's), a zero row for the null identity; None: made here from ``ref``.
         ``generator``: SISR's draw of sigma ~ N(0, 1), one torch.Generator or a list with one
         per image; one draw per image serves all self-ensemble views.
+        With ``identity_refine`` the output is then moved toward the reference's descriptor
+        (``facesr.identity.guidance.toward_identity``); an input whose vector is a zero row stays as it is.
         """
         problem = self.input_problem(lr.shape[-2], lr.shape[-1])
         if problem:
