@@ -129,7 +129,9 @@ def make_report(probe, gallery, model=DEFAULT_MODEL, samples: int = 16, seed: in
     probe = Path(probe)
     lr, where = probe_chip(model, probe, face, finder)
     opts = SamplingOptions.for_model(model, draws=True, **{**(overrides or {}), "samples": samples, "seed": seed})
-    no_stability = NO_DRAWS if not model.draws else ONE_STEP if mean_estimates(model, opts) else None
+    no_stability = None  # samples that cannot show a stability (of one sample the verdict says so itself)
+    if samples > 1:
+        no_stability = NO_DRAWS if not model.draws else ONE_STEP if mean_estimates(model, opts) else None
     conditions = conditions_for(model, 1, refs=refs, ref=ref, refs_embedder=refs_embedder)  # no refs: null identity
     lr_t = to_tensor(lr)
     gate = None
