@@ -84,6 +84,8 @@ def main() -> int:
     ap.add_argument("--out", default="outputs/judge-shrink")
     args = ap.parse_args()
     try:
+        if any(size < 1 for size in args.sizes):
+            raise FacesrError(f"--sizes must be positive pixel sizes, got {args.sizes}")
         runs = [(r.split("=", 1) if "=" in r else (Path(r).name, r)) for r in args.runs]
         runs = [(label, Path(path)) for label, path in runs]
         embedder = make_embedder(args.judge)
