@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from facesr.degrade.protocol import LRProtocol
+from facesr.engine.options import SamplingOptions
 from facesr.errors import FacesrError, InputError
 from facesr.io.images import (atomic_write_text, check_output_folder, list_images, read_image, to_tensor, to_uint8,
                               write_image)
@@ -310,6 +311,9 @@ def run_summary(model, opts, device, rows: list[dict], seconds: float, scoring: 
 RUN_STATE = "facesr-run.json"  # rewritten after each batch of ``run_and_evaluate``: what a resumed run keeps
 
 
+_DEFAULT_OPTIONS = {k: v for k, v in asdict(SamplingOptions()).items() if k != "batch_size"}
+
+
 def _finished_rows(out_dir: Path, settings: dict, probes: dict[str, str], conditioned: bool) -> dict[str, dict]:
     """{probe name: its row} of a killed run in ``out_dir`` with the same settings, for the probes of
     ``probes`` ({name: HR path}) it scored from the same file and whose SR is on disk. Without conditions
@@ -319,7 +323,9 @@ def _finished_rows(out_dir: Path, settings: dict, probes: dict[str, str], condit
     ignored = () if conditioned else ("probes",)
     try:
         before = json.loads((out_dir / RUN_STATE).read_text())
-        old = before["settings"]
+        old = dict(before["settings"])
+        # an option added to facesr since that run was written took its default there
+        old["options"] = {**_DEFAULT_OPTIONS, **old["options"]}
         same = ({k: v for k, v in old.items() if k not in ignored}
                 == {k: v for k, v in settings.items() if k not in ignored})
         old_probes = set(old["probes"])

@@ -1,6 +1,7 @@
 """run_and_evaluate (facesr benchmark, evaluate --run) keeps what a killed or shorter run finished."""
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 from PIL import Image
@@ -42,14 +43,28 @@ def test_other_settings_or_a_conditioned_run_over_other_probes_start_afresh(tmp_
     out = tmp_path / "run"
     (out / "sr").mkdir(parents=True)
     (out / "sr" / "a.png").write_bytes(b"png")
-    settings = {"model": "m", "options": {"steps": 2}, "probes": ["/x/a.png"], "y": False, "crop": 0, "extra": {}}
+    options = {k: v for k, v in asdict(SamplingOptions(steps=2)).items() if k != "batch_size"}
+    settings = {"model": "m", "options": options, "probes": ["/x/a.png"], "y": False, "crop": 0, "extra": {}}
     (out / RUN_STATE).write_text(json.dumps({"settings": settings, "rows": [{"name": "a"}, {"name": "b"}]}))
     more = {**settings, "probes": ["/x/a.png", "/x/b.png"]}
     names = {"a": "/x/a.png", "b": "/x/b.png"}
     assert _finished_rows(out, more, names, conditioned=False) == {"a": {"name": "a"}}  # b: no SR on disk
     assert _finished_rows(out, more, names, conditioned=True) == {}
     assert _finished_rows(out, settings, names, conditioned=True) == {"a": {"name": "a"}}
-    assert _finished_rows(out, {**more, "options": {"steps": 3}}, names, conditioned=False) == {}
+    assert _finished_rows(out, {**more, "options": {**options, "steps": 3}}, names, conditioned=False) == {}
     assert _finished_rows(out, more, {"a": "/y/a.png"}, conditioned=False) == {}  # same name, another file
     (out / RUN_STATE).write_text("[1, 2]")
     assert _finished_rows(out, more, names, conditioned=False) == {}
+
+
+def test_a_run_written_before_an_option_existed_is_kept_when_that_option_is_at_its_default(tmp_path):
+    out = tmp_path / "run"
+    (out / "sr").mkdir(parents=True)
+    (out / "sr" / "a.png").write_bytes(b"png")
+    options = {k: v for k, v in asdict(SamplingOptions()).items() if k != "batch_size"}
+    now = {"model": "m", "options": options, "probes": ["/x/a.png"], "y": False, "crop": 0, "extra": {}}
+    older = {**now, "options": {k: v for k, v in options.items() if k != "flip"}}  # before flip was an option
+    (out / RUN_STATE).write_text(json.dumps({"settings": older, "rows": [{"name": "a"}]}))
+    assert _finished_rows(out, now, {"a": "/x/a.png"}, conditioned=True) == {"a": {"name": "a"}}
+    flipped = {**now, "options": {**options, "flip": True}}
+    assert _finished_rows(out, flipped, {"a": "/x/a.png"}, conditioned=True) == {}
