@@ -71,6 +71,7 @@ def _identity_column(inner: dict) -> str:
     unet = inner.get("unet", {})
     if unet.get("vector_dim"):
         return f"{unet['vector_embedder']} {unet['vector_dim']}-d"
-    if inner.get("ref_identity") or inner.get("identity_refine", {}).get("steps"):
+    refine = inner.get("identity_refine")
+    if inner.get("ref_identity") or (isinstance(refine, dict) and refine.get("steps")):
         return "dlib (ref)"
     return "-"
