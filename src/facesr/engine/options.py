@@ -114,6 +114,17 @@ RECIPE_KEYS = tuple(k for k in FIELDS if k not in RUN_KEYS)
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 
 
+def pixel_options(opts: SamplingOptions) -> dict:
+    """The options that decide an output's pixels (all but the batch size): what a resumable run records."""
+    return {k: v for k, v in dataclasses.asdict(opts).items() if k != "batch_size"}
+
+
+def recorded_options(saved: dict) -> dict:
+    """The pixel options a run recorded, with the default of every option added to facesr since (that run had
+    it), so that a run from before a new option still resumes when that option is at its default."""
+    return {**pixel_options(SamplingOptions()), **{k: v for k, v in saved.items() if k != "batch_size"}}
+
+
 def model_recipe(model, draws: bool = False) -> dict:
     """The options of the model's recipe (config.json "sampling"; with ``draws``, its "draws" entry over it)."""
     recipe = {**model.sampling, **(model.sampling.get("draws", {}) if draws else {})}

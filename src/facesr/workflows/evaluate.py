@@ -14,14 +14,14 @@ import json
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from facesr.degrade.protocol import LRProtocol
-from facesr.engine.options import SamplingOptions
+from facesr.engine.options import pixel_options, recorded_options
 from facesr.errors import FacesrError, InputError
 from facesr.io.images import (atomic_write_text, check_output_folder, list_images, read_image, to_tensor, to_uint8,
                               write_image)
@@ -311,9 +311,6 @@ def run_summary(model, opts, device, rows: list[dict], seconds: float, scoring: 
 RUN_STATE = "facesr-run.json"  # rewritten after each batch of ``run_and_evaluate``: what a resumed run keeps
 
 
-_DEFAULT_OPTIONS = {k: v for k, v in asdict(SamplingOptions()).items() if k != "batch_size"}
-
-
 def _finished_rows(out_dir: Path, settings: dict, probes: dict[str, str], conditioned: bool) -> dict[str, dict]:
     """{probe name: its row} of a killed run in ``out_dir`` with the same settings, for the probes of
     ``probes`` ({name: HR path}) it scored from the same file and whose SR is on disk. Without conditions
@@ -323,9 +320,7 @@ def _finished_rows(out_dir: Path, settings: dict, probes: dict[str, str], condit
     ignored = () if conditioned else ("probes",)
     try:
         before = json.loads((out_dir / RUN_STATE).read_text())
-        old = dict(before["settings"])
-        # an option added to facesr since that run was written took its default there
-        old["options"] = {**_DEFAULT_OPTIONS, **old["options"]}
+        old = {**before["settings"], "options": recorded_options(before["settings"]["options"])}
         same = ({k: v for k, v in old.items() if k not in ignored}
                 == {k: v for k, v in settings.items() if k not in ignored})
         old_probes = set(old["probes"])
@@ -387,7 +382,7 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
     consistency = model.lr_protocol.deterministic  # needs the deterministic operator that made LR
     stems = [p.stem for p, _, _ in items]
     names = stems if len(set(stems)) == len(stems) else [f"{p.parent.name}__{p.stem}" for p, _, _ in items]
-    settings = {"model": model.source, "options": {k: v for k, v in asdict(opts).items() if k != "batch_size"},
+    settings = {"model": model.source, "options": pixel_options(opts),
                 "probes": [str(p) for p, _, _ in items], "y": y, "crop": crop, "extra": extra or {}}
     if refs_gate is not None:
         settings["refs_gate"] = refs_gate

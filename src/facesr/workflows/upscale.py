@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from facesr.engine.conditions import baseline_note, conditions_for, still_stack
-from facesr.engine.options import SamplingOptions, mean_estimates
+from facesr.engine.options import mean_estimates, pixel_options, recorded_options
 from facesr.engine.refs_gate import THRESHOLD as REFS_GATE, gated
 from facesr.engine.run import check_input, check_memory, output_problem, super_resolve_tensors, warm_start_model
 from facesr.errors import InputError
@@ -56,7 +56,7 @@ def _described(item):
 def _settings(model, opts, refs=None, ref=None, refs_embedder=None, refs_gate=None) -> dict:
     """What decides an output's pixels: a folder's outputs are resumed only under the same settings.
     ``conditions`` is None without refs, ref or refs_embedder (as manifests from before it was recorded)."""
-    options = {k: v for k, v in asdict(opts).items() if k != "batch_size"}
+    options = pixel_options(opts)
     given = {"refs": _described(refs), "ref": _described(ref), "refs_embedder": refs_embedder}
     if refs is not None:
         given["refs_gate"] = refs_gate
@@ -73,9 +73,7 @@ def _previous_outputs(out_dir: Path, settings: dict) -> tuple[set[str], str | No
             before = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        # an option added after that run was made had its default there (e.g. project: 0)
-        options = {**asdict(SamplingOptions()), **before.get("options", {})}
-        theirs = {"model": before.get("model"), "options": {k: v for k, v in options.items() if k != "batch_size"},
+        theirs = {"model": before.get("model"), "options": recorded_options(before.get("options", {})),
                   "conditions": before.get("conditions")}
         if theirs != settings:
             changed = sorted(k for k in set(theirs["options"]) | set(settings["options"])

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facesr.engine.options import pixel_options, recorded_options
 from facesr.errors import FacesrError, InputError
 from facesr.io.images import TEMP_PREFIX, atomic_write_text, read_image, to_tensor, to_uint8, write_image
 
@@ -115,7 +116,10 @@ def _resumable(out_dir: Path, settings: dict, overwrite: bool) -> dict[str, dict
         before = json.loads((out_dir / MANIFEST).read_text())
     except (OSError, ValueError):
         return {}
-    if {k: before.get(k) for k in settings} != settings:
+    theirs = {k: before.get(k) for k in settings}
+    if isinstance(theirs.get("settings"), dict):  # an option added since that run had its default there
+        theirs["settings"] = recorded_options(theirs["settings"])
+    if theirs != settings:
         return {}
     return {c["source"]: c for c in before.get("clips", [])}
 
@@ -138,7 +142,7 @@ def upscale_clips(model, sources, out_dir, opts, device, frames: int, step: int 
     out_dir = Path(out_dir)
     check_output_folder(out_dir)
     clean_temp_files(out_dir)
-    options = {k: v for k, v in asdict(opts).items() if k != "batch_size"}
+    options = pixel_options(opts)
     settings = {"model": model.source,
                 "settings": {**options, "step": step, "fps": fps, "video": video, "neighbours": neighbours}}
     before = _resumable(out_dir, settings, overwrite)
