@@ -103,6 +103,7 @@ def main() -> int:
         for size in [0, *args.sizes]:
             folder = out / (str(size) if size else "full")
             for label, run in runs:
+                print(f"judging {label} at {size or 'full'} px", file=sys.stderr)
                 judged_run(run, embedder, gallery, probes, hr_vectors, size, folder / label)
             result = compare_runs((runs[0][0], folder / runs[0][0]), [(lab, folder / lab) for lab, _ in runs[1:]])
             what = f"chips shrunk to {size} px and enlarged back" if size else "the chips as they are"
