@@ -8,7 +8,9 @@ A change that a face network reads but that is only a fine pattern (what a gradi
 can write) fades when the chip is shrunk; a change in the face's shape survives. For each size (and the full chip)
 every run gets a derived run folder ``<out>/<size>/<label>/per_image.csv`` (the run's PSNR, the judge's CS against
 the HR probe, unshrunk, and rank-1 against the gallery, the 1st image of every identity folder), compared probe by
-probe with the first run as ``facesr compare`` does; the tables go to ``<out>/judge-shrink.md``.
+probe with the first run as ``facesr compare`` does; the tables go to ``<out>/judge-shrink.md``. An SR image that
+cannot be read is named in one line and its probe left without CS and rank; the others are judged, and the exit code
+is then 1.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facesr.errors import FacesrError
+from facesr.errors import FacesrError, InputError
 from facesr.identity.embedders import make_embedder
 from facesr.identity.recognition import cosine_similarity, identify, identity_split
 from facesr.io.images import atomic_write_text, read_image
@@ -49,14 +51,24 @@ def probe_index(hr_root: Path) -> dict[str, tuple[str, Path]]:
     return out
 
 
-def judged_run(run: Path, embedder, gallery, probes, hr_vectors, size: int, out: Path) -> None:
+def judged_run(run: Path, embedder, gallery, probes, hr_vectors, size: int, out: Path) -> int:
+    """Write ``out/per_image.csv`` for one run at one size; returns how many SR images could not be read (each
+    said in one line, its probe left without CS and rank)."""
     rows = read_per_image(run)
     names = [n for n in rows if n in probes]
     if len(names) < len(rows):
         raise FacesrError(f"{run}: {len(rows) - len(names)} probe(s) not in the HR set")
     labels = [probes[n][0] for n in names]
-    images = [shrunk(read_image(run / "sr" / f"{n}.png"), size) for n in names]
-    vectors = embed_each(embedder, images, [f"{run}/sr/{n}.png" for n in names], on_error=print)
+    vectors = np.full((len(names), embedder.dim), np.nan, np.float32)  # an unreadable SR image: no CS, no rank
+    readable, images = [], []
+    for i, n in enumerate(names):
+        try:
+            images.append(shrunk(read_image(run / "sr" / f"{n}.png"), size))
+            readable.append(i)
+        except InputError as exc:
+            print(exc, file=sys.stderr)
+    if readable:
+        vectors[readable] = embed_each(embedder, images, [f"{run}/sr/{names[i]}.png" for i in readable], on_error=print)
     usable = np.isfinite(vectors).all(axis=1)
     cs = np.full(len(names), np.nan)
     for i in np.flatnonzero(usable):
@@ -73,6 +85,7 @@ def judged_run(run: Path, embedder, gallery, probes, hr_vectors, size: int, out:
                          "" if np.isnan(ranks[i]) else int(ranks[i])])
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "per_image.csv", text.getvalue())
+    return len(names) - len(readable)
 
 
 def main() -> int:
@@ -100,11 +113,12 @@ def main() -> int:
         out = Path(args.out)
         parts = [f"# {embedder.name} on shrunk SR chips\n\nCommand: `python benchmarks/judge_shrink.py "
                  f"{' '.join(sys.argv[1:])}`\n"]
+        unreadable = 0
         for size in [0, *args.sizes]:
             folder = out / (str(size) if size else "full")
             for label, run in runs:
                 print(f"judging {label} at {size or 'full'} px", file=sys.stderr)
-                judged_run(run, embedder, gallery, probes, hr_vectors, size, folder / label)
+                unreadable += judged_run(run, embedder, gallery, probes, hr_vectors, size, folder / label)
             result = compare_runs((runs[0][0], folder / runs[0][0]), [(lab, folder / lab) for lab, _ in runs[1:]])
             what = f"chips shrunk to {size} px and enlarged back" if size else "the chips as they are"
             parts.append(f"## {what}\n\n{result['markdown']}")
@@ -113,7 +127,7 @@ def main() -> int:
     except FacesrError as exc:
         print(f"judge_shrink.py: error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return 1 if unreadable else 0
 
 
 if __name__ == "__main__":
