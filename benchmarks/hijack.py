@@ -56,6 +56,8 @@ def main() -> int:
     ap.add_argument("--guidance", type=float, help="FASR: identity guidance weight")
     ap.add_argument("--samples", type=int, help="samples per face (the model's recipe if not given)")
     ap.add_argument("--gate", default=str(REFS_GATE), help=f"FASR, RefSR-VAE reading the reference's identity: the reference gate's cosine, or off (default {REFS_GATE})")
+    ap.add_argument("--without", help="how a model not in the built-in list runs without references: none (its null "
+                    "identity) or a model name or folder (e.g. sisr-vae-x8)")
     ap.add_argument("-o", "--out", default="outputs/hijack")
     ap.add_argument("--results", default="benchmarks/results/hijack-lfw.md")
     args = ap.parse_args()
@@ -71,6 +73,7 @@ def main() -> int:
              f"{f'--guidance {args.guidance} ' if args.guidance is not None else ''}"
              f"{f'--samples {args.samples} ' if args.samples else ''}"
              f"{f'--gate {args.gate} ' if gate != REFS_GATE else ''}"
+             f"{f'--without {args.without} ' if args.without else ''}"
              f"--precision {args.precision}`", "",
              "Hijack rate: the fraction of probes identified as the next identity when that identity's images are the "
              "condition (`ref=other`); without references: the same fraction when the model runs without them. "
@@ -93,10 +96,12 @@ def main() -> int:
                            f"-{view}" if view != "lr" else "", f"-g{args.guidance:g}" if fasr and args.guidance else "",
                            f"-s{args.samples}" if args.samples else "",
                            f"-gate{gate:g}" if checked and gate is not None else ""])
-        out_other = Path(args.out) / name / f"other{setting}"
+        out_other = Path(args.out) / Path(name).name / f"other{setting}"
         run_and_evaluate(model, hr, opts, "cpu", out_other, judge=judges, conditions=conditions, extra=extra,
                          refs_gate=gate if checked else None)
-        plain = MODELS[name]
+        plain = args.without or MODELS.get(name)
+        if plain is None:
+            raise SystemExit(f"hijack.py: {name}: how it runs without references is not known; give --without")
         if plain == "none":
             hr0, cond0, extra0 = protocol_conditions(model, hr, "all", "none")
             base_model, base_opts = model, SamplingOptions.for_model(model, seed=0, precision=args.precision)
@@ -104,7 +109,7 @@ def main() -> int:
             base_model = load_model(plain, "cpu")
             hr0, cond0, extra0 = hr, None, {}
             base_opts = SamplingOptions.for_model(base_model, seed=0, precision=args.precision)
-        out_none = Path(args.out) / name / "without"
+        out_none = Path(args.out) / Path(name).name / "without"
         run_and_evaluate(base_model, hr0, base_opts, "cpu", out_none, judge=judges, conditions=cond0, extra=extra0)
         cells = []
         for i, judge in enumerate(names):

@@ -17,6 +17,7 @@ from PIL import Image
 import facesr
 from facesr.cli import main
 from facesr.io.images import TEMP_PREFIX, read_image
+from facesr.methods.hub import load_model
 
 FAST = ["--model", "msrresnet-x8", "--precision", "fp32"]
 
@@ -112,7 +113,11 @@ def test_other_references_in_the_folder_need_overwrite(tmp_path, capsys):
     refsr = ["--model", "refsr-vae-x8", "--precision", "fp32"]
     assert main(["upscale", str(src), "-o", str(out), *refsr, "--ref", str(ref_a)]) == 0
     assert _manifest(out)["conditions"]["ref"] == str(ref_a.resolve())
-    capsys.readouterr()
+    # the refinement toward the reference's identity is part of the cost line (the bundled config: 10 steps)
+    steps = load_model("refsr-vae-x8", "cpu").cfg.identity_refine.steps
+    assert steps and (f"+ up to {steps} forward and backward pass(es) of the dlib face network toward "
+                      "the reference's identity)") in capsys.readouterr().out
+    assert _manifest(out)["identity_passes_per_face_at_most"] == steps
     assert main(["upscale", str(src), "-o", str(out), *refsr, "--ref", str(ref_a)]) == 0
     assert "0 input(s) to restore, 2 done before" in capsys.readouterr().out
     assert main(["upscale", str(src), "-o", str(out), *refsr, "--ref", str(ref_b)]) == 2

@@ -8,7 +8,8 @@ that module. What a method declares:
 - ``lr_protocol``: how its LR images are made from HR (the only place LR is made);
 - ``super_resolve(lr, conditions, options, generator, init)``: LR plus conditions and options to SR;
 - ``training_loss(batch, generator)``: its loss (``forward`` calls it, so DDP can wrap the model);
-- ``network_evaluations(options)``: what a face costs;
+- ``network_evaluations(options)``: what a face costs; ``identity_passes(options)``: what it adds in passes
+  of a face network (a refinement toward the reference's identity);
 - ``draws``: whether samples with other seeds differ (the report's stability and the uncertainty map need it);
 - ``input_problem(h, w)``: why an LR size cannot be processed.
 
@@ -191,6 +192,11 @@ class SRMethod(nn.Module):
     def network_evaluations(self, options) -> int:
         """Network passes a face costs: one a sample."""
         return getattr(options, "samples", 1)
+
+    def identity_passes(self, options) -> int:
+        """Forward and backward passes of a face network a face costs at most besides ``network_evaluations``
+        (none unless the method refines its output toward an identity)."""
+        return 0
 
     def input_problem(self, h: int, w: int) -> str | None:
         return None

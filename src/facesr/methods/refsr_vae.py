@@ -579,6 +579,10 @@ class RefSRVAE(SRMethod):
         passes = 2 if getattr(options, "guidance", 0) and self.ref_film is not None else 1
         return passes * (len(ENSEMBLE_VIEWS) if self.cfg.self_ensemble else 1) * getattr(options, "samples", 1)
 
+    def identity_passes(self, options) -> int:
+        """The refinement's steps, once a sample (none for a refused reference: hence at most)."""
+        return self.cfg.identity_refine.steps * getattr(options, "samples", 1)
+
     def input_problem(self, h: int, w: int) -> str | None:
         size, scale = self.cfg.hr_size, self.cfg.scale
         if h * scale != size or w * scale != size:

@@ -154,6 +154,8 @@ def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=prin
                 f"({describe_recipe(model, opts)}), {nfe * len(jobs)} in all")
     manifest = {**settings, "options": asdict(opts), "network_evaluations_per_face": nfe, "device": str(device),
                 "outputs": list(kept), "failures": failures, "complete": False}
+    if model.identity_passes(opts):
+        manifest["identity_passes_per_face_at_most"] = model.identity_passes(opts)
     if (refs is not None or ref is not None) and gated(model):
         manifest["refs_gate"] = {"threshold": refs_gate, "scores": {}, "not_used": []}
     t0 = time.time()
@@ -207,6 +209,11 @@ def describe_recipe(model, opts) -> str:
         parts.append("x 2 (guidance)")
     if opts.strength < 1:
         parts.append(f"strength {opts.strength}" + (f" from {opts.init}" if opts.init else ""))
+    refine = model.identity_passes(opts)
+    if refine:
+        network = "/".join(model.identity_networks)
+        parts.append(f"+ up to {refine} forward and backward pass(es) of the {network} face network toward the "
+                     "reference's identity")
     return " ".join(parts)
 
 
