@@ -7,7 +7,8 @@ idle machine, since two threads stall whenever another process holds a core.
 Regression models: one forward pass per face. Diffusion models: the time of one network evaluation
 per face, and the faces per second of the model's recommended recipe (network evaluations of the recipe
 times that time, plus the warm-start model's pass when the recipe names one). The default model's recipe is also
-timed end to end, as `facesr upscale` runs it: 16 faces, all their samples in one batch, through the engine.
+timed end to end, as `facesr upscale` runs it: 16 faces, all their samples in one batch, through the engine; so is
+every diffusion model whose recipe takes at most 8 evaluations (issue 21's few-step target; ``--recipes`` names others).
 Each timing is appended to `--state` (default: the output's name + `.partial.jsonl`) as soon as it is measured; a
 killed run started again with the same settings keeps the timings it has (`--overwrite`: afresh); the state is
 deleted once the table is written, so a finished run's successor measures everything again.
@@ -75,7 +76,13 @@ def recipe_seconds(model, faces: int, precision: str, repeats: int) -> float:
     opts = dataclasses.replace(opts, batch_size=faces * opts.samples)
     lrs = [torch.rand(3 * model.needs.frames, model.lr_size, model.lr_size) for _ in range(faces)]
     keys = [f"face{i}" for i in range(faces)]
-    return median_time(lambda: super_resolve_tensors(model, lrs, keys, opts, "cpu"), repeats) / faces
+    conditions = None
+    if model.needs.vector_dim or model.needs.reference:  # as forward_seconds: random stand-ins, one per face
+        c = random_conditions(model, faces, model.hr_size)
+        conditions = [Conditions(None if c.vector is None else c.vector[i], None if c.ref is None else c.ref[i])
+                      for i in range(faces)]
+    return median_time(lambda: super_resolve_tensors(model, lrs, keys, opts, "cpu", conditions=conditions),
+                       repeats) / faces
 
 
 def timed(state, key: tuple, measure) -> float:
@@ -116,6 +123,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="sampling steps per timed diffusion run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-train", action="store_true", help="skip the training step timings")
+    parser.add_argument("--recipes", nargs="*", help="models whose recipe is timed end to end (default: the default "
+                        "model and every diffusion model with at most 8 evaluations a face)")
     parser.add_argument("--out", default=str(Path(__file__).with_name("SPEED.md")))
     parser.add_argument("--state", help="timings kept across runs (default: OUT.partial.jsonl)")
     parser.add_argument("--overwrite", action="store_true", help="forget kept timings and measure every one again")
@@ -130,14 +139,18 @@ def main() -> None:
         state = ResultLog(state_path, settings, args.overwrite)
     except UnicodeDecodeError:
         parser.error(f"--state {state_path}: not a state file of this script (not text)")
+    ends = args.recipes if args.recipes is not None else [
+        name for name, m in models.items()
+        if name == DEFAULT_MODEL or (m.uses_sampler and m.network_evaluations(SamplingOptions.for_model(m)) <= 8)]
+    ends = {name: models.get(name) or load_model(name) for name in ends}
     infer, train, recipe = [], [], []
     for threads in args.threads:
         torch.set_num_threads(threads)
-        if DEFAULT_MODEL in models:
+        for name, model in ends.items():
             for precision in ("bf16", "fp32"):
-                t = timed(state, ("recipe", threads, DEFAULT_MODEL, precision),
-                          lambda: recipe_seconds(models[DEFAULT_MODEL], 16, precision, args.repeats))
-                recipe.append((threads, precision, t))
+                t = timed(state, ("recipe", threads, name, precision),
+                          lambda: recipe_seconds(model, 16, precision, args.repeats))
+                recipe.append((threads, name, precision, t))
         for name, model in models.items():
             opts = SamplingOptions.for_model(model)
             nfe = model.network_evaluations(opts)
@@ -179,13 +192,16 @@ def main() -> None:
     for threads, name, method, prec, batch, t, nfe, fps in infer:
         lines.append(f"| {threads} | {name} | {method} | {prec} | {batch} | {t:.4f} | {nfe} | {fps:.2f} |")
     if recipe:
-        opts = SamplingOptions.for_model(models[DEFAULT_MODEL])
-        lines += ["", f"### The default model's recipe end to end ({DEFAULT_MODEL})", "",
-                  f"{opts.samples} samples x {opts.steps} step(s) a face ({models[DEFAULT_MODEL].network_evaluations(opts)} "
-                  "evaluations), 16 faces with all their samples in one batch, through the engine as `facesr upscale` "
-                  "runs it (the per-evaluation table above times separate steps; the samples of one face share its "
-                  "base network pass here).", "", "| threads | precision | faces | s / face | faces / s |", "|---|---|---|---|---|"]
-        lines += [f"| {threads} | {prec} | 16 | {t:.3f} | {1 / t:.2f} |" for threads, prec, t in recipe]
+        lines += ["", f"### Recipes end to end (the default model, {DEFAULT_MODEL}, and the few-step ones)", "",
+                  "16 faces with all their samples in one batch, through the engine as `facesr upscale` runs it (the "
+                  "per-evaluation table above times separate steps; here the samples of one face share what they can, "
+                  "e.g. a base network's pass).", "",
+                  "| threads | model | recipe | evaluations per face | precision | faces | s / face | faces / s |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for threads, name, prec, t in recipe:
+            opts = SamplingOptions.for_model(ends[name])
+            lines.append(f"| {threads} | {name} | {opts.samples} x {opts.steps} step(s) | "
+                         f"{ends[name].network_evaluations(opts)} | {prec} | 16 | {t:.3f} | {1 / t:.2f} |")
     if train:
         lines += ["", "## Training (bf16 autocast)", "", "| threads | model | batch | patch | s / step | steps / hour |",
                   "|---|---|---|---|---|---|"]
