@@ -133,8 +133,6 @@ class RefSRVAEConfig:
             raise FacesrError(f"fusion must be 'sum' or 'gated', got {self.fusion!r}")
         if self.ref_identity and self.variant != "refsr":
             raise FacesrError("ref_identity needs variant 'refsr' (SISR has no reference)")
-        if isinstance(self.identity_refine, dict):
-            self.identity_refine = IdentityRefine(**self.identity_refine)
         if self.identity_refine.steps and self.variant != "refsr":
             raise FacesrError("identity_refine needs variant 'refsr' (SISR has no reference)")
         if self.identity_from not in ("ref", "hr"):

@@ -154,8 +154,9 @@ def upscale_files(model, paths: list[Path], out_dir, opts, device, on_error=prin
                 f"({describe_recipe(model, opts)}), {nfe * len(jobs)} in all")
     manifest = {**settings, "options": asdict(opts), "network_evaluations_per_face": nfe, "device": str(device),
                 "outputs": list(kept), "failures": failures, "complete": False}
-    if model.identity_passes(opts):
-        manifest["identity_passes_per_face_at_most"] = model.identity_passes(opts)
+    refine = model.identity_passes(opts)
+    if refine:
+        manifest["identity_passes_per_face_at_most"] = refine
     if (refs is not None or ref is not None) and gated(model):
         manifest["refs_gate"] = {"threshold": refs_gate, "scores": {}, "not_used": []}
     t0 = time.time()
