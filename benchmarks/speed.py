@@ -151,6 +151,7 @@ def main() -> None:
                 t = timed(state, ("recipe", threads, name, precision),
                           lambda: recipe_seconds(model, 16, precision, args.repeats))
                 recipe.append((threads, name, precision, t))
+            print(f"{threads} thread(s): {name} recipe timed end to end", file=sys.stderr)  # progress
         for name, model in models.items():
             opts = SamplingOptions.for_model(model)
             nfe = model.network_evaluations(opts)
