@@ -54,6 +54,7 @@ def main() -> int:
     ap.add_argument("--embedder", help="FASR models: embed the references with this network (e.g. dlib-lq)")
     ap.add_argument("--view", choices=["lr", "hr"], default="lr", help="FASR: the aux images' LR faces or the photos")
     ap.add_argument("--guidance", type=float, help="FASR: identity guidance weight")
+    ap.add_argument("--identity-scale", type=float, help="FASR: the references' vector enters scaled by this")
     ap.add_argument("--samples", type=int, help="samples per face (the model's recipe if not given)")
     ap.add_argument("--gate", default=str(REFS_GATE), help=f"FASR, RefSR-VAE reading the reference's identity: the reference gate's cosine, or off (default {REFS_GATE})")
     ap.add_argument("--without", help="how a model not in the built-in list runs without references: none (its null "
@@ -71,6 +72,7 @@ def main() -> int:
              f"{f'--embedder {args.embedder} ' if args.embedder else ''}"
              f"{f'--view {args.view} ' if args.view != 'lr' else ''}"
              f"{f'--guidance {args.guidance} ' if args.guidance is not None else ''}"
+             f"{f'--identity-scale {args.identity_scale:g} ' if args.identity_scale is not None else ''}"
              f"{f'--samples {args.samples} ' if args.samples else ''}"
              f"{f'--gate {args.gate} ' if gate != REFS_GATE else ''}"
              f"{f'--without {args.without} ' if args.without else ''}"
@@ -88,12 +90,14 @@ def main() -> int:
         fasr = bool(model.needs.vector_dim)
         checked = gated(model)  # its references pull toward an identity: they pass the gate
         opts = SamplingOptions.for_model(model, seed=0, precision=args.precision, samples=args.samples,
-                                         guidance=args.guidance if fasr else None)
+                                         guidance=args.guidance if fasr else None,
+                                         identity_scale=args.identity_scale if fasr else None)
         embedder = args.embedder if fasr else None
         view = args.view if fasr else "lr"
         hr, conditions, extra = protocol_conditions(model, probes, "all", "other", view=view, embedder=embedder)
         setting = "".join([f"-{embedder.replace(':', '_').replace('/', '_')}" if embedder else "",
                            f"-{view}" if view != "lr" else "", f"-g{args.guidance:g}" if fasr and args.guidance else "",
+                           f"-is{args.identity_scale:g}" if fasr and args.identity_scale is not None else "",
                            f"-s{args.samples}" if args.samples else "",
                            f"-gate{gate:g}" if checked and gate is not None else ""])
         out_other = Path(args.out) / Path(name).name / f"other{setting}"
@@ -122,6 +126,7 @@ def main() -> int:
         label = ", ".join([name] + ([f"references by {embedder}"] if embedder else [])
                           + (["the aux photos (HR view)"] if view == "hr" else [])
                           + ([f"guidance w = {args.guidance:g}, {opts.samples} samples"] if fasr and args.guidance else [])
+                          + ([f"identity scale {args.identity_scale:g}"] if fasr and args.identity_scale is not None else [])
                           + ([f"reference gate {gate:g}" if gate is not None else "no reference gate"] if checked else []))
         lines.append(f"| {label} | {len(hr)} | " + " | ".join(cells) + " |")
         print(lines[-1], file=sys.stderr)

@@ -148,7 +148,7 @@ def main() -> None:
         torch.set_num_threads(threads)
         for name, model in ends.items():
             for precision in ("bf16", "fp32"):
-                t = timed(state, ("recipe", threads, name, precision),
+                t = timed(state, ("recipe", threads, name, precision, repr(sorted(model.sampling.items()))),
                           lambda: recipe_seconds(model, 16, precision, args.repeats))
                 recipe.append((threads, name, precision, t))
             print(f"{threads} thread(s): {name} recipe timed end to end", file=sys.stderr)  # progress
@@ -201,7 +201,8 @@ def main() -> None:
                   "|---|---|---|---|---|---|---|---|"]
         for threads, name, prec, t in recipe:
             opts = SamplingOptions.for_model(ends[name])
-            lines.append(f"| {threads} | {name} | {opts.samples} x {opts.steps} step(s) | "
+            mirrored = ", every second mirrored" if opts.flip else ""
+            lines.append(f"| {threads} | {name} | {opts.samples} x {opts.steps} step(s){mirrored} | "
                          f"{ends[name].network_evaluations(opts)} | {prec} | 16 | {t:.3f} | {1 / t:.2f} |")
     if train:
         lines += ["", "## Training (bf16 autocast)", "", "| threads | model | batch | patch | s / step | steps / hour |",

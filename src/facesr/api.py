@@ -71,8 +71,8 @@ def _prepare(images, model, device, options: dict):
     return model, tensors, keys, SamplingOptions.for_model(model, **options), dev
 
 
-def upscale(images, model=DEFAULT_MODEL, *, refs=None, refs_embedder=None, refs_gate=REFS_GATE, ref=None, init=None, guidance=None, sampler=None, steps=None,
-            strength=None, samples=None, eta=None, project=None, flip=None, seed=0, batch_size=16, precision="bf16", device="auto",
+def upscale(images, model=DEFAULT_MODEL, *, refs=None, refs_embedder=None, refs_gate=REFS_GATE, ref=None, init=None, guidance=None, identity_scale=None,
+            sampler=None, steps=None, strength=None, samples=None, eta=None, project=None, flip=None, seed=0, batch_size=16, precision="bf16", device="auto",
             check_outputs=True, **sde_options) -> list[np.ndarray]:
     """Super-resolve face chips (paths or uint8 RGB (h, w, 3) arrays); returns uint8 RGB arrays in order.
 
@@ -85,6 +85,7 @@ def upscale(images, model=DEFAULT_MODEL, *, refs=None, refs_embedder=None, refs_
     in place of its neighbours (see ``upscale_frames`` for clips); both warn so. Sampling options left as
     None take the model's recommended recipe; ``strength`` < 1 warm-starts from noised bicubic (or from the
     regression model ``init``), ``samples`` > 1 averages that many samples, ``guidance`` w guides FASR towards the identity,
+    ``identity_scale`` s < 1 weakens its pull (the vector enters as s v; 0 is the null identity),
     ``project`` N > 0 makes each sample consistent with its LR by N rounds of back-projection, ``flip`` runs every
     second sample on the mirrored face (a self-ensemble within the samples' cost).
     ``sde_options``: predictor, corrector, snr, corrector_steps, probability_flow, ode_method.
@@ -100,7 +101,7 @@ def upscale(images, model=DEFAULT_MODEL, *, refs=None, refs_embedder=None, refs_
     refs_gate = parse_threshold(refs_gate)
     images = images if isinstance(images, (str, Path, np.ndarray)) else list(images)  # a generator, once
     options = dict(sampler=sampler, steps=steps, eta=eta, strength=strength, samples=samples, init=init,
-                   guidance=guidance, project=project, flip=flip, seed=seed, batch_size=batch_size, precision=precision,
+                   guidance=guidance, identity_scale=identity_scale, project=project, flip=flip, seed=seed, batch_size=batch_size, precision=precision,
                    **sde_options)
     model, lrs, keys, opts, dev = _prepare(images, model, device, options)
     _warn(baseline_note(model, refs, stills=True))

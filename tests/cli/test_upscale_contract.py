@@ -187,6 +187,8 @@ def test_noise_from_too_few_steps_is_reported_not_written(tmp_path, capsys):
     (["--sampler", "heun", "--eta", "0.5"], "eta is an option of the ddim sampler, not of heun"),
     (["--init", "msrresnet-x8", "--strength", "1"], "init msrresnet-x8 warm-starts only with strength < 1"),
     (["--guidance", "1"], "guidance is for FASR models and RefSR-VAE with ref_identity"),
+    (["--identity-scale", "0.5"], "identity_scale weighs a FASR model's identity vector; sr3-x8 takes none"),
+    (["--identity-scale", "-1"], "identity_scale must be 0 or more"),
 ])
 def test_bad_options_are_refused_before_any_work(flags, problem, tmp_path, capsys):
     src = tmp_path / "in"

@@ -93,6 +93,9 @@ def add_recipe_options(p: argparse.ArgumentParser, default_note: str) -> None:
                    help=f"with --strength < 1: warm start from this regression model's output (e.g. msrresnet-x8) instead of bicubic {default_note}")
     p.add_argument("--guidance", type=float,
                    help=f"FASR: identity guidance weight w, D(v) + w (D(v) - D(0)); doubles the evaluations {default_note}")
+    p.add_argument("--identity-scale", type=float, metavar="S",
+                   help=f"FASR: the references' identity vector enters as S v (1: as made, 0: the null identity); below 1 "
+                        f"a wrong person's references pull less, and so do the right person's {default_note}")
     p.add_argument("--identity-gradient", type=float, metavar="W",
                    help=f"FASR on dlib vectors: guide toward the identity vector through dlib's differentiable network, "
                         f"D + W sigma g / rms(g), g = grad cos {default_note}")

@@ -25,6 +25,9 @@ class SamplingOptions:
     init: str | None = None  # regression model (name or folder) whose output is the warm start; None: bicubic
     # FASR, RefSR-VAE with ref_identity: classifier-free guidance weight on the identity (2 x evaluations)
     guidance: float = 0.0
+    # FASR: the references' identity vector enters multiplied by this (1: as made; 0: the null identity; between,
+    # a weaker pull toward whoever the references show, the right person or a wrong one)
+    identity_scale: float = 1.0
     # FASR with dlib vectors: gradient guidance toward the identity vector through the differentiable dlib
     # ResNet: D + w sigma g / rms(g), g = grad cos(dlib(D), v); one backward pass of that network a step
     identity_gradient: float = 0.0
@@ -61,7 +64,7 @@ class SamplingOptions:
             raise FacesrError(f"eta must be in [0, 1] (0: deterministic DDIM, 1: ancestral), got {self.eta}")
         if self.snr < 0 or self.corrector_steps < 0:
             raise FacesrError(f"snr and corrector_steps must be 0 or more, got {self.snr} and {self.corrector_steps}")
-        for key in ("guidance", "identity_gradient", "project"):
+        for key in ("guidance", "identity_gradient", "project", "identity_scale"):
             if getattr(self, key) < 0:
                 raise FacesrError(f"{key} must be 0 or more, got {getattr(self, key)}")
         if self.flip and self.samples < 2:

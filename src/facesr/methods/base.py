@@ -227,6 +227,8 @@ class SRMethod(nn.Module):
         if getattr(options, "guidance", 0) and not self.identity_space:
             raise FacesrError(f"guidance is for FASR models and RefSR-VAE with ref_identity (an identity to guide by); "
                               f"{self.name} has none")
+        if getattr(options, "identity_scale", 1) != 1 and not self.needs.vector_dim:
+            raise FacesrError(f"identity_scale weighs a FASR model's identity vector; {self.name} takes none")
         if getattr(options, "project", 0) and not self.lr_protocol.deterministic:
             raise FacesrError(f"project makes the output consistent with a known LR operator; {self.name}'s LR is blind "
                               f"({self.lr_protocol.degradation})")

@@ -83,12 +83,15 @@ class DiffusionSR(SRMethod):
         classifier-free guidance on the identity vector, D(v) + w (D(v) - D(0)), two network
         evaluations per step; the zero vector is the null identity a model sees in training with
         ``data.vector_dropout``. ``identity_gradient`` w > 0 (FASR on dlib vectors): gradient guidance
-        toward the vector through the differentiable dlib ResNet (``identity_objective``).
+        toward the vector through the differentiable dlib ResNet (``identity_objective``). ``identity_scale`` s
+        (FASR): the network sees s v, between the null identity (0) and the references' vector (1).
         """
         problem = self.input_problem(lr.shape[-2], lr.shape[-1])
         if problem:
             raise FacesrError(problem)
         vector = conditions.vector if conditions is not None else None
+        if vector is not None and options.identity_scale != 1:
+            vector = vector * options.identity_scale
         up = self.condition_image(lr)
         frame = self.target_frame(up)
         estimate = self.encode(frame if init is None else init.to(up), up) if options.strength < 1 else None

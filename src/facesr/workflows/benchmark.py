@@ -220,6 +220,8 @@ def table_rows(results) -> list[dict]:
             aux = "none (zero vector)"
         if m.recipe.get("guidance"):
             aux += f", guidance w = {m.recipe['guidance']:g}"
+        if m.recipe.get("identity_scale", 1) != 1:
+            aux += f", identity scale {m.recipe['identity_scale']:g}"
         if m.recipe.get("identity_gradient"):
             aux += f", dlib gradient w = {m.recipe['identity_gradient']:g}"
         rows.append({"method": m.label, "model": m.model, "aux": aux,

@@ -295,6 +295,7 @@ def run_summary(model, opts, device, rows: list[dict], seconds: float, scoring: 
         "strength": opts.strength,
         "init": opts.init if opts.strength < 1 else None,
         "guidance": opts.guidance,
+        "identity_scale": opts.identity_scale,
         "seed": opts.seed,
         "precision": opts.precision,
         "batch_size": opts.batch_size,

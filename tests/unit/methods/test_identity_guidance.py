@@ -34,10 +34,10 @@ def fasr_tiny(vector_weights: bool):
     return model
 
 
-def sample(model, vector, guidance):
+def sample(model, vector, guidance, identity_scale=1.0):
     lr = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     gens = [torch.Generator().manual_seed(k) for k in range(2)]
-    opts = SamplingOptions(sampler="ddim", steps=1, guidance=guidance, precision="fp32")
+    opts = SamplingOptions(sampler="ddim", steps=1, guidance=guidance, identity_scale=identity_scale, precision="fp32")
     return model.super_resolve(lr, Conditions(vector=vector), opts, gens)
 
 
@@ -54,6 +54,27 @@ def test_one_step_sample_is_guided_by_the_vector_against_the_zero_vector():
     assert inside.float().mean() > 0.3 and (with_v - with_zero).abs().max() > 1e-3
     assert torch.allclose(got[inside], want[inside], atol=1e-4)
     assert torch.equal(sample(model, v, 0.0), with_v)
+
+
+def test_identity_scale_feeds_the_network_the_scaled_vector_from_the_null_identity_to_the_references():
+    model = fasr_tiny(vector_weights=True)
+    v = torch.randn(2, 8, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(sample(model, v, 0.0, identity_scale=0.0), sample(model, torch.zeros_like(v), 0.0))
+    for s in (0.5, 0.75):
+        assert torch.equal(sample(model, v, 0.0, identity_scale=s), sample(model, s * v, 0.0))
+        assert torch.equal(sample(model, v, 1.0, identity_scale=s), sample(model, s * v, 1.0))  # guided from s v
+    assert (sample(model, v, 0.0, identity_scale=0.5) - sample(model, v, 0.0)).abs().max() > 1e-3
+
+
+def test_identity_scale_is_refused_for_models_without_an_identity_vector_and_below_zero():
+    torch.manual_seed(0)
+    plain = ScoreSR(ScoreSRConfig(unet=UNetConfig(block_out_channels=(32, 32), attention_levels=(), time_embedding="fourier"),
+                                  hr_size=32))
+    with pytest.raises(FacesrError, match="identity_scale weighs a FASR model's identity vector"):
+        SamplingOptions.for_model(plain, identity_scale=0.5)
+    assert SamplingOptions.for_model(plain, identity_scale=1.0).identity_scale == 1
+    with pytest.raises(FacesrError, match="identity_scale must be 0 or more"):
+        SamplingOptions.for_model(fasr_tiny(False), identity_scale=-0.5)
 
 
 def test_guidance_does_nothing_when_the_model_ignores_the_vector():
