@@ -214,6 +214,13 @@ def test_the_cost_is_printed_before_the_work(tmp_path, capsys):
     cost = capsys.readouterr().out.splitlines()[0]
     assert cost == ("2 input(s) to restore; 2 network evaluation(s) per face "
                     "(one forward pass x 2 samples, every second mirrored), 4 in all")
+    ref = next((Path(facesr.__file__).parent / "samples" / "faces").glob("*.png"))
+    assert main(["upscale", str(src), "-o", str(tmp_path / "fasr"), "--model", "fasr-x8", "--refs", str(ref),
+                 "--identity-scale", "0.5", "--steps", "1", "--samples", "1", "--strength", "0.5",
+                 "--precision", "fp32"]) == 0
+    cost = capsys.readouterr().out.splitlines()[1]
+    assert cost == ("2 input(s) to restore; 1 network evaluation(s) per face "
+                    "(ddim x 1 steps identity scale 0.5 strength 0.5), 2 in all")
 
 
 def test_an_output_path_that_is_a_file_is_one_line(tmp_path, capsys):

@@ -209,7 +209,7 @@ def describe_recipe(model, opts) -> str:
     if opts.guidance:
         parts.append("x 2 (guidance)")
     if opts.identity_scale != 1 and model.needs.vector_dim:
-        parts.append(f"identity vector x {opts.identity_scale:g}")
+        parts.append(f"identity scale {opts.identity_scale:g}")
     if opts.strength < 1:
         parts.append(f"strength {opts.strength}" + (f" from {opts.init}" if opts.init else ""))
     refine = model.identity_passes(opts)
