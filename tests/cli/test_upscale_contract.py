@@ -343,7 +343,9 @@ def test_the_demo_writes_its_manifest(tmp_path):
 
 def _kill_when(cmd, ready, env=None):
     """Start ``cmd``, SIGKILL it once ``ready()`` holds; fails if it ends first."""
-    env = {**os.environ, "FACESR_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", **(env or {})}
+    # the same thread count as this process: a different one rounds some float sums differently
+    env = {**os.environ, "FACESR_NUM_THREADS": os.environ.get("FACESR_NUM_THREADS", "1"), "OMP_WAIT_POLICY": "PASSIVE",
+           **(env or {})}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
