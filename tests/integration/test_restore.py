@@ -168,7 +168,8 @@ def test_a_killed_restore_resumes_and_ends_as_an_uninterrupted_one(tmp_path):
         Image.fromarray(np.roll(lr, i, axis=1)).save(src / f"p{i:02d}.png")
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert main(["restore", str(src), "-o", str(whole)]) == 0
-    env = {**os.environ, "FACESR_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    # the same thread count as this process's run above: a different one rounds some float sums differently
+    env = {**os.environ, "FACESR_NUM_THREADS": os.environ.get("FACESR_NUM_THREADS", "1"), "OMP_WAIT_POLICY": "PASSIVE"}
     cmd = [sys.executable, "-m", "facesr.cli", "restore", str(src), "-o", str(killed)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
