@@ -208,7 +208,7 @@ def describe_recipe(model, opts) -> str:
         parts.append(f"x {opts.samples} samples" + (", every second mirrored" if opts.flip else ""))
     if opts.guidance:
         parts.append("x 2 (guidance)")
-    if opts.identity_scale != 1 and model.needs.vector_dim:
+    if opts.identity_scale != 1:  # check_options admits it only for models with an identity vector
         parts.append(f"identity scale {opts.identity_scale:g}")
     if opts.strength < 1:
         parts.append(f"strength {opts.strength}" + (f" from {opts.init}" if opts.init else ""))
