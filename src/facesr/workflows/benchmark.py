@@ -119,7 +119,7 @@ def run_benchmark(hr_root, methods: list[Method], out, judges, device, limit: in
     ``overwrite`` redoes them.
     """
     from facesr.io.images import check_output_folder
-    from facesr.engine.conditions import protocol_conditions
+    from facesr.engine.conditions import baseline_note, protocol_conditions
     from facesr.engine.options import SamplingOptions
     from facesr.engine.refs_gate import gated
     from facesr.identity.recognition import identity_split
@@ -157,6 +157,9 @@ def run_benchmark(hr_root, methods: list[Method], out, judges, device, limit: in
                                                     view=m.view or "lr", embedder=m.embedder)
         gate = method_gate(m, model)
         log(f"{m.label}: {m.model} on {len(hr)} probes")
+        note = baseline_note(model, conditions, stills=True)
+        if note:
+            log(note)
         res = run_and_evaluate(model, hr, opts, device, out / m.label, on_error=on_error, judge=who, overwrite=overwrite,
                                conditions=conditions, extra=extra, refs_gate=gate)
         results.append((m, res["summary"]))

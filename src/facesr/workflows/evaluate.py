@@ -357,6 +357,7 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
     ``judge``: one Judge or several (issue 19: every identity figure by two networks). The first is the
     summary's "identity" and the rows' unprefixed columns; every judge's report is in the summary's
     "judges" under its network's name, and the second judge onwards add row columns "<name>:cs", ..."""
+    from facesr.engine.conditions import still_stack
     from facesr.engine.refs_gate import gate_conditions
     from facesr.engine.run import super_resolve_tensors
 
@@ -397,7 +398,7 @@ def run_and_evaluate(model, hr_paths: list[Path], opts, device, out_dir, y=False
         todo = [(item, name) for item, name in part if name not in finished]
         t0 = time.time()
         conds = [conditions[p] for (p, _, _), _ in todo] if conditions is not None else None
-        lrs = [to_tensor(lr) for (_, _, lr), _ in todo]
+        lrs = [still_stack(model, to_tensor(lr)) for (_, _, lr), _ in todo]  # MF-SR3: the still in every frame
         gated = {}
         if refs_gate is not None and conds is not None and todo:
             conds, verdicts = gate_conditions(model, lrs, conds, refs_gate)

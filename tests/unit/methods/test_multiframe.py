@@ -136,3 +136,33 @@ def test_spread_frame_init_starts_from_the_single_frame_model_on_the_frames_mean
                                    atol=1e-5, rtol=1e-4)
     with pytest.raises(FacesrError, match="frame_init"):
         type(cfg)(**{**cfg.__dict__, "frame_init": "zeros"})
+
+
+def test_benchmark_runs_a_multi_frame_model_on_stills_as_its_baseline_without_neighbours(tmp_path, sample_faces, capsys):
+    """Each still probe stands in for its neighbour frames, as in `facesr upscale` of a still: the same pixels."""
+    import shutil
+
+    from facesr.diffusion.schedules import DDPMConfig
+    from facesr.methods.sr3 import SR3, SR3Config
+    from facesr.nets.unet import UNetConfig
+
+    torch.manual_seed(0)
+    SR3(SR3Config(unet=UNetConfig(block_out_channels=(32, 32), attention_levels=(), norm_num_groups=8, cond_images=3),
+                  diffusion=DDPMConfig(timesteps=50))).save_pretrained(tmp_path / "mf")
+    root = tmp_path / "ids"
+    for face in sorted(sample_faces.glob("*.png"))[:2]:
+        for k in range(2):
+            (root / face.stem).mkdir(parents=True, exist_ok=True)
+            shutil.copy(face, root / face.stem / f"{k}.png")
+    out = tmp_path / "bench"
+    assert main(["benchmark", "--hr", str(root), "-o", str(out), "--method", f"mf={tmp_path / 'mf'},steps=1,samples=1",
+                 "--identity", "dlib"]) == 0
+    assert "each image stands in for its 2 neighbour frames" in capsys.readouterr().out
+    lr = sorted((out / "mf" / "lr").glob("*.png"))[0]
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(lr, alone / "1.png")  # the probe's own file name, which seeds its noise in both commands
+    assert main(["upscale", str(alone), "-o", str(tmp_path / "up"), "--model", str(tmp_path / "mf"), "--steps", "1",
+                 "--samples", "1"]) == 0
+    bench = np.asarray(Image.open(out / "mf" / "sr" / lr.name)).astype(int)
+    assert np.abs(bench - np.asarray(Image.open(tmp_path / "up" / "1.png"))).max() <= 1  # batch of 2 against 1
