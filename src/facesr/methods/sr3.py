@@ -14,6 +14,10 @@ network's output instead of bicubic: the condition, the warm start and the frame
 model then diffuses only what the regression output misses, so its posterior mean starts at the
 regression's and its samples add detail around it. ``base_from`` names the regression model whose
 weights fill ``base`` when training starts; after that they travel in the model's own weights.
+
+With ``distill_from`` the training loss is a sampler's, not the data's: one DDIM step of this model from a warm start
+is pulled toward the teacher's ``distill_steps``-step draw from the same noisy start (a few-step recipe then averages
+samples that look like multi-step draws).
 """
 
 from __future__ import annotations
@@ -55,6 +59,11 @@ class SR3Config:
     # init_from a single-frame model into k frames: "middle" (its condition weights on the middle frame, the
     # others at 0: exactly that model at step 0) or "spread" (1/k of them on every frame: it starts by averaging)
     frame_init: str = "middle"
+    # sampler distillation: the model (name or folder; same network, base and target) whose ``distill_steps``-step DDIM
+    # draw from ``distill_strength`` this one learns to make in one step from the same noisy start (set init_from to it)
+    distill_from: str | None = None
+    distill_steps: int = 8
+    distill_strength: float = 0.5
 
     def __post_init__(self):
         if self.base is not None and self.unet.cond_images != 1:
@@ -71,6 +80,12 @@ class SR3Config:
             raise FacesrError(f"frame_init must be 'middle' or 'spread', got {self.frame_init!r}")
         if not (isinstance(self.identity_weight, (int, float)) and 0 <= self.identity_weight < float("inf")):
             raise ConfigValueError("identity_weight", f"must be a number >= 0, got {self.identity_weight!r}")
+        if isinstance(self.distill_steps, bool) or not isinstance(self.distill_steps, int) or self.distill_steps < 1:
+            raise ConfigValueError("distill_steps", f"must be an integer >= 1, got {self.distill_steps!r}")
+        if not (isinstance(self.distill_strength, (int, float)) and 0 < self.distill_strength < 1):
+            raise ConfigValueError("distill_strength", f"must be in (0, 1) (a warm start), got {self.distill_strength!r}")
+        if self.distill_from is not None and self.identity_weight > 0:
+            raise FacesrError("distill_from and identity_weight: the distillation loss is the teacher's draw alone")
         make_operator(self.operator, self.scale)
 
 
@@ -141,7 +156,38 @@ class SR3(DiffusionSR):
     def training_loss(self, batch: dict, generator=None):
         """The loss of a batch {"hr", "up", ...} (``forward`` calls it, so DDP synchronises gradients)."""
         up = batch["up"] if self.base is None else self.condition_image(batch["lr"])
+        if self.cfg.distill_from is not None:
+            return self.distill_loss(up, generator, batch.get("vector"))
         return self.loss(batch["hr"], up, generator, batch.get("vector"))
+
+    def teacher(self, device) -> "SR3":
+        """``distill_from``, frozen, loaded once and kept outside this module (not trained, not saved)."""
+        cached = self.__dict__.get("_teacher")
+        if cached is None:
+            from facesr.methods.hub import load_model
+
+            cached = load_model(self.cfg.distill_from, flag="distill_from")
+            same = ("method", "unet", "base", "target", "residual_scale", "diffusion", "scale")
+            mine, theirs = {"method": "sr3", **vars(self.cfg)}, {"method": cached.method, **vars(cached.cfg)}
+            differ = [k for k in same if mine.get(k) != theirs.get(k)]
+            if differ:
+                raise FacesrError(f"distill_from {self.cfg.distill_from}: not this model's kind of SR3 "
+                                  f"(differs in {', '.join(differ)})")
+            cached.eval().requires_grad_(False)
+            self.__dict__["_teacher"] = cached
+        return cached.to(device)
+
+    def distill_loss(self, up, generator=None, vector=None):
+        """L1 in x0 between this model's one step and the teacher's ``distill_steps``-step DDIM draw, both from
+        the same start: the warm-start estimate noised to ``distill_strength`` of the schedule."""
+        from facesr.diffusion.noise import randn_like
+        from facesr.diffusion.samplers import sample_ddim
+
+        estimate = self.encode(self.target_frame(up), up)
+        sigmas = self.sigma_grid(self.cfg.distill_steps, self.cfg.distill_strength)
+        x = estimate + float(sigmas[0]) * randn_like(estimate, generator)
+        target = sample_ddim(self.teacher(up.device).denoiser(up, vector), x, sigmas)  # no_grad inside
+        return (self.denoiser(up, vector)(x, sigmas[:1]) - target).abs().mean()
 
     def loss(self, hr, up, generator=None, vector=None):
         """SR3 epsilon loss with continuous noise levels sqrt(gamma) ~ U(sqrt_ab_t, sqrt_ab_{t-1}); with

@@ -1,0 +1,93 @@
+"""Sampler distillation (``distill_from``): the loss is this model's one DDIM step against the teacher's
+``distill_steps``-step draw from the same noisy start, checked against the engine's own sampler."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from facesr.config import ConfigValueError
+from facesr.diffusion.sampling import sample
+from facesr.diffusion.schedules import DDPMConfig
+from facesr.engine.options import SamplingOptions
+from facesr.errors import FacesrError
+from facesr.methods.sr3 import SR3, SR3Config
+from facesr.nets.unet import UNetConfig
+
+UNET = UNetConfig(block_out_channels=(32, 32), attention_levels=())
+
+
+def student_of(teacher_folder, steps: int, **changes) -> SR3:
+    cfg = SR3Config(unet=UNET, diffusion=DDPMConfig(timesteps=50), scale=4, hr_size=16,
+                    distill_from=str(teacher_folder), distill_steps=steps, **changes)
+    return SR3(cfg)
+
+
+@pytest.fixture
+def teacher(tmp_path):
+    torch.manual_seed(0)
+    model = SR3(SR3Config(unet=UNET, diffusion=DDPMConfig(timesteps=50), scale=4, hr_size=16))
+    model.save_pretrained(tmp_path / "teacher")
+    return model, tmp_path / "teacher"
+
+
+def lr_batch():
+    return torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("steps", [1, 4])
+def test_a_student_equal_to_its_teacher_scores_the_engines_one_step_against_its_multi_step_draw(teacher, steps):
+    model, folder = teacher
+    student = student_of(folder, steps)
+    student.load_state_dict(model.state_dict())
+    lr = lr_batch()
+    up = student.condition_image(lr)
+    loss = student.distill_loss(up, torch.Generator().manual_seed(7))
+    estimate = model.encode(model.target_frame(up), up)
+    draws = [sample(model.process(up), estimate, SamplingOptions(sampler="ddim", steps=n, strength=0.5), estimate,
+                    torch.Generator().manual_seed(7)) for n in (1, steps)]
+    expected = (draws[0] - draws[1]).abs().mean()
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
+    if steps == 1:
+        assert loss.item() == pytest.approx(0.0, abs=1e-6)
+    else:
+        assert loss.item() > 1e-4
+
+
+def test_only_the_student_learns_and_the_teacher_is_not_saved_with_it(teacher):
+    model, folder = teacher
+    student = student_of(folder, 4)
+    student.load_state_dict(model.state_dict())
+    loss = student.training_loss({"hr": torch.rand(2, 3, 16, 16), "up": student.upsample(lr_batch()),
+                                  "lr": lr_batch()}, torch.Generator().manual_seed(0))
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+    assert all(p.grad is None for p in student.teacher(torch.device("cpu")).parameters())
+    assert set(student.state_dict()) == set(model.state_dict())
+
+
+def test_a_teacher_of_another_kind_is_refused_in_one_line(tmp_path, teacher):
+    _, folder = teacher
+    other = SR3(SR3Config(unet=UNET, diffusion=DDPMConfig(timesteps=50), scale=4, hr_size=16, target="image"))
+    other.save_pretrained(tmp_path / "other")
+    student = student_of(tmp_path / "other", 4)
+    with pytest.raises(FacesrError, match="differs in target"):
+        student.distill_loss(student.condition_image(lr_batch()))
+
+
+@pytest.mark.parametrize("field,value", [("distill_steps", 0), ("distill_steps", 2.5), ("distill_strength", 1.0),
+                                         ("distill_strength", 0)])
+def test_bad_distillation_settings_are_refused(field, value):
+    with pytest.raises(ConfigValueError, match=field):
+        SR3Config(unet=UNET, **{field: value})
+
+
+def test_distillation_does_not_mix_with_the_identity_loss():
+    with pytest.raises(FacesrError, match="identity_weight"):
+        SR3Config(unet=UNET, distill_from="sr3-x8-res", identity_weight=0.1)
+
+
+def test_the_settings_travel_with_the_config():
+    cfg = SR3Config(unet=UNET, distill_from="sr3-x8-res", distill_steps=6, distill_strength=0.4)
+    assert {f.name for f in dataclasses.fields(cfg)} >= {"distill_from", "distill_steps", "distill_strength"}
+    assert (cfg.distill_steps, cfg.distill_strength) == (6, 0.4)
