@@ -52,8 +52,8 @@ class SR3Config:
     per_batch_t: bool = False  # SR3 parity: one timestep per batch
     base: RegressionNetConfig | None = None  # residual over this frozen regression network's output
     base_from: str | None = None  # the regression model (name or folder) whose weights fill base at step 0
-    # the face networks base_from was trained with (its identity_networks), recorded at step 0: the model's outputs
-    # carry them, so a judge built on one is not independent of this model either
+    # the face networks base_from (and distill_from) were trained with (their identity_networks), recorded at step 0:
+    # the model's outputs carry them, so a judge built on one is not independent of this model either
     base_identity_networks: tuple[str, ...] = ()
     identity_weight: float = 0.0  # x gamma x the identity loss of the denoised estimate against the HR
     # init_from a single-frame model into k frames: "middle" (its condition weights on the middle frame, the
@@ -113,9 +113,18 @@ class SR3(DiffusionSR):
             return self.base(distinct.float()).clamp(0, 1)[index]
 
     def prepare_training(self) -> list[str]:
-        """At step 0: copy ``base_from``'s network weights into ``base`` (checked to be the same network)."""
-        if self.base is None or self.cfg.base_from is None:
-            return []
+        """At step 0: copy ``base_from``'s network weights into ``base`` (checked to be the same network); load and
+        check ``distill_from``, and record the face networks it was trained with (its draws carry them)."""
+        lines = self._take_base() if self.base is not None and self.cfg.base_from is not None else []
+        if self.cfg.distill_from is not None:
+            teacher = self.teacher(torch.device("cpu"))
+            self.cfg.base_identity_networks = tuple(dict.fromkeys(self.cfg.base_identity_networks
+                                                                  + tuple(teacher.identity_networks)))
+            lines.append(f"teacher: {self.cfg.distill_from}, {self.cfg.distill_steps} DDIM steps from strength "
+                         f"{self.cfg.distill_strength}, frozen")
+        return lines
+
+    def _take_base(self) -> list[str]:
         from facesr.methods.hub import load_model
 
         src = load_model(self.cfg.base_from, flag="base_from")
@@ -167,9 +176,9 @@ class SR3(DiffusionSR):
             from facesr.methods.hub import load_model
 
             cached = load_model(self.cfg.distill_from, flag="distill_from")
-            same = ("method", "unet", "base", "target", "residual_scale", "diffusion", "scale")
-            mine, theirs = {"method": "sr3", **vars(self.cfg)}, {"method": cached.method, **vars(cached.cfg)}
-            differ = [k for k in same if mine.get(k) != theirs.get(k)]
+            same = ("unet", "base", "target", "residual_scale", "diffusion", "scale")
+            differ = ["method"] if cached.method != self.method else []
+            differ += [k for k in same if getattr(self.cfg, k) != getattr(cached.cfg, k, None)]
             if differ:
                 raise FacesrError(f"distill_from {self.cfg.distill_from}: not this model's kind of SR3 "
                                   f"(differs in {', '.join(differ)})")

@@ -91,3 +91,19 @@ def test_the_settings_travel_with_the_config():
     cfg = SR3Config(unet=UNET, distill_from="sr3-x8-res", distill_steps=6, distill_strength=0.4)
     assert {f.name for f in dataclasses.fields(cfg)} >= {"distill_from", "distill_steps", "distill_strength"}
     assert (cfg.distill_steps, cfg.distill_strength) == (6, 0.4)
+
+
+def test_the_student_records_the_face_networks_its_teacher_was_trained_with(tmp_path):
+    from facesr.identity.loss import NETWORK
+
+    teacher = SR3(SR3Config(unet=UNET, diffusion=DDPMConfig(timesteps=50), scale=4, hr_size=16, identity_weight=0.1))
+    teacher.save_pretrained(tmp_path / "teacher")
+    student = student_of(tmp_path / "teacher", 4)
+    assert NETWORK not in student.identity_networks
+    lines = student.prepare_training()
+    assert NETWORK in student.identity_networks
+    assert any(line.startswith("teacher:") for line in lines)
+    saved = student.config_dict()
+    fresh = student_of(tmp_path / "teacher", 4)
+    fresh.carry_records(saved)  # a resumed run reads them back from its checkpoint
+    assert NETWORK in fresh.identity_networks
