@@ -5,16 +5,45 @@ in [-1, 1]) or the scaled residual HR - up(LR) (``target = "residual"``). With k
 (MF-SR3, ``unet.cond_images = k``) the condition is all k upsampled frames and the target is the
 middle one (index k // 2): the residual is taken against that frame. A subclass builds its network
 in ``self.net`` and hands the samplers its ``process(up, vector, precision)``.
+
+Sampler distillation (``Distillation``, in every diffusion method's config): with ``distill_from`` the training
+loss is a sampler's, not the data's. One DDIM step of this model from a warm start is pulled toward the frozen
+teacher's ``distill_steps``-step DDIM draw from the same noisy start, so a few-step recipe averages samples that
+look like multi-step draws.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+
+from facesr.config import ConfigValueError
 
 from facesr.diffusion.sampling import DiffusionProcess, sample
 from facesr.errors import FacesrError
 from facesr.io.frames import middle_channels, middle_frame
 from facesr.methods.base import Conditions, Needs, SRMethod
+
+
+@dataclass(kw_only=True)
+class Distillation:
+    """The sampler-distillation fields of a diffusion method's config."""
+
+    # the model (name or folder; the same kind, network and target) whose ``distill_steps``-step DDIM draw from
+    # ``distill_strength`` this one learns to make in one step from the same noisy start (set init_from to it)
+    distill_from: str | None = None
+    distill_steps: int = 8
+    distill_strength: float = 0.5
+    # the face networks the teacher was conditioned on, trained with or guided by, recorded at step 0: its draws
+    # carry them, so a judge built on one is not independent of the student either
+    teacher_identity_networks: tuple[str, ...] = ()
+
+    def check_distillation(self) -> None:
+        if isinstance(self.distill_steps, bool) or not isinstance(self.distill_steps, int) or self.distill_steps < 1:
+            raise ConfigValueError("distill_steps", f"must be an integer >= 1, got {self.distill_steps!r}")
+        if not (isinstance(self.distill_strength, (int, float)) and 0 < self.distill_strength < 1):
+            raise ConfigValueError("distill_strength", f"must be in (0, 1) (a warm start), got {self.distill_strength!r}")
 
 
 class DiffusionSR(SRMethod):
@@ -38,6 +67,9 @@ class DiffusionSR(SRMethod):
         """The upsampled image the output corresponds to: ``up`` itself, or its middle frame."""
         return middle_frame(up)
 
+    # the config fields that define the sampled process: a teacher must agree with its student on them
+    process_fields: tuple[str, ...] = ("unet", "target", "residual_scale", "scale", "operator")
+
     frame_init = "middle"  # how adapt_init_state spreads single-frame weights (SR3: its config's frame_init)
 
     def adapt_init_state(self, state: dict) -> dict:
@@ -57,6 +89,53 @@ class DiffusionSR(SRMethod):
         new[:, 3 * k :] = w[:, 3:]
         return {**state, key: new}
 
+    # --- sampler distillation ---------------------------------------------------------
+    @property
+    def identity_networks(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(super().identity_networks + tuple(self.cfg.teacher_identity_networks)))
+
+    def prepare_training(self) -> list[str]:
+        """At step 0: load and check ``distill_from``, and record the face networks it carries."""
+        if self.cfg.distill_from is None:
+            return []
+        teacher = self.teacher(torch.device("cpu"))
+        self.cfg.teacher_identity_networks = tuple(teacher.identity_networks)
+        return [f"teacher: {self.cfg.distill_from}, {self.cfg.distill_steps} DDIM steps from strength "
+                f"{self.cfg.distill_strength}, frozen"]
+
+    def carry_records(self, saved: dict) -> None:
+        self.cfg.teacher_identity_networks = tuple(saved.get("config", {}).get("teacher_identity_networks", ()))
+
+    def teacher(self, device) -> "DiffusionSR":
+        """``distill_from``, frozen, loaded once and kept outside this module (not trained, not saved)."""
+        cached = self.__dict__.get("_teacher")
+        if cached is None:
+            from facesr.methods.hub import load_model
+
+            cached = load_model(self.cfg.distill_from, flag="distill_from")
+            differ = ["method"] if cached.method != self.method else []
+            differ += [k for k in self.process_fields if getattr(self.cfg, k) != getattr(cached.cfg, k, None)]
+            if differ:
+                raise FacesrError(f"distill_from {self.cfg.distill_from}: not this model's kind of {self.method} "
+                                  f"model (differs in {', '.join(differ)})")
+            cached.eval().requires_grad_(False)
+            self.__dict__["_teacher"] = cached
+        return cached.to(device)
+
+    def distill_loss(self, up, generator=None, vector=None):
+        """L1 in x0 between this model's one step and the teacher's ``distill_steps``-step DDIM draw, both from
+        the same start: the warm-start estimate noised to ``distill_strength`` of the noise range."""
+        from facesr.diffusion.noise import randn_like
+        from facesr.diffusion.samplers import sample_ddim
+
+        estimate = self.encode(self.target_frame(up), up)
+        sigmas = self.sigma_grid(self.cfg.distill_steps, self.cfg.distill_strength)
+        x = estimate + float(sigmas[0]) * randn_like(estimate, generator)
+        target = sample_ddim(self.teacher(up.device).process(up, vector).denoiser, x, sigmas)  # no_grad inside
+        sigma = torch.full((x.shape[0],), float(sigmas[0]), dtype=torch.float64)
+        return (self.process(up, vector).denoiser(x, sigma) - target).abs().mean()
+
+    # --- data <-> diffusion variable ------------------------------------------------------
     def encode(self, hr: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
         if self.cfg.target == "image":
             return hr * 2 - 1

@@ -41,7 +41,7 @@ from facesr.diffusion.sde import denoiser_from_score, make_sde
 from facesr.diffusion.wrappers import EpsScore, VEScore
 from facesr.errors import FacesrError
 from facesr.methods.base import register_method
-from facesr.methods.diffusion_sr import DiffusionSR
+from facesr.methods.diffusion_sr import DiffusionSR, Distillation
 from facesr.nets.unet import ConditionalUNet, UNetConfig
 from facesr.runtime import autocast
 
@@ -49,7 +49,7 @@ SIGMA_DATA = 0.5
 
 
 @dataclass
-class ScoreSRConfig:
+class ScoreSRConfig(Distillation):
     unet: UNetConfig = field(default_factory=lambda: UNetConfig(time_embedding="fourier"))
     sde: str = "ve"  # "ve", "vp" or "subvp"
     sde_params: dict = field(default_factory=dict)  # overrides: sigma_min, sigma_max, beta_min, beta_max, N, eps
@@ -69,6 +69,7 @@ class ScoreSRConfig:
     p_std: float = 1.2
 
     def __post_init__(self):
+        self.check_distillation()
         make_sde(self.sde, **self.sde_params)
         want = "fourier" if self.sde == "ve" else "positional"
         if self.unet.time_embedding != want:
@@ -98,6 +99,7 @@ class ScoreSR(DiffusionSR):
     them its DiffusionProcess (the denoiser by Tweedie from the score, the SDE, and the native score)."""
 
     config_class = ScoreSRConfig
+    process_fields = DiffusionSR.process_fields + ("sde", "sde_params", "input_scaling", "preconditioning")
 
     def __init__(self, cfg: ScoreSRConfig):
         super().__init__(cfg)
@@ -123,8 +125,11 @@ class ScoreSR(DiffusionSR):
         return self.sde.t_of_sigma(log_sigma.exp().clamp(float(lo), float(hi)))
 
     def training_loss(self, batch: dict, generator=None):
-        """Denoising score matching (``facesr.diffusion.losses.dsm_loss``) at times from ``training_times``."""
+        """Denoising score matching (``facesr.diffusion.losses.dsm_loss``) at times from ``training_times``;
+        with ``distill_from``, the distillation loss (``DiffusionSR.distill_loss``)."""
         hr, up = batch["hr"], batch["up"]
+        if self.cfg.distill_from is not None:
+            return self.distill_loss(up, generator, batch.get("vector"))
         x0 = self.encode(hr, up)
         t = self.training_times(x0.shape[0], generator)
         z = torch.randn(x0.shape, generator=generator).to(x0)

@@ -15,9 +15,7 @@ model then diffuses only what the regression output misses, so its posterior mea
 regression's and its samples add detail around it. ``base_from`` names the regression model whose
 weights fill ``base`` when training starts; after that they travel in the model's own weights.
 
-With ``distill_from`` the training loss is a sampler's, not the data's: one DDIM step of this model from a warm start
-is pulled toward the teacher's ``distill_steps``-step draw from the same noisy start (a few-step recipe then averages
-samples that look like multi-step draws).
+``distill_from`` (sampler distillation) is every diffusion method's: see ``facesr.methods.diffusion_sr``.
 """
 
 from __future__ import annotations
@@ -33,14 +31,14 @@ from facesr.diffusion.schedules import DDPMConfig, DDPMSchedule
 from facesr.diffusion.wrappers import EpsDenoiser
 from facesr.errors import FacesrError
 from facesr.methods.base import register_method
-from facesr.methods.diffusion_sr import DiffusionSR
+from facesr.methods.diffusion_sr import DiffusionSR, Distillation
 from facesr.nets.regression import NETS, RegressionNetConfig
 from facesr.nets.unet import ConditionalUNet, UNetConfig
 from facesr.runtime import autocast
 
 
 @dataclass
-class SR3Config:
+class SR3Config(Distillation):
     unet: UNetConfig = field(default_factory=UNetConfig)
     diffusion: DDPMConfig = field(default_factory=DDPMConfig)
     operator: str = "bicubic"
@@ -52,18 +50,13 @@ class SR3Config:
     per_batch_t: bool = False  # SR3 parity: one timestep per batch
     base: RegressionNetConfig | None = None  # residual over this frozen regression network's output
     base_from: str | None = None  # the regression model (name or folder) whose weights fill base at step 0
-    # the face networks base_from (and distill_from) were trained with (their identity_networks), recorded at step 0:
+    # the face networks base_from was trained with (its identity_networks), recorded at step 0:
     # the model's outputs carry them, so a judge built on one is not independent of this model either
     base_identity_networks: tuple[str, ...] = ()
     identity_weight: float = 0.0  # x gamma x the identity loss of the denoised estimate against the HR
     # init_from a single-frame model into k frames: "middle" (its condition weights on the middle frame, the
     # others at 0: exactly that model at step 0) or "spread" (1/k of them on every frame: it starts by averaging)
     frame_init: str = "middle"
-    # sampler distillation: the model (name or folder; same network, base and target) whose ``distill_steps``-step DDIM
-    # draw from ``distill_strength`` this one learns to make in one step from the same noisy start (set init_from to it)
-    distill_from: str | None = None
-    distill_steps: int = 8
-    distill_strength: float = 0.5
 
     def __post_init__(self):
         if self.base is not None and self.unet.cond_images != 1:
@@ -80,10 +73,7 @@ class SR3Config:
             raise FacesrError(f"frame_init must be 'middle' or 'spread', got {self.frame_init!r}")
         if not (isinstance(self.identity_weight, (int, float)) and 0 <= self.identity_weight < float("inf")):
             raise ConfigValueError("identity_weight", f"must be a number >= 0, got {self.identity_weight!r}")
-        if isinstance(self.distill_steps, bool) or not isinstance(self.distill_steps, int) or self.distill_steps < 1:
-            raise ConfigValueError("distill_steps", f"must be an integer >= 1, got {self.distill_steps!r}")
-        if not (isinstance(self.distill_strength, (int, float)) and 0 < self.distill_strength < 1):
-            raise ConfigValueError("distill_strength", f"must be in (0, 1) (a warm start), got {self.distill_strength!r}")
+        self.check_distillation()
         if self.distill_from is not None and self.identity_weight > 0:
             raise FacesrError("distill_from and identity_weight: the distillation loss is the teacher's draw alone")
         make_operator(self.operator, self.scale)
@@ -92,6 +82,7 @@ class SR3Config:
 @register_method("sr3")
 class SR3(DiffusionSR):
     config_class = SR3Config
+    process_fields = DiffusionSR.process_fields + ("base", "diffusion")
 
     def __init__(self, cfg: SR3Config):
         super().__init__(cfg)
@@ -113,16 +104,10 @@ class SR3(DiffusionSR):
             return self.base(distinct.float()).clamp(0, 1)[index]
 
     def prepare_training(self) -> list[str]:
-        """At step 0: copy ``base_from``'s network weights into ``base`` (checked to be the same network); load and
-        check ``distill_from``, and record the face networks it was trained with (its draws carry them)."""
+        """At step 0: copy ``base_from``'s network weights into ``base`` (checked to be the same network); then
+        the teacher of ``distill_from`` (``DiffusionSR.prepare_training``)."""
         lines = self._take_base() if self.base is not None and self.cfg.base_from is not None else []
-        if self.cfg.distill_from is not None:
-            teacher = self.teacher(torch.device("cpu"))
-            self.cfg.base_identity_networks = tuple(dict.fromkeys(self.cfg.base_identity_networks
-                                                                  + tuple(teacher.identity_networks)))
-            lines.append(f"teacher: {self.cfg.distill_from}, {self.cfg.distill_steps} DDIM steps from strength "
-                         f"{self.cfg.distill_strength}, frozen")
-        return lines
+        return lines + super().prepare_training()
 
     def _take_base(self) -> list[str]:
         from facesr.methods.hub import load_model
@@ -138,6 +123,7 @@ class SR3(DiffusionSR):
         return [f"base: the network of {self.cfg.base_from}, frozen{trained}"]
 
     def carry_records(self, saved: dict) -> None:
+        super().carry_records(saved)
         self.cfg.base_identity_networks = tuple(saved.get("config", {}).get("base_identity_networks", ()))
 
     # --- data <-> diffusion variable -------------------------------------------------
@@ -169,35 +155,6 @@ class SR3(DiffusionSR):
             return self.distill_loss(up, generator, batch.get("vector"))
         return self.loss(batch["hr"], up, generator, batch.get("vector"))
 
-    def teacher(self, device) -> "SR3":
-        """``distill_from``, frozen, loaded once and kept outside this module (not trained, not saved)."""
-        cached = self.__dict__.get("_teacher")
-        if cached is None:
-            from facesr.methods.hub import load_model
-
-            cached = load_model(self.cfg.distill_from, flag="distill_from")
-            same = ("unet", "base", "target", "residual_scale", "diffusion", "scale")
-            differ = ["method"] if cached.method != self.method else []
-            differ += [k for k in same if getattr(self.cfg, k) != getattr(cached.cfg, k, None)]
-            if differ:
-                raise FacesrError(f"distill_from {self.cfg.distill_from}: not this model's kind of SR3 "
-                                  f"(differs in {', '.join(differ)})")
-            cached.eval().requires_grad_(False)
-            self.__dict__["_teacher"] = cached
-        return cached.to(device)
-
-    def distill_loss(self, up, generator=None, vector=None):
-        """L1 in x0 between this model's one step and the teacher's ``distill_steps``-step DDIM draw, both from
-        the same start: the warm-start estimate noised to ``distill_strength`` of the schedule."""
-        from facesr.diffusion.noise import randn_like
-        from facesr.diffusion.samplers import sample_ddim
-
-        estimate = self.encode(self.target_frame(up), up)
-        sigmas = self.sigma_grid(self.cfg.distill_steps, self.cfg.distill_strength)
-        x = estimate + float(sigmas[0]) * randn_like(estimate, generator)
-        target = sample_ddim(self.teacher(up.device).denoiser(up, vector), x, sigmas)  # no_grad inside
-        return (self.denoiser(up, vector)(x, sigmas[:1]) - target).abs().mean()
-
     def loss(self, hr, up, generator=None, vector=None):
         """SR3 epsilon loss with continuous noise levels sqrt(gamma) ~ U(sqrt_ab_t, sqrt_ab_{t-1}); with
         ``identity_weight`` w, plus w x mean(gamma x identity loss of the denoised face against the HR)."""
@@ -209,19 +166,22 @@ class SR3(DiffusionSR):
         def eps_fn(x_t, sqrt_gamma):
             return self.net(x_t, self.noise_input(sqrt_gamma), cond, vector)
 
-        x0_loss = None
-        if self.cfg.identity_weight > 0:
-            from facesr.identity.loss import identity_losses
-
-            if hr.shape[-2:] != (self.hr_size, self.hr_size):
-                raise FacesrError(f"identity_weight needs whole {self.hr_size}-px faces, not {hr.shape[-1]}-px patches: "
-                                  f"set data.patch_size to 0 or {self.hr_size}")
-
-            def x0_loss(x0_hat, gamma):
-                face = self.decode(x0_hat, up)  # not clamped: out-of-range pixels keep their gradient
-                return self.cfg.identity_weight * (gamma * identity_losses(face, hr)).mean()
-
+        x0_loss = self.identity_x0_loss(hr, up) if self.cfg.identity_weight > 0 else None
         return sr3_eps_loss(eps_fn, x0, self.schedule, generator, self.cfg.loss, self.cfg.per_batch_t, x0_loss)
+
+    def identity_x0_loss(self, hr, up):
+        """(x0_hat, gamma) -> w x mean(gamma x identity loss of the decoded face against ``hr``), w = identity_weight."""
+        from facesr.identity.loss import identity_losses
+
+        if hr.shape[-2:] != (self.hr_size, self.hr_size):
+            raise FacesrError(f"identity_weight needs whole {self.hr_size}-px faces, not {hr.shape[-1]}-px patches: "
+                              f"set data.patch_size to 0 or {self.hr_size}")
+
+        def x0_loss(x0_hat, gamma):
+            face = self.decode(x0_hat, up)  # not clamped: out-of-range pixels keep their gradient
+            return self.cfg.identity_weight * (gamma * identity_losses(face, hr)).mean()
+
+        return x0_loss
 
     # --- sampling --------------------------------------------------------------------
     def denoiser(self, up: torch.Tensor, vector=None, clip: bool = True, precision: str = "fp32") -> EpsDenoiser:

@@ -1,5 +1,5 @@
-"""Sampler distillation (``distill_from``): the loss is this model's one DDIM step against the teacher's
-``distill_steps``-step draw from the same noisy start, checked against the engine's own sampler."""
+"""Sampler distillation (``distill_from``, SR3 and score-SDE alike): the loss is this model's one DDIM step against
+the teacher's ``distill_steps``-step draw from the same noisy start, checked against the engine's own sampler."""
 
 import dataclasses
 
@@ -11,22 +11,24 @@ from facesr.diffusion.sampling import sample
 from facesr.diffusion.schedules import DDPMConfig
 from facesr.engine.options import SamplingOptions
 from facesr.errors import FacesrError
+from facesr.methods.score_sde import ScoreSR, ScoreSRConfig
 from facesr.methods.sr3 import SR3, SR3Config
 from facesr.nets.unet import UNetConfig
 
 UNET = UNetConfig(block_out_channels=(32, 32), attention_levels=())
+KINDS = {"sr3": lambda **kw: SR3(SR3Config(unet=UNET, diffusion=DDPMConfig(timesteps=50), scale=4, hr_size=16, **kw)),
+         "score-sde": lambda **kw: ScoreSR(ScoreSRConfig(unet=dataclasses.replace(UNET, time_embedding="fourier"),
+                                                         scale=4, hr_size=16, **kw))}
 
 
-def student_of(teacher_folder, steps: int, **changes) -> SR3:
-    cfg = SR3Config(unet=UNET, diffusion=DDPMConfig(timesteps=50), scale=4, hr_size=16,
-                    distill_from=str(teacher_folder), distill_steps=steps, **changes)
-    return SR3(cfg)
+def student_of(teacher_folder, steps: int, kind: str = "sr3", **changes):
+    return KINDS[kind](distill_from=str(teacher_folder), distill_steps=steps, **changes)
 
 
-@pytest.fixture
-def teacher(tmp_path):
+@pytest.fixture(params=list(KINDS))
+def teacher(tmp_path, request):
     torch.manual_seed(0)
-    model = SR3(SR3Config(unet=UNET, diffusion=DDPMConfig(timesteps=50), scale=4, hr_size=16))
+    model = KINDS[request.param]()
     model.save_pretrained(tmp_path / "teacher")
     return model, tmp_path / "teacher"
 
@@ -38,7 +40,7 @@ def lr_batch():
 @pytest.mark.parametrize("steps", [1, 4])
 def test_a_student_equal_to_its_teacher_scores_the_engines_one_step_against_its_multi_step_draw(teacher, steps):
     model, folder = teacher
-    student = student_of(folder, steps)
+    student = student_of(folder, steps, model.method)
     student.load_state_dict(model.state_dict())
     lr = lr_batch()
     up = student.condition_image(lr)
@@ -56,7 +58,7 @@ def test_a_student_equal_to_its_teacher_scores_the_engines_one_step_against_its_
 
 def test_only_the_student_learns_and_the_teacher_is_not_saved_with_it(teacher):
     model, folder = teacher
-    student = student_of(folder, 4)
+    student = student_of(folder, 4, model.method)
     student.load_state_dict(model.state_dict())
     loss = student.training_loss({"hr": torch.rand(2, 3, 16, 16), "up": student.upsample(lr_batch()),
                                   "lr": lr_batch()}, torch.Generator().manual_seed(0))
@@ -66,20 +68,20 @@ def test_only_the_student_learns_and_the_teacher_is_not_saved_with_it(teacher):
     assert set(student.state_dict()) == set(model.state_dict())
 
 
-def test_a_teacher_of_another_kind_is_refused_in_one_line(tmp_path, teacher):
-    _, folder = teacher
-    other = SR3(SR3Config(unet=UNET, diffusion=DDPMConfig(timesteps=50), scale=4, hr_size=16, target="image"))
-    other.save_pretrained(tmp_path / "other")
+@pytest.mark.parametrize("other,differs", [("sr3", "target"), ("score-sde", "method")])
+def test_a_teacher_of_another_kind_is_refused_in_one_line(tmp_path, other, differs):
+    KINDS[other](**({"target": "image"} if other == "sr3" else {})).save_pretrained(tmp_path / "other")
     student = student_of(tmp_path / "other", 4)
-    with pytest.raises(FacesrError, match="differs in target"):
+    with pytest.raises(FacesrError, match=f"differs in {differs}"):
         student.distill_loss(student.condition_image(lr_batch()))
 
 
 @pytest.mark.parametrize("field,value", [("distill_steps", 0), ("distill_steps", 2.5), ("distill_strength", 1.0),
                                          ("distill_strength", 0)])
-def test_bad_distillation_settings_are_refused(field, value):
+@pytest.mark.parametrize("config", [lambda **kw: SR3Config(unet=UNET, **kw), lambda **kw: ScoreSRConfig(**kw)])
+def test_bad_distillation_settings_are_refused(field, value, config):
     with pytest.raises(ConfigValueError, match=field):
-        SR3Config(unet=UNET, **{field: value})
+        config(**{field: value})
 
 
 def test_distillation_does_not_mix_with_the_identity_loss():
@@ -107,3 +109,13 @@ def test_the_student_records_the_face_networks_its_teacher_was_trained_with(tmp_
     fresh = student_of(tmp_path / "teacher", 4)
     fresh.carry_records(saved)  # a resumed run reads them back from its checkpoint
     assert NETWORK in fresh.identity_networks
+
+
+def test_a_score_sde_student_records_the_face_networks_its_teacher_carries(tmp_path):
+    from facesr.identity.loss import NETWORK
+
+    KINDS["score-sde"](teacher_identity_networks=(NETWORK,)).save_pretrained(tmp_path / "teacher")  # itself a student
+    student = student_of(tmp_path / "teacher", 4, "score-sde")
+    assert NETWORK not in student.identity_networks
+    student.prepare_training()
+    assert NETWORK in student.identity_networks
