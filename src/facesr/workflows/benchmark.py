@@ -79,12 +79,15 @@ def parse_method(text: str) -> Method:
 
 
 def check_methods(methods: list[Method], baseline: str | None = None) -> list[Method]:
-    """Labels name folders: they must differ, and the baseline must be one of them."""
+    """Labels name folders: they must differ, and the baseline must be one of them and not the only one (a
+    baseline with nothing to compare would fail after the runs)."""
     labels = [m.label for m in methods]
     if len(set(labels)) != len(labels):
         raise FacesrError(f"method labels must differ, got {labels}")
     if baseline is not None and baseline not in labels:
         raise FacesrError(f"baseline {baseline!r} is not one of the method labels {labels}")
+    if baseline is not None and len(labels) == 1:
+        raise FacesrError(f"baseline {baseline!r} is the only method: give another to compare with it, or drop --baseline")
     return methods
 
 

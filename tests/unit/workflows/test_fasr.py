@@ -279,6 +279,10 @@ def test_benchmark_table_over_methods(tmp_path, sample_faces, tiny_model, capsys
     capsys.readouterr()
     assert main(["benchmark", "--hr", str(root), "--method", f"sr3={tiny_model}", "--baseline", "bicubic"]) == 2
     assert "baseline 'bicubic' is not one of the method labels" in capsys.readouterr().err
+    assert main(["benchmark", "--hr", str(root), "--method", f"sr3={tiny_model}", "--baseline", "sr3",
+                 "-o", str(tmp_path / "alone")]) == 2
+    assert "baseline 'sr3' is the only method" in capsys.readouterr().err
+    assert not (tmp_path / "alone").exists()  # refused before any run
     assert main(["benchmark", "--hr", str(root), "--method", f"x={tiny_model},aux=2"]) == 2
     assert main(["benchmark", "--hr", str(root), "--method", "nolabel"]) == 2
     err = capsys.readouterr().err
