@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import torch
 
 from facesr.config import ConfigValueError
-
 from facesr.diffusion.sampling import DiffusionProcess, sample
 from facesr.errors import FacesrError
 from facesr.io.frames import middle_channels, middle_frame
