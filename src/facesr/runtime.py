@@ -7,6 +7,10 @@ and leaves one core free unless the user sets FACESR_NUM_THREADS.
 
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported late, after the thread settings
+    import torch
 
 
 def default_num_threads() -> int:

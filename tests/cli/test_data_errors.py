@@ -4,7 +4,6 @@ command returns 1), and a mistake that stops the command returns 2 before any wo
 
 import csv
 import json
-import shutil
 
 import numpy as np
 import pytest

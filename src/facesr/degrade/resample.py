@@ -9,7 +9,7 @@ Images are float tensors (B, C, H, W) in [0, 1].
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F

@@ -121,7 +121,7 @@ def _details(s: _Stream, kind: str) -> Layer:
     elif kind == "fc" and tag in ("fc_2", "fc_3"):
         outputs, inputs = s.int(), s.int()
         params = s.tensor()
-        weights, biases = s.alias(), s.alias()
+        s.alias(), s.alias()  # the weights' and biases' aliases: both are in params
         bias_mode = s.int()
         for _ in range(4):
             s.float()

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facesr.io.images import list_images, read_image, to_tensor, to_uint8
+from facesr.io.images import list_images, read_image
 from facesr.errors import FacesrError, InputError
 from facesr.identity import aggregate as agg
 

@@ -7,9 +7,13 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+if TYPE_CHECKING:  # torch only where a tensor is made: reading images does not start it
+    import torch
 
 from facesr.errors import FacesrError, InputError
 

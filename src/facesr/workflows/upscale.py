@@ -7,6 +7,7 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +17,9 @@ from facesr.engine.refs_gate import THRESHOLD as REFS_GATE, gated
 from facesr.engine.run import check_input, check_memory, output_problem, super_resolve_tensors, warm_start_model
 from facesr.errors import InputError
 from facesr.io.images import atomic_write_text, read_image, to_tensor, to_uint8, write_image
+
+if TYPE_CHECKING:
+    import torch
 
 
 def std_heatmap(std: torch.Tensor, full_scale: float = 0.1) -> "np.ndarray":

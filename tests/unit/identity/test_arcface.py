@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from facesr.errors import FacesrError
-from facesr.identity.arcface import (ARCFACE_POINTS, CHIP_POINTS, OnnxArcFaceEmbedder, similarity_transform,
+from facesr.identity.arcface import (ARCFACE_POINTS, CHIP_POINTS, similarity_transform,
                                      warp_to_template)
 from facesr.identity.embedders import make_embedder
 from facesr.io.images import list_images, read_image
