@@ -136,10 +136,11 @@ def model_recipe(model, draws: bool = False) -> dict:
 
 def mean_estimates(model, opts: SamplingOptions) -> bool:
     """True when a diffusion model's samples are one-step estimates of the mean face (steps 1), not draws from
-    the faces the LR allows: their agreement overstates stability, their spread understates uncertainty."""
+    the faces the LR allows: their agreement overstates stability, their spread understates uncertainty. A
+    distilled model's one step from its distillation strength is a draw (``DiffusionSR.one_step_draws``)."""
     from facesr.methods.diffusion_sr import DiffusionSR
 
-    return isinstance(model, DiffusionSR) and opts.steps == 1 and opts.samples > 1
+    return isinstance(model, DiffusionSR) and opts.steps == 1 and opts.samples > 1 and not model.one_step_draws(opts)
 
 
 def check_given(opts: SamplingOptions, given: set[str]) -> None:

@@ -121,6 +121,12 @@ class DiffusionSR(SRMethod):
             self.__dict__["_teacher"] = cached
         return cached.to(device)
 
+    def one_step_draws(self, options) -> bool:
+        """Whether one DDIM step (``options``) makes a draw rather than an estimate of the mean: this model was
+        distilled to make its teacher's multi-step draws in one step, and ``options`` start where it learnt to."""
+        return (self.cfg.distill_from is not None and options.sampler == "ddim" and options.steps == 1
+                and abs(options.strength - self.cfg.distill_strength) < 1e-9)
+
     def distill_loss(self, up, generator=None, vector=None):
         """L1 in x0 between this model's one step and the teacher's ``distill_steps``-step DDIM draw, both from
         the same start: the warm-start estimate noised to ``distill_strength`` of the noise range."""

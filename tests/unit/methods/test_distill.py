@@ -119,3 +119,16 @@ def test_a_score_sde_student_records_the_face_networks_its_teacher_carries(tmp_p
     assert NETWORK not in student.identity_networks
     student.prepare_training()
     assert NETWORK in student.identity_networks
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_students_one_step_from_its_distillation_strength_is_a_draw(kind):
+    """The report's stability and the uncertainty maps take such samples as draws; any other one step is a mean."""
+    from facesr.engine.options import mean_estimates
+
+    student, plain = KINDS[kind](distill_from="teacher", distill_strength=0.7), KINDS[kind]()
+    at = dict(sampler="ddim", steps=1, samples=4)
+    assert not mean_estimates(student, SamplingOptions(strength=0.7, **at))
+    assert mean_estimates(student, SamplingOptions(strength=0.5, **at))
+    assert mean_estimates(plain, SamplingOptions(strength=0.7, **at))
+    assert not mean_estimates(student, SamplingOptions(strength=0.7, **{**at, "steps": 2}))  # a multi-step draw anyway
