@@ -58,3 +58,12 @@ def test_a_model_declares_whether_its_samples_differ_as_they_do(name):
     conditions = conditions_for(model, 1, ref=faces[1] if model.needs.reference else None)
     _, _, (samples,) = super_resolve_tensors(model, [lr], ["face"], opts, "cpu", keep_samples=True, conditions=conditions)
     assert model.draws == (not torch.equal(samples[0], samples[1]))
+
+
+def test_the_distilled_sr3_x8_draws_with_its_few_step_recipe():
+    """sr3-x8 is a student distilled to make its teacher's draws in one step: its recipe's samples are its draws."""
+    model = load_model("sr3-x8")
+    opts = SamplingOptions.for_model(model, draws=True)
+    assert opts.steps == 1 and model.network_evaluations(opts) <= 8
+    assert not mean_estimates(model, opts)
+    assert mean_estimates(model, SamplingOptions.for_model(model, strength=0.5))  # not where it learnt to draw
