@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from facesr.errors import FacesrError, InputError
+
 if TYPE_CHECKING:  # torch only where a tensor is made: reading images does not start it
     import torch
-
-from facesr.errors import FacesrError, InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 MAX_PIXELS = 64_000_000  # a face tool has no business decoding more; guards decompression bombs
