@@ -33,6 +33,7 @@ from facesr.io.images import atomic_write_text  # noqa: E402
 from facesr.io.records import ResultLog  # noqa: E402
 from facesr.methods.base import Conditions  # noqa: E402
 from facesr.methods.hub import DEFAULT_MODEL, bundled_models, load_model  # noqa: E402
+from facesr.workflows.upscale import describe_recipe  # noqa: E402
 
 
 def median_time(fn, repeats: int) -> float:
@@ -201,8 +202,7 @@ def main() -> None:
                   "|---|---|---|---|---|---|---|---|"]
         for threads, name, prec, t in recipe:
             opts = SamplingOptions.for_model(ends[name])
-            mirrored = ", every second mirrored" if opts.flip else ""
-            lines.append(f"| {threads} | {name} | {opts.samples} x {opts.steps} step(s){mirrored} | "
+            lines.append(f"| {threads} | {name} | {describe_recipe(ends[name], opts)} | "
                          f"{ends[name].network_evaluations(opts)} | {prec} | 16 | {t:.3f} | {1 / t:.2f} |")
     if train:
         lines += ["", "## Training (bf16 autocast)", "", "| threads | model | batch | patch | s / step | steps / hour |",

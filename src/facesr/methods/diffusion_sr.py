@@ -9,7 +9,8 @@ in ``self.net`` and hands the samplers its ``process(up, vector, precision)``.
 Sampler distillation (``Distillation``, in every diffusion method's config): with ``distill_from`` the training
 loss is a sampler's, not the data's. One DDIM step of this model from a warm start is pulled toward the frozen
 teacher's ``distill_steps``-step DDIM draw from the same noisy start, so a few-step recipe averages samples that
-look like multi-step draws.
+look like multi-step draws. ``distill_denoise_weight`` w > 0 adds w x the model's own denoising loss on the same
+batch, so that its multi-step draws stay its teacher's rather than drifting with the one-step target.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class Distillation:
     distill_from: str | None = None
     distill_steps: int = 8
     distill_strength: float = 0.5
+    # w: plus w x this model's own denoising loss (the data's) on the same batch; 0 = the distillation loss alone
+    distill_denoise_weight: float = 0.0
     # the face networks the teacher was conditioned on, trained with or guided by, recorded at step 0: its draws
     # carry them, so a judge built on one is not independent of the student either
     teacher_identity_networks: tuple[str, ...] = ()
@@ -43,6 +46,9 @@ class Distillation:
             raise ConfigValueError("distill_steps", f"must be an integer >= 1, got {self.distill_steps!r}")
         if not (isinstance(self.distill_strength, (int, float)) and 0 < self.distill_strength < 1):
             raise ConfigValueError("distill_strength", f"must be in (0, 1) (a warm start), got {self.distill_strength!r}")
+        w = self.distill_denoise_weight
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w < float("inf"):
+            raise ConfigValueError("distill_denoise_weight", f"must be a number >= 0, got {w!r}")
 
 
 class DiffusionSR(SRMethod):
@@ -120,6 +126,25 @@ class DiffusionSR(SRMethod):
             cached.eval().requires_grad_(False)
             self.__dict__["_teacher"] = cached
         return cached.to(device)
+
+    # --- training --------------------------------------------------------------------------
+    def training_condition(self, batch: dict) -> torch.Tensor:
+        """up(LR) of a training batch, the condition the network sees."""
+        return batch["up"]
+
+    def denoising_loss(self, hr, up, generator=None, vector=None) -> torch.Tensor:
+        """The method's own diffusion loss of HR given the condition ``up``."""
+        raise NotImplementedError
+
+    def training_loss(self, batch: dict, generator=None):
+        """The denoising loss; with ``distill_from``, the distillation loss (plus ``distill_denoise_weight`` x the
+        denoising loss). ``forward`` calls it, so DDP synchronises gradients."""
+        up, vector = self.training_condition(batch), batch.get("vector")
+        if self.cfg.distill_from is None:
+            return self.denoising_loss(batch["hr"], up, generator, vector)
+        loss = self.distill_loss(up, generator, vector)
+        w = self.cfg.distill_denoise_weight
+        return loss + w * self.denoising_loss(batch["hr"], up, generator, vector) if w else loss
 
     def one_step_draws(self, options) -> bool:
         """Whether one DDIM step (``options``) makes a draw rather than an estimate of the mean: this model was

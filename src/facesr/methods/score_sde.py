@@ -124,16 +124,12 @@ class ScoreSR(DiffusionSR):
         lo, hi = self.sde.sigma(torch.tensor(self.cfg.train_eps, dtype=torch.float64)), self.sde.sigma(torch.tensor(1.0, dtype=torch.float64))
         return self.sde.t_of_sigma(log_sigma.exp().clamp(float(lo), float(hi)))
 
-    def training_loss(self, batch: dict, generator=None):
-        """Denoising score matching (``facesr.diffusion.losses.dsm_loss``) at times from ``training_times``;
-        with ``distill_from``, the distillation loss (``DiffusionSR.distill_loss``)."""
-        hr, up = batch["hr"], batch["up"]
-        if self.cfg.distill_from is not None:
-            return self.distill_loss(up, generator, batch.get("vector"))
+    def denoising_loss(self, hr, up, generator=None, vector=None):
+        """Denoising score matching (``facesr.diffusion.losses.dsm_loss``) at times from ``training_times``."""
         x0 = self.encode(hr, up)
         t = self.training_times(x0.shape[0], generator)
         z = torch.randn(x0.shape, generator=generator).to(x0)
-        cond, vector = up * 2 - 1, batch.get("vector")
+        cond = up * 2 - 1
         return dsm_loss(lambda x, t: self.score(x, t, cond, vector), self.sde, x0, t.to(x0.device), z, self.cfg.reduce,
                         SIGMA_DATA if self.cfg.weighting == "edm" else None)
 

@@ -148,14 +148,10 @@ class SR3(DiffusionSR):
         trained = (NETWORK,) if self.cfg.identity_weight > 0 else ()
         return tuple(dict.fromkeys(super().identity_networks + trained + tuple(self.cfg.base_identity_networks)))
 
-    def training_loss(self, batch: dict, generator=None):
-        """The loss of a batch {"hr", "up", ...} (``forward`` calls it, so DDP synchronises gradients)."""
-        up = batch["up"] if self.base is None else self.condition_image(batch["lr"])
-        if self.cfg.distill_from is not None:
-            return self.distill_loss(up, generator, batch.get("vector"))
-        return self.loss(batch["hr"], up, generator, batch.get("vector"))
+    def training_condition(self, batch: dict) -> torch.Tensor:
+        return batch["up"] if self.base is None else self.condition_image(batch["lr"])
 
-    def loss(self, hr, up, generator=None, vector=None):
+    def denoising_loss(self, hr, up, generator=None, vector=None):
         """SR3 epsilon loss with continuous noise levels sqrt(gamma) ~ U(sqrt_ab_t, sqrt_ab_{t-1}); with
         ``identity_weight`` w, plus w x mean(gamma x identity loss of the denoised face against the HR)."""
         from facesr.diffusion.losses import sr3_eps_loss

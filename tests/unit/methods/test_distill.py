@@ -76,8 +76,24 @@ def test_a_teacher_of_another_kind_is_refused_in_one_line(tmp_path, other, diffe
         student.distill_loss(student.condition_image(lr_batch()))
 
 
+@pytest.mark.parametrize("weight", [0.0, 0.5])
+def test_the_denoise_weight_adds_the_models_own_loss_on_the_same_batch(teacher, weight):
+    model, folder = teacher
+    student = student_of(folder, 3, model.method, distill_denoise_weight=weight)
+    student.load_state_dict(model.state_dict())
+    hr = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    up = student.upsample(lr_batch())
+    loss = student.training_loss({"hr": hr, "up": up, "lr": lr_batch()}, torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)  # the same draws, in the same order
+    distill = student.distill_loss(up, g)
+    denoise = student.denoising_loss(hr, up, g)
+    assert distill.item() > 1e-4 and denoise.item() > 1e-4
+    assert loss.item() == pytest.approx((distill + weight * denoise).item() if weight else distill.item(), rel=1e-5)
+
+
 @pytest.mark.parametrize("field,value", [("distill_steps", 0), ("distill_steps", 2.5), ("distill_strength", 1.0),
-                                         ("distill_strength", 0)])
+                                         ("distill_strength", 0), ("distill_denoise_weight", -0.1),
+                                         ("distill_denoise_weight", True), ("distill_denoise_weight", float("nan"))])
 @pytest.mark.parametrize("config", [lambda **kw: SR3Config(unet=UNET, **kw), lambda **kw: ScoreSRConfig(**kw)])
 def test_bad_distillation_settings_are_refused(field, value, config):
     with pytest.raises(ConfigValueError, match=field):

@@ -192,7 +192,7 @@ def test_a_base_network_is_the_condition_and_the_frame_of_the_residual():
     assert (out - base_out).abs().max() < 0.02
     # training diffuses HR - base(LR): an HR equal to the base output is a zero target
     seen = {}
-    m.loss = lambda hr, up, generator=None, vector=None: seen.setdefault("x0", m.encode(hr, up))
+    m.denoising_loss = lambda hr, up, generator=None, vector=None: seen.setdefault("x0", m.encode(hr, up))
     m.training_loss({"hr": base_out, "up": m.upsample(lr), "lr": lr})
     assert torch.count_nonzero(seen["x0"]) == 0
     assert not any(p.requires_grad for p in m.base.parameters())
@@ -296,13 +296,13 @@ def test_identity_weight_adds_the_weighted_identity_loss_and_marks_dlib(sample_f
 
     base = sr3_eps_loss(eps_fn, weighted.encode(hr, up), weighted.schedule, torch.Generator().manual_seed(3),
                         x0_loss=record)
-    total = weighted.loss(hr, up, torch.Generator().manual_seed(3))
+    total = weighted.denoising_loss(hr, up, torch.Generator().manual_seed(3))
     torch.testing.assert_close(total, base + 0.5 * seen["id"])
     assert seen["id"] > 0
-    torch.testing.assert_close(plain.loss(hr, up, torch.Generator().manual_seed(3)), base)
+    torch.testing.assert_close(plain.denoising_loss(hr, up, torch.Generator().manual_seed(3)), base)
     assert plain.identity_networks == () and weighted.identity_networks == ("dlib",)
     with pytest.raises(FacesrError, match="identity_weight needs whole 128-px faces"):
-        weighted.loss(hr[..., :64, :64], up[..., :64, :64])
+        weighted.denoising_loss(hr[..., :64, :64], up[..., :64, :64])
     for bad in (-1, float("nan"), "1"):
         with pytest.raises(FacesrError, match="identity_weight"):
             SR3Config(unet=unet, identity_weight=bad)
