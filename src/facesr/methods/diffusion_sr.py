@@ -10,7 +10,8 @@ Sampler distillation (``Distillation``, in every diffusion method's config): wit
 loss is a sampler's, not the data's. One DDIM step of this model from a warm start is pulled toward the frozen
 teacher's ``distill_steps``-step DDIM draw from the same noisy start, so a few-step recipe averages samples that
 look like multi-step draws. ``distill_denoise_weight`` w > 0 adds w x the model's own denoising loss on the same
-batch, so that its multi-step draws stay its teacher's rather than drifting with the one-step target.
+batch, to keep the student a model of the data (one trained on the distillation loss alone makes worse multi-step
+draws than its teacher).
 """
 
 from __future__ import annotations
