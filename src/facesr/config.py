@@ -29,6 +29,18 @@ class ConfigValueError(FacesrError):
         super().__init__(f"{key}: {problem}")
 
 
+def finite(value) -> bool:
+    """A real, finite number (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def at_least(cfg, name: str, low) -> None:
+    """ConfigValueError unless the field ``name`` of ``cfg`` is a finite number >= ``low``."""
+    value = getattr(cfg, name)
+    if not finite(value) or value < low:
+        raise ConfigValueError(name, f"must be at least {low}, got {value!r}")
+
+
 def show(value) -> str:
     """A value as it would read in the JSON file, shortened."""
     try:

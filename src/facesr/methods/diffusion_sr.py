@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from facesr.config import ConfigValueError
+from facesr.config import ConfigValueError, at_least
 from facesr.diffusion.sampling import DiffusionProcess, sample
 from facesr.errors import FacesrError
 from facesr.io.frames import middle_channels, middle_frame
@@ -47,9 +47,7 @@ class Distillation:
             raise ConfigValueError("distill_steps", f"must be an integer >= 1, got {self.distill_steps!r}")
         if not (isinstance(self.distill_strength, (int, float)) and 0 < self.distill_strength < 1):
             raise ConfigValueError("distill_strength", f"must be in (0, 1) (a warm start), got {self.distill_strength!r}")
-        w = self.distill_denoise_weight
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w < float("inf"):
-            raise ConfigValueError("distill_denoise_weight", f"must be a number >= 0, got {w!r}")
+        at_least(self, "distill_denoise_weight", 0)
 
 
 class DiffusionSR(SRMethod):

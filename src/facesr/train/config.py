@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from facesr.config import ConfigValueError, from_dict, load_json, to_dict
+from facesr.config import ConfigValueError, at_least, finite, from_dict, load_json, to_dict
 from facesr.errors import FacesrError
 
 
@@ -34,9 +34,9 @@ class DataConfig:
     reference: str | None = None
 
     def __post_init__(self):
-        _at_least(self, "patch_size", 0)
-        _at_least(self, "frames", 1)
-        _at_least(self, "motion_px", 0)
+        at_least(self, "patch_size", 0)
+        at_least(self, "frames", 1)
+        at_least(self, "motion_px", 0)
         _probability(self, "jitter_prob")
         if not 0 <= self.vector_dropout < 1:
             raise ConfigValueError("vector_dropout", f"must be in [0, 1), got {self.vector_dropout}")
@@ -76,38 +76,28 @@ class OptimConfig:
         if len(self.periods) != len(self.restart_weights) or any(p < 1 for p in self.periods):
             raise FacesrError("periods and restart_weights must have the same length, periods positive")
         for name in ("batch_size", "max_steps", "checkpoint_every", "keep_checkpoints", "log_every"):
-            _at_least(self, name, 1)
+            at_least(self, name, 1)
         for name in ("warmup_steps", "seed", "eta_min", "grad_clip"):
-            _at_least(self, name, 0)
+            at_least(self, name, 0)
         _positive(self, "lr")
         _probability(self, "ema_decay")
-        if len(self.betas) != 2 or not all(_finite(b) and 0 <= b < 1 for b in self.betas):
+        if len(self.betas) != 2 or not all(finite(b) and 0 <= b < 1 for b in self.betas):
             raise ConfigValueError("betas", f"must be two numbers in [0, 1), got {list(self.betas)}")
-        if any(not _finite(w) or w < 0 for w in self.restart_weights):
+        if any(not finite(w) or w < 0 for w in self.restart_weights):
             raise ConfigValueError("restart_weights", f"must be numbers >= 0, got {list(self.restart_weights)}")
-        if any(not _finite(v) or v <= 0 for v in self.lr_scale.values()):
+        if any(not finite(v) or v <= 0 for v in self.lr_scale.values()):
             raise ConfigValueError("lr_scale", f"values must be positive numbers, got {self.lr_scale}")
-
-
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _at_least(cfg, name: str, low) -> None:
-    value = getattr(cfg, name)
-    if not _finite(value) or value < low:
-        raise ConfigValueError(name, f"must be at least {low}, got {value!r}")
 
 
 def _positive(cfg, name: str) -> None:
     value = getattr(cfg, name)
-    if not _finite(value) or value <= 0:
+    if not finite(value) or value <= 0:
         raise ConfigValueError(name, f"must be a positive number, got {value!r}")
 
 
 def _probability(cfg, name: str) -> None:
     value = getattr(cfg, name)
-    if not _finite(value) or not 0 <= value <= 1:
+    if not finite(value) or not 0 <= value <= 1:
         raise ConfigValueError(name, f"must be in [0, 1], got {value!r}")
 
 
