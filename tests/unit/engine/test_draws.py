@@ -60,9 +60,10 @@ def test_a_model_declares_whether_its_samples_differ_as_they_do(name):
     assert model.draws == (not torch.equal(samples[0], samples[1]))
 
 
-def test_the_distilled_sr3_x8_draws_with_its_few_step_recipe():
-    """sr3-x8 is a student distilled to make its teacher's draws in one step: its recipe's samples are its draws."""
-    model = load_model("sr3-x8")
+@pytest.mark.parametrize("name", ["sr3-x8", "fasr-x8"])
+def test_a_distilled_model_draws_with_its_few_step_recipe(name):
+    """These are students distilled to make their teachers' draws in one step: their recipe's samples are draws."""
+    model = load_model(name)
     opts = SamplingOptions.for_model(model, draws=True)
     assert opts.steps == 1 and model.network_evaluations(opts) <= 8
     assert not mean_estimates(model, opts)
