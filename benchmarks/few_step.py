@@ -89,9 +89,9 @@ def main() -> None:
                  if close else f"none up to {max(args.nfe)} | – | –")
         cells += (f" | {int(same[0]['network_evaluations'])} | {agree[id(same[0])]:.2f}" if same else f" | none up to {max(args.nfe)} | –")
         lines.append(f"| {sampler} | {cells} |")
-    lines += ["", f"Agreement = mean PSNR between each setting's output and the reference output for the same face and "
-              f"starting noise: how far a few-step run is from what the reference run converges to (deterministic "
-              f"samplers only approach it; stochastic ones such as pc do not).", "",
+    lines += ["", "Agreement = mean PSNR between each setting's output and the reference output for the same face and "
+              "starting noise: how far a few-step run is from what the reference run converges to (deterministic "
+              "samplers only approach it; stochastic ones such as pc do not).", "",
               "| sampler | network evaluations | steps | PSNR (dB) | SSIM | consistency | agreement (dB) | s / face |",
               "|---|---|---|---|---|---|---|---|"]
     unique = {(r["sampler"], r["network_evaluations"]): r for r in rows + ref_rows}  # two budgets can give one setting

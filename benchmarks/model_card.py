@@ -138,7 +138,6 @@ def main() -> None:
     exp = json.loads((run / "experiment.json").read_text())
     cfg = json.loads((model / "config.json").read_text())
     size = sum(f.stat().st_size for f in model.glob("*.safetensors")) / 1e6
-    import torch  # noqa: F401  (parameter count from the weights)
     from safetensors.torch import load_file
 
     n_params = sum(v.numel() for f in model.glob("*.safetensors") for v in load_file(str(f)).values())

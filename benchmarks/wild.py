@@ -123,7 +123,7 @@ def main() -> None:
     names = sorted(split)
     galleries = [j.embed([read_image(split[n]["gallery"]) for n in names]) for j in judges]
     finder = FaceFinder(realign=not args.no_realign)
-    lines = [f"# In-the-wild restoration on LFW group scenes", "",
+    lines = ["# In-the-wild restoration on LFW group scenes", "",
              f"{len(people) // 6} scenes of 6 people (3 x 2 probe photos of `{args.photos}`, 750x500), downscaled with "
              f"the bicubic operator. Judges: {', '.join(j.name for j in judges)}, against the 200 dev/lfw gallery "
              "chips (dlib's ResNet is in the training loss of msrresnet-x8 and msrresnet-x8-wild and conditions FASR; "
