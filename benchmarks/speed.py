@@ -95,6 +95,14 @@ def timed(state, key: tuple, measure) -> float:
     return kept["seconds"]
 
 
+def training_step_kind(model) -> str:
+    """What one training step of the model's config does: plain, or distillation from a teacher's draw."""
+    cfg = getattr(model, "cfg", None)
+    if getattr(cfg, "distill_from", None):
+        return f"distillation ({cfg.distill_steps}-step teacher)"
+    return "plain"
+
+
 def train_step_seconds(model, batch: int, patch: int, repeats: int) -> float:
     model.train()
     opt = torch.optim.Adam(model.parameters(), 1e-5)
@@ -205,10 +213,15 @@ def main() -> None:
             lines.append(f"| {threads} | {name} | {describe_recipe(ends[name], opts)} | "
                          f"{ends[name].network_evaluations(opts)} | {prec} | 16 | {t:.3f} | {1 / t:.2f} |")
     if train:
-        lines += ["", "## Training (bf16 autocast)", "", "| threads | model | batch | patch | s / step | steps / hour |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["", "## Training (bf16 autocast)", "",
+                  "A step of the model's own config: for a distilled model that is a distillation step (its frozen "
+                  "teacher's few-step draw, then the student's step), which costs several of the plain steps its "
+                  "teacher trained with.", "",
+                  "| threads | model | step | batch | patch | s / step | steps / hour |",
+                  "|---|---|---|---|---|---|---|"]
         for threads, name, batch, patch, t in train:
-            lines.append(f"| {threads} | {name} | {batch} | {patch}px | {t:.3f} | {3600 / t:.0f} |")
+            lines.append(f"| {threads} | {name} | {training_step_kind(models[name])} | {batch} | {patch}px | {t:.3f} | "
+                         f"{3600 / t:.0f} |")
     atomic_write_text(Path(args.out), "\n".join(lines) + "\n")
     state_path.unlink(missing_ok=True)  # the table holds them now: the next run measures afresh
     print("\n".join(lines))
