@@ -63,6 +63,11 @@ def test_refs_one_list_for_all_equals_the_same_list_per_input(fasr, faces):
     assert all(np.array_equal(a, b) for a, b in zip(shared, per_input))
 
 
+def levels(a, b):
+    """The largest difference between two 8-bit images, in levels."""
+    return np.abs(a.astype(int) - b.astype(int)).max()
+
+
 def test_refs_per_input_condition_each_input_on_its_own_person(fasr, faces):
     """Input i of a batch gets the vector of refs[i]: the pixels of a run alone with those refs (to one 8-bit level:
     a batch of two and a batch of one may round differently), far from those of a run with another person's."""
@@ -70,9 +75,6 @@ def test_refs_per_input_condition_each_input_on_its_own_person(fasr, faces):
     both = facesr.upscale([lr, lr], model=fasr, refs=[[faces[1]], [faces[4]]], refs_gate=None, **FAST)
     alone = facesr.upscale([lr], model=fasr, refs=[faces[1]], refs_gate=None, **FAST)[0]
     other = facesr.upscale([lr], model=fasr, refs=[faces[4]], refs_gate=None, **FAST)[0]
-    def levels(a, b):
-        return np.abs(a.astype(int) - b.astype(int)).max()
-
     assert levels(both[0], alone) <= 1 and levels(both[0], other) > 8
 
 
